@@ -1,0 +1,75 @@
+/**
+ * The syscall surface the safe API stands on. Two implementations exist:
+ * the native addon (`native.ts`, real kernel) and the fake kernel
+ * (`testing/fake-kernel.ts`). Nothing here knows a VFIO struct layout: ioctl
+ * arguments are plain integers or byte buffers packed by vfio-bindings.
+ *
+ * Every method throws a `VfioError` (code such as 'EBADF', negative errno as
+ * Node does, syscall name) when the syscall fails.
+ */
+
+/** Readiness watcher for one fd on the Node event loop (uv_poll). */
+export interface Poller {
+  /** Starts watching; `onReadable` runs on the loop each time the fd is readable. */
+  start(): void;
+  /** Stops watching; may be started again. */
+  stop(): void;
+  /** Stops and frees the watcher; idempotent. */
+  close(): void;
+  /** Keeps the event loop alive while started (the default). */
+  ref(): void;
+  /** Lets the process exit even while started. */
+  unref(): void;
+}
+
+export interface Backend {
+  /** open(2); flags are O_* numbers (O_CLOEXEC is always added). Returns the fd. */
+  open(path: string, flags: number): number;
+  /** close(2). */
+  close(fd: number): void;
+  /**
+   * ioctl(2). `arg` is an integer passed by value, or a byte buffer passed by
+   * pointer that the kernel may read and write in place. Returns the
+   * syscall's non-negative result.
+   */
+  ioctl(fd: number, request: number, arg?: number | Uint8Array): number;
+  /** pread(2) into `buffer`; returns the byte count. */
+  pread(fd: number, buffer: Uint8Array, offset: bigint): number;
+  /** pwrite(2) from `buffer`; returns the byte count. */
+  pwrite(fd: number, buffer: Uint8Array, offset: bigint): number;
+
+  /** mmap(2) MAP_SHARED of `length` bytes of `fd` at `offset`, as an external ArrayBuffer. */
+  mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer;
+  /** Detaches `buffer` (views then throw) and munmaps it. Throws if not a live mapping. */
+  munmap(buffer: ArrayBuffer): void;
+  /** Volatile MMIO accessors on a live mapping; offset is bounds- and alignment-checked. */
+  mmioRead8(buffer: ArrayBuffer, offset: number): number;
+  mmioRead16(buffer: ArrayBuffer, offset: number): number;
+  mmioRead32(buffer: ArrayBuffer, offset: number): number;
+  mmioRead64(buffer: ArrayBuffer, offset: number): bigint;
+  mmioWrite8(buffer: ArrayBuffer, offset: number, value: number): void;
+  mmioWrite16(buffer: ArrayBuffer, offset: number, value: number): void;
+  mmioWrite32(buffer: ArrayBuffer, offset: number, value: number): void;
+  mmioWrite64(buffer: ArrayBuffer, offset: number, value: bigint): void;
+
+  /** eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK added. */
+  eventfd(initval: number, flags: number): number;
+  /** Reads the eventfd counter (8 bytes); throws EAGAIN when it is zero. */
+  eventfdRead(fd: number): bigint;
+  /** Adds `value` to the eventfd counter. */
+  eventfdWrite(fd: number, value: bigint): void;
+  /**
+   * Watches `fd` for readability on the calling environment's event loop.
+   * The callback gets an error when polling fails. Created stopped.
+   */
+  poll(fd: number, onReadable: (error: Error | null) => void): Poller;
+
+  /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer. */
+  allocDma(size: number): ArrayBuffer;
+  /** Detaches and frees memory from allocDma. */
+  freeDma(buffer: ArrayBuffer): void;
+  /** The process virtual address of an allocDma or mmap buffer (for MAP_DMA's vaddr). Never exposed publicly. */
+  addressOf(buffer: ArrayBuffer): bigint;
+  /** The system page size. */
+  pageSize(): number;
+}

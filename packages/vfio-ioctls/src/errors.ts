@@ -1,0 +1,103 @@
+import { constants as osConstants } from 'node:os';
+
+/** What a VfioError knows of the failed call, beyond the errno. */
+export interface VfioErrorContext {
+  /** The syscall that failed: 'open', 'ioctl', 'mmap', ... */
+  syscall?: string;
+  /** The VFIO operation, by its ioctl name: 'VFIO_SET_IOMMU', 'VFIO_IOMMU_MAP_DMA', ... */
+  operation?: string;
+  /** The file the call was about: '/dev/vfio/vfio', '/dev/vfio/12'. */
+  path?: string;
+  /** The device the call was about, by PCI address or name. */
+  device?: string;
+  /** A likely cause and what to do; set from the common causes when not given. */
+  hint?: string;
+}
+
+const errnoByName: Record<string, number> = osConstants.errno as Record<string, number>;
+const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([name, value]) => [value, name]));
+
+/** The hints for the common causes, keyed by VFIO operation, then by code. */
+const hints: Record<string, Record<string, string>> = {
+  VFIO_SET_IOMMU: {
+    EPERM: 'the IOMMU has no interrupt remapping; enable it (intel_iommu=on, intremap) or load vfio_iommu_type1 with allow_unsafe_interrupts=1',
+  },
+  VFIO_IOMMU_MAP_DMA: {
+    ENOMEM: 'pinning the buffer exceeded RLIMIT_MEMLOCK (ulimit -l) or the IOMMU ran out of DMA mappings',
+  },
+  VFIO_GROUP_SET_CONTAINER: {
+    EBUSY: 'the group is already attached to another container',
+  },
+  VFIO_GROUP_GET_DEVICE_FD: {
+    EBUSY: 'the device is already open, in this process or another',
+  },
+};
+const genericHints: Record<string, string> = {
+  EACCES: 'no permission on the /dev/vfio node: run as root or give your user the group file (udev rule or chown)',
+  EBUSY: 'the device or group is in use by another process or handle',
+  ENOENT: 'no such node: is the device bound to vfio-pci and the vfio modules loaded?',
+};
+
+/**
+ * The one error class of the library: a failed syscall or a kernel refusal,
+ * with Node's error shape (code, negative errno, syscall) plus the VFIO
+ * operation, the path or device, and a hint when the cause is a common one.
+ */
+export class VfioError extends Error {
+  override name = 'VfioError';
+  /** 'EBUSY', 'EINVAL', ... or a library code such as 'ERR_VFIO_CLOSED'. */
+  readonly code: string;
+  /** Negative errno, as Node's own errors carry it; 0 for library codes. */
+  readonly errno: number;
+  readonly syscall?: string;
+  readonly operation?: string;
+  readonly path?: string;
+  readonly device?: string;
+  readonly hint?: string;
+
+  constructor(code: string, message: string, context: VfioErrorContext & { errno?: number } = {}) {
+    const hint = context.hint ?? hintFor(context.operation, code);
+    super(hint ? `${message} (hint: ${hint})` : message);
+    this.code = code;
+    this.errno = context.errno ?? -(errnoByName[code] ?? 0);
+    this.syscall = context.syscall;
+    this.operation = context.operation;
+    this.path = context.path;
+    this.device = context.device;
+    this.hint = hint;
+  }
+
+  /** Builds the error for a failed syscall from its errno (positive or negative). */
+  static fromErrno(errno: number, context: VfioErrorContext): VfioError {
+    const code = nameByErrno.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+    const what = [context.operation, context.syscall].filter(Boolean).join(' ');
+    const about = context.device ?? context.path;
+    const message = `${code}: ${what || 'call'} failed${about ? ` on ${about}` : ''}`;
+    return new VfioError(code, message, { ...context, errno: -Math.abs(errno) });
+  }
+
+  /**
+   * Adds what the caller knows (operation, path, device) to an error that
+   * came from the backend, keeping its code and errno. Other errors pass through.
+   */
+  static annotate(error: unknown, context: VfioErrorContext): unknown {
+    if (!(error instanceof VfioError) && !isErrnoError(error)) return error;
+    const errno = (error as { errno: number }).errno;
+    const syscall = context.syscall ?? (error as { syscall?: string }).syscall;
+    return VfioError.fromErrno(errno, { ...context, syscall });
+  }
+}
+
+function hintFor(operation: string | undefined, code: string): string | undefined {
+  return (operation ? hints[operation]?.[code] : undefined) ?? genericHints[code];
+}
+
+function isErrnoError(error: unknown): boolean {
+  return error instanceof Error && typeof (error as { errno?: unknown }).errno === 'number'
+    && typeof (error as { code?: unknown }).code === 'string';
+}
+
+/** The error for any call on a handle after close(). */
+export function closedError(what: string): VfioError {
+  return new VfioError('ERR_VFIO_CLOSED', `${what} is closed`);
+}

@@ -1,0 +1,172 @@
+/*
+ * Guest floor for issue 6 items 1-5: each operation as a tight loop over
+ * the raw syscall (or a volatile pointer for MMIO). The JS driver runs this
+ * program and the library alternately, with the same batch sizes, so the
+ * two sides differ only in what sits between the loop and the kernel.
+ *
+ * Usage: vfio_bench GROUP_PATH BDF OP:BATCH:SAMPLES:WARMUP...
+ * Prints one JSON line per OP (see bench.h); ns per operation.
+ */
+#include "vfio_dev.h"
+#include <sys/eventfd.h>
+
+/* edu BAR0 registers (QEMU docs/specs/edu.rst). */
+#define EDU_ID 0x00        /* identification, read-only */
+#define EDU_LIVENESS 0x04  /* read back inverted: a harmless write target */
+#define EDU_IRQ_RAISE 0x60 /* value ORed into the interrupt status, MSI sent */
+#define EDU_IRQ_ACK 0x64
+/* Past the registers, edu reads all-ones and ignores writes: a safe place
+ * for the 4 KiB region read/write. */
+#define EDU_SCRATCH 0x1000
+
+#define DMA_IOVA 0x100000ull
+
+static struct vdev dev;
+static int irq_efd = -1;
+static void *dma_4k, *dma_2m;
+
+static void op_region_info(void)
+{
+	struct vfio_region_info ri = { .argsz = sizeof ri, .index = VFIO_PCI_BAR0_REGION_INDEX };
+	CHECK(ioctl(dev.device, VFIO_DEVICE_GET_REGION_INFO, &ri));
+	bench_sink = ri.size;
+}
+
+static void op_irq_info(void)
+{
+	struct vfio_irq_info ii = { .argsz = sizeof ii, .index = VFIO_PCI_MSI_IRQ_INDEX };
+	CHECK(ioctl(dev.device, VFIO_DEVICE_GET_IRQ_INFO, &ii));
+	bench_sink = ii.count;
+}
+
+static void map_unmap(void *buf, uint64_t size)
+{
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof map,
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)buf, .iova = DMA_IOVA, .size = size,
+	};
+	CHECK(ioctl(dev.container, VFIO_IOMMU_MAP_DMA, &map));
+	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof unmap, .iova = DMA_IOVA, .size = size };
+	CHECK(ioctl(dev.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+}
+
+static void op_dma_4k(void) { map_unmap(dma_4k, 4096); }
+static void op_dma_2m(void) { map_unmap(dma_2m, 2u << 20); }
+
+static void op_mmio_read32(void) { bench_sink = vdev_read32(&dev, EDU_ID); }
+static void op_mmio_write32(void) { vdev_write32(&dev, EDU_LIVENESS, 0x5a5a5a5a); }
+
+static void op_pread_4(void)
+{
+	uint32_t v;
+	CHECK(pread(dev.device, &v, 4, dev.bar0_offset + EDU_ID));
+	bench_sink = v;
+}
+
+static void op_pwrite_4(void)
+{
+	uint32_t v = 0x5a5a5a5a;
+	CHECK(pwrite(dev.device, &v, 4, dev.bar0_offset + EDU_LIVENESS));
+}
+
+static uint8_t page[4096];
+static void op_pread_4k(void) { CHECK(pread(dev.device, page, sizeof page, dev.bar0_offset + EDU_SCRATCH)); }
+static void op_pwrite_4k(void) { CHECK(pwrite(dev.device, page, sizeof page, dev.bar0_offset + EDU_SCRATCH)); }
+
+/* One interrupt: raise it through BAR0, block until the eventfd counts it,
+ * acknowledge. Timed alone (batch 1) it is the latency; in a batch it is
+ * the sustained closed-loop rate. */
+static void op_irq(void)
+{
+	uint64_t count;
+	vdev_write32(&dev, EDU_IRQ_RAISE, 1);
+	CHECK(read(irq_efd, &count, sizeof count));
+	vdev_write32(&dev, EDU_IRQ_ACK, 1);
+}
+
+static void *alloc_pinned(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("mmap anonymous");
+		exit(2);
+	}
+	memset(p, 0, size); /* fault the pages in now, not in the first map */
+	return p;
+}
+
+static void setup_irq(void)
+{
+	vdev_bus_master(&dev);
+	CHECK(irq_efd = eventfd(0, EFD_CLOEXEC)); /* blocking: read() waits */
+	struct {
+		struct vfio_irq_set set;
+		int32_t fd;
+	} req = {
+		.set = {
+			.argsz = sizeof req,
+			.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+			.index = VFIO_PCI_MSI_IRQ_INDEX, .start = 0, .count = 1,
+		},
+		.fd = irq_efd,
+	};
+	CHECK(ioctl(dev.device, VFIO_DEVICE_SET_IRQS, &req));
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} ops[] = {
+	{ "region-info", op_region_info }, { "irq-info", op_irq_info },
+	{ "dma-4k", op_dma_4k },           { "dma-2m", op_dma_2m },
+	{ "mmio-read32", op_mmio_read32 }, { "mmio-write32", op_mmio_write32 },
+	{ "pread-4", op_pread_4 },         { "pwrite-4", op_pwrite_4 },
+	{ "pread-4k", op_pread_4k },       { "pwrite-4k", op_pwrite_4k },
+	{ "irq-latency", op_irq },         { "irq-rate", op_irq },
+};
+
+static void run(const char *spec)
+{
+	char name[64];
+	unsigned batch, nsamples, warmup;
+	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch) {
+		fprintf(stderr, "bad op spec %s (want OP:BATCH:SAMPLES:WARMUP)\n", spec);
+		exit(1);
+	}
+	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+		if (strcmp(ops[k].name, name))
+			continue;
+		double *samples = calloc(nsamples ? nsamples : 1, sizeof *samples);
+		for (unsigned s = 0; s < warmup + nsamples; s++) {
+			uint64_t t0 = now_ns();
+			for (unsigned i = 0; i < batch; i++)
+				ops[k].fn();
+			uint64_t t1 = now_ns();
+			if (s >= warmup)
+				samples[s - warmup] = (double)(t1 - t0) / batch;
+		}
+		print_samples(name, batch, samples, nsamples);
+		free(samples);
+		return;
+	}
+	fprintf(stderr, "unknown op %s\n", name);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: vfio_bench GROUP_PATH BDF OP:BATCH:SAMPLES:WARMUP...\n");
+		return 1;
+	}
+	vdev_open(&dev, argv[1], argv[2]);
+	dma_4k = alloc_pinned(4096);
+	dma_2m = alloc_pinned(2u << 20);
+	setup_irq();
+	for (int i = 3; i < argc; i++)
+		run(argv[i]);
+	close(irq_efd);
+	vdev_close(&dev);
+	return 0;
+}

@@ -1,0 +1,72 @@
+'use strict';
+const { VmError } = require('./errors');
+
+// Device profiles. Each device has a role (the name tests look it up by in
+// testbed.json), a QEMU model, the QEMU arguments that create it, and its
+// slot path: device.function at each level from the root bus. Every address
+// is fixed here so that the guest can find each role again; bus numbers
+// behind bridges are the firmware's choice, hence paths rather than BDFs.
+//
+// The machine runs with -nodefaults: q35's default e1000e at 00:02.0 would
+// otherwise be a device nobody asked for (and a NIC the suite would bind by
+// accident); the suite adds its own e1000e at a known address instead.
+// Root bus slots 0x10 and up are left to the harness's 9p shares.
+
+const edu = (role, bus, addr) => ({ role, model: 'edu', qemu: ['-device', `edu,bus=${bus},addr=${addr}`] });
+
+const PROFILES = {
+  // The demo: one edu device on the root bus (DMA engine, MSI, INTx, no reset).
+  edu: {
+    description: 'one edu device',
+    devices: [{ ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' }],
+  },
+
+  suite: {
+    description: 'edu, nvme behind a root port, e1000e, two edu devices sharing an IOMMU group',
+    devices: [
+      { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
+      {
+        // e1000e on the root bus: an I/O BAR and a ROM region. Its netdev is
+        // user networking with restrict=on, so the guest reaches nothing.
+        role: 'e1000e',
+        model: 'e1000e',
+        slotPath: '04.0',
+        qemu: ['-netdev', 'user,id=net0,restrict=on', '-device', 'e1000e,netdev=net0,bus=pcie.0,addr=0x4'],
+      },
+      {
+        // nvme on a null drive behind a root port: FLR reset, MSI-X (65
+        // vectors, MSIX_MAPPABLE); behind the port, hot reset info has a
+        // dependent (on the root bus it is ENODEV).
+        role: 'nvme',
+        model: 'nvme',
+        slotPath: '05.0/00.0',
+        qemu: [
+          '-device', 'pcie-root-port,id=rp_nvme,chassis=1,slot=1,bus=pcie.0,addr=0x5',
+          '-drive', 'if=none,id=nvme0,file=null-co://,format=raw',
+          '-device', 'nvme,drive=nvme0,serial=vfio-testbed,bus=rp_nvme,addr=0x0',
+        ],
+      },
+      {
+        // Behind a PCIe-to-PCI bridge the bridge and every device on it form
+        // one IOMMU group: the case of several devices per group.
+        role: 'shared-edu-1',
+        model: 'edu',
+        slotPath: '06.0/00.0/01.0',
+        qemu: [
+          '-device', 'pcie-root-port,id=rp_bridge,chassis=2,slot=2,bus=pcie.0,addr=0x6',
+          '-device', 'pcie-pci-bridge,id=pcibr,bus=rp_bridge,addr=0x0',
+          '-device', 'edu,bus=pcibr,addr=0x1',
+        ],
+      },
+      { ...edu('shared-edu-2', 'pcibr', '0x2'), slotPath: '06.0/00.0/02.0' },
+    ],
+  },
+};
+
+function getProfile(name) {
+  const p = PROFILES[name];
+  if (!p) throw new VmError(`unknown profile "${name}" (known: ${Object.keys(PROFILES).join(', ')})`);
+  return { name, ...p };
+}
+
+module.exports = { PROFILES, getProfile };

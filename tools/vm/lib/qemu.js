@@ -1,0 +1,64 @@
+'use strict';
+const fs = require('node:fs');
+
+// The guest kernel's command line: quiet, but the serial console stays the
+// job's stdout. panic=-1 with QEMU's -no-reboot turns a kernel panic into a
+// QEMU exit instead of a hang until the timeout. shpchp (built in) fails
+// noisily on the emulated pcie-pci-bridge, whose hotplug nobody uses.
+const KERNEL_CMDLINE = 'console=ttyS0 intel_iommu=on quiet panic=-1 initcall_blacklist=shpcd_init';
+
+function kvmUsable() {
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A 9p export; multidevs=remap keeps inode numbers unique when the exported
+// tree spans several filesystems (the host root always does).
+// QEMU's option syntax escapes a comma by doubling it.
+const optPath = (p) => p.replace(/,/g, ',,');
+
+function share(id, hostPath, tag, addr, readonly) {
+  const ro = readonly ? ',readonly=on' : '';
+  return [
+    '-fsdev', `local,id=${id},path=${optPath(hostPath)},security_model=none,multidevs=remap${ro}`,
+    '-device', `virtio-9p-pci,fsdev=${id},mount_tag=${tag},bus=pcie.0,addr=${addr}`,
+  ];
+}
+
+// kernel, initrd: files; runDir: the writable run folder; resultsDir: an
+// optional second writable folder; profile: from profiles.js.
+function qemuArgs({ kernel, initrd, runDir, resultsDir, profile, kvm = kvmUsable(), memoryMiB = 2048, cpus = 2 }) {
+  // With KVM, interrupt remapping needs the split irqchip (QEMU refuses
+  // intremap=on otherwise). intremap=on is what lets VFIO_SET_IOMMU succeed
+  // without allow_unsafe_interrupts.
+  const machine = kvm ? 'q35,kernel-irqchip=split' : 'q35';
+  const args = [
+    '-machine', machine,
+    '-accel', kvm ? 'kvm' : 'tcg',
+    '-cpu', 'max',
+    '-m', String(memoryMiB),
+    '-smp', String(cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-display', 'none',
+    '-monitor', 'none',
+    '-serial', 'stdio',
+    '-no-reboot',
+    // The IOMMU first: devices created before it would sit outside it.
+    '-device', 'intel-iommu,intremap=on',
+    '-kernel', optPath(kernel),
+    '-initrd', optPath(initrd),
+    '-append', KERNEL_CMDLINE,
+    ...share('fsroot', '/', 'hostroot', '0x10', true),
+    ...share('fsrun', runDir, 'vmrun', '0x11', false),
+  ];
+  if (resultsDir) args.push(...share('fsresults', resultsDir, 'results', '0x12', false));
+  for (const d of profile.devices) args.push(...d.qemu);
+  return args;
+}
+
+module.exports = { qemuArgs, kvmUsable, KERNEL_CMDLINE };

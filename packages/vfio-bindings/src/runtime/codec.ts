@@ -1,0 +1,373 @@
+import { checkBytes, checkCount, checkOffset, viewOf } from './bytes';
+import { bindingsRangeError, bindingsTypeError } from './errors';
+import { checkScalar, describe, isScalarType, readScalar, SCALAR_SIZE, type ScalarType, writeScalar } from './scalars';
+
+/** What encode accepts for a decoded type T: every field optional (zero when missing), 64-bit fields also as safe-integer numbers. */
+export type EncodeInput<T> = { [K in keyof T]?: EncodeValue<T[K]> };
+export type EncodeValue<V> = [V] extends [bigint]
+  ? bigint | number
+  : [V] extends [number]
+    ? number
+    : V extends readonly (infer E)[]
+      ? readonly EncodeValue<E>[]
+      : V extends object
+        ? EncodeInput<V>
+        : V;
+
+export interface DecodeOptions {
+  /** Elements of the flexible array member to decode when the struct holds no count for it. */
+  flexCount?: number;
+}
+
+/** Anything with a fixed size that can be packed into and read from bytes: a struct codec or a scalar. */
+export interface ElementCodec<T, In = EncodeValue<T>> {
+  readonly name: string;
+  readonly size: number;
+  readonly align: number;
+  encode(value: In, target?: Uint8Array, offset?: number): Uint8Array;
+  decode(bytes: Uint8Array, offset?: number): T;
+}
+
+export interface FieldInfo {
+  readonly name: string;
+  readonly offset: number;
+  /** Bytes the member occupies; 0 for a flexible array member. */
+  readonly size: number;
+  /** The C type as written in the header, with the array dimension: "__u32", "struct vfio_iova_range[]". */
+  readonly type: string;
+  /** Scalar kind, or the codec of a nested struct/union. */
+  readonly element: ScalarType | StructCodec<any>;
+  /** Array length; undefined for a plain member, 'flexible' for a flexible array member. */
+  readonly count?: number | 'flexible';
+  /** [unionId, alternative] pairs: members of the same union id but another alternative share bytes. */
+  readonly union?: readonly (readonly [number, number])[];
+}
+
+export interface FlexInfo {
+  readonly field: string;
+  readonly element: ElementCodec<any, any>;
+  /** The member that counts the elements, when the struct has one. */
+  readonly countField?: string;
+}
+
+export interface PointerArrayInfo {
+  /** The __u64 member that holds the user address of the array. */
+  readonly field: string;
+  readonly countField: string;
+  readonly element: StructCodec<any>;
+}
+
+export interface StructCodec<T> extends ElementCodec<T, EncodeInput<T>> {
+  readonly kind: 'struct' | 'union';
+  /** sizeof, without any flexible array elements. */
+  readonly size: number;
+  readonly align: number;
+  readonly fields: readonly FieldInfo[];
+  readonly flex?: FlexInfo;
+  readonly pointerArrays?: readonly PointerArrayInfo[];
+  /** Byte offset of a member; nested members as "header.next". */
+  offsetOf(field: (keyof T & string) | string): number;
+  /** Bytes encode(value) produces: size plus the flexible array elements given. */
+  encodedSize(value: EncodeInput<T>): number;
+  encode(value: EncodeInput<T>, target?: Uint8Array, offset?: number): Uint8Array;
+  decode(bytes: Uint8Array, offset?: number, options?: DecodeOptions): T;
+}
+
+/** [name, offset, element, ctype, count (0 plain, -1 flexible, n array), union "id:alt,..."] as the generator writes it. */
+export type FieldRow = readonly [string, number, ScalarType | StructCodec<any>, string, number?, string?];
+
+export interface StructExtras {
+  countField?: string;
+  pointerArrays?: readonly { field: string; countField: string; element: () => StructCodec<any> }[];
+}
+
+const scalarCodecs = new Map<ScalarType, ElementCodec<number | bigint>>();
+
+/** A codec for one scalar, used as the element of scalar flexible arrays. */
+export function scalarCodec(type: ScalarType): ElementCodec<number | bigint> {
+  let c = scalarCodecs.get(type);
+  if (!c) {
+    const size = SCALAR_SIZE[type];
+    c = Object.freeze({
+      name: type,
+      size,
+      align: size,
+      encode(value: unknown, target?: Uint8Array, offset = 0) {
+        const v = checkScalar(type, value, type, 'value');
+        const out = target ?? new Uint8Array(size);
+        checkTarget(out, offset, size, type, 'value');
+        writeScalar(viewOf(out), offset, type, v);
+        return out;
+      },
+      decode(bytes: Uint8Array, offset = 0) {
+        checkBytes(bytes, type, 'value');
+        checkOffset(offset, type, 'value');
+        if (offset + size > bytes.length) throw bindingsRangeError(type, 'value', `needs ${size} bytes at offset ${offset}, buffer has ${bytes.length}`);
+        return readScalar(viewOf(bytes), offset, type);
+      },
+    });
+    scalarCodecs.set(type, c);
+  }
+  return c;
+}
+
+function checkTarget(target: unknown, offset: unknown, need: number, struct: string, field: string): asserts target is Uint8Array {
+  checkBytes(target, struct, field);
+  checkOffset(offset, struct, field);
+  if (offset + need > target.length) {
+    throw bindingsRangeError(struct, field, `target too short: needs ${need} bytes at offset ${offset}, target has ${target.length}`);
+  }
+}
+
+interface Field extends FieldInfo {
+  readonly arrayLength: number; // 0 plain, -1 flexible, n array
+  readonly elemSize: number;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+
+const isArrayLike = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
+
+class Codec<T> implements StructCodec<T> {
+  readonly fields: readonly Field[];
+  readonly flex?: FlexInfo;
+  readonly pointerArrays?: readonly PointerArrayInfo[];
+  private readonly byName: ReadonlyMap<string, Field>;
+  private readonly fixed: readonly Field[];
+  private readonly flexField?: Field;
+
+  constructor(
+    readonly name: string,
+    readonly kind: 'struct' | 'union',
+    readonly size: number,
+    readonly align: number,
+    rows: readonly FieldRow[],
+    extras: StructExtras,
+  ) {
+    this.fields = rows.map(([fname, offset, element, ctype, count = 0, union = '']) => {
+      const elemSize = isScalarType(element) ? SCALAR_SIZE[element] : element.size;
+      const info: Field = {
+        name: fname,
+        offset,
+        size: count === -1 ? 0 : elemSize * Math.max(count, 1),
+        type: count === -1 ? `${ctype}[]` : count > 0 ? `${ctype}[${count}]` : ctype,
+        element,
+        count: count === -1 ? 'flexible' : count > 0 ? count : undefined,
+        union: union ? union.split(',').map((p) => p.split(':').map(Number) as unknown as readonly [number, number]) : undefined,
+        arrayLength: count,
+        elemSize,
+      };
+      return Object.freeze(info);
+    });
+    this.byName = new Map(this.fields.map((f) => [f.name, f]));
+    this.fixed = this.fields.filter((f) => f.arrayLength !== -1);
+    this.flexField = this.fields.find((f) => f.arrayLength === -1);
+    if (this.flexField) {
+      const f = this.flexField;
+      this.flex = Object.freeze({
+        field: f.name,
+        element: isScalarType(f.element) ? scalarCodec(f.element) : f.element,
+        ...(extras.countField ? { countField: extras.countField } : {}),
+      });
+    }
+    if (extras.pointerArrays) {
+      // Elements are looked up lazily: the header may define them after this struct.
+      this.pointerArrays = extras.pointerArrays.map((p) =>
+        Object.freeze({ field: p.field, countField: p.countField, get element() { return p.element(); } }),
+      );
+    }
+    Object.freeze(this);
+  }
+
+  offsetOf(path: string): number {
+    let codec: Codec<any> = this;
+    let offset = 0;
+    for (const part of String(path).split('.')) {
+      const f = codec.byName.get(part);
+      if (!f) throw bindingsRangeError(codec.name, part, `no such field`);
+      offset += f.offset;
+      if (isScalarType(f.element) || f.arrayLength !== 0) {
+        if (part !== String(path).split('.').pop()) throw bindingsRangeError(codec.name, part, 'is not a struct');
+        return offset;
+      }
+      codec = f.element as Codec<any>;
+    }
+    return offset;
+  }
+
+  private flexItems(value: Record<string, unknown>): ArrayLike<unknown> | undefined {
+    const f = this.flexField;
+    if (!f || value[f.name] === undefined) return undefined;
+    const items = value[f.name];
+    if (!isArrayLike(items)) throw bindingsTypeError(this.name, f.name, `expected an array, got ${describe(items)}`);
+    return items;
+  }
+
+  checkValue(value: unknown): asserts value is Record<string, unknown> {
+    if (!isPlainObject(value)) throw bindingsTypeError(this.name, '(value)', `expected an object, got ${describe(value)}`);
+    for (const k of Object.keys(value)) {
+      if (!this.byName.has(k)) throw bindingsTypeError(this.name, k, 'no such field');
+    }
+  }
+
+  encodedSize(value: EncodeInput<T>): number {
+    this.checkValue(value);
+    const items = this.flexItems(value);
+    if (!items) return this.size;
+    return Math.max(this.size, this.flexField!.offset + items.length * this.flexField!.elemSize);
+  }
+
+  encode(value: EncodeInput<T>, target?: Uint8Array, offset = 0): Uint8Array {
+    const total = this.encodedSize(value);
+    let out: Uint8Array;
+    if (target === undefined) {
+      out = new Uint8Array(total);
+      offset = 0;
+    } else {
+      checkTarget(target, offset, total, this.name, '(target)');
+      out = target;
+      out.fill(0, offset, offset + total); // padding and missing fields are zero
+    }
+    this.write(viewOf(out), offset, value as Record<string, unknown>);
+    return out;
+  }
+
+  /** Writes into zeroed bytes; value already checked to be an object. */
+  write(view: DataView, base: number, value: Record<string, unknown>): void {
+    const given: Field[] = [];
+    for (const f of this.fixed) {
+      const v = value[f.name];
+      if (v === undefined) continue;
+      given.push(f);
+      this.writeField(view, base, f, v);
+    }
+    const flex = this.flexField;
+    const items = this.flexItems(value);
+    if (flex && items) {
+      for (let i = 0; i < items.length; i++) this.writeElement(view, base + flex.offset + i * flex.elemSize, flex, items[i], `${flex.name}[${i}]`);
+    }
+    this.checkUnions(view, base, given, value);
+  }
+
+  private writeField(view: DataView, base: number, f: Field, v: unknown): void {
+    if (f.arrayLength === 0) return this.writeElement(view, base + f.offset, f, v, f.name);
+    if (!isArrayLike(v)) throw bindingsTypeError(this.name, f.name, `expected an array of ${f.arrayLength}, got ${describe(v)}`);
+    if (v.length > f.arrayLength) throw bindingsRangeError(this.name, f.name, `${v.length} elements given, the array holds ${f.arrayLength}`);
+    for (let i = 0; i < v.length; i++) this.writeElement(view, base + f.offset + i * f.elemSize, f, v[i], `${f.name}[${i}]`);
+  }
+
+  private writeElement(view: DataView, at: number, f: Field, v: unknown, label: string): void {
+    if (isScalarType(f.element)) {
+      writeScalar(view, at, f.element, checkScalar(f.element, v, this.name, label));
+      return;
+    }
+    const inner: Codec<any> = f.element as Codec<any>;
+    try {
+      inner.checkValue(v);
+      inner.write(view, at, v);
+    } catch (e) {
+      // Name the path from this struct down: vfio_region_info_cap_sparse_mmap.areas[1].size.
+      throw rename(e, this.name, label, inner.name);
+    }
+  }
+
+  // Members of one union that were both given must agree on the bytes they
+  // share; otherwise the later one silently overwrote the first.
+  private checkUnions(view: DataView, base: number, given: Field[], value: Record<string, unknown>): void {
+    const tagged = given.filter((f) => f.union);
+    if (tagged.length < 2) return;
+    for (const f of tagged) {
+      for (const g of tagged) {
+        if (f === g || !conflict(f, g)) continue;
+        const scratch = new Uint8Array(this.size);
+        const sv = viewOf(scratch);
+        this.writeField(sv, 0, f, value[f.name]);
+        const lo = Math.max(f.offset, g.offset);
+        const hi = Math.min(f.offset + f.size, g.offset + g.size);
+        for (let i = lo; i < hi; i++) {
+          if (scratch[i] !== view.getUint8(base + i)) {
+            throw bindingsRangeError(this.name, g.name, `shares its bytes with ${f.name} (same union) and the two values differ; give only one`);
+          }
+        }
+      }
+    }
+  }
+
+  decode(bytes: Uint8Array, offset = 0, options?: DecodeOptions): T {
+    checkBytes(bytes, this.name, '(bytes)');
+    checkOffset(offset, this.name, '(bytes)');
+    if (offset + this.size > bytes.length) {
+      const f = this.fields.find((x) => offset + x.offset + x.size > bytes.length) ?? this.fields[0];
+      throw bindingsRangeError(this.name, f ? f.name : '(bytes)', `buffer too short: struct needs ${this.size} bytes at offset ${offset}, buffer has ${bytes.length}`);
+    }
+    const view = viewOf(bytes);
+    const out = this.read(view, offset);
+    const flex = this.flexField;
+    if (flex) {
+      let n: number | undefined;
+      if (this.flex!.countField) n = Number(out[this.flex!.countField]);
+      else if (options && options.flexCount !== undefined) {
+        checkCount(options.flexCount, this.name, flex.name);
+        n = options.flexCount;
+      }
+      if (n !== undefined) {
+        const start = offset + flex.offset;
+        const room = Math.floor(Math.max(0, bytes.length - start) / flex.elemSize);
+        if (n > room) {
+          throw bindingsRangeError(this.name, flex.name, `count ${n} needs ${n * flex.elemSize} bytes at offset ${start}, buffer has room for ${room} elements`);
+        }
+        const items = new Array(n);
+        for (let i = 0; i < n; i++) items[i] = this.readElement(view, start + i * flex.elemSize, flex);
+        out[flex.name] = items;
+      }
+    }
+    return out as T;
+  }
+
+  read(view: DataView, base: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const f of this.fixed) {
+      if (f.arrayLength === 0) out[f.name] = this.readElement(view, base + f.offset, f);
+      else {
+        const arr = new Array(f.arrayLength);
+        for (let i = 0; i < f.arrayLength; i++) arr[i] = this.readElement(view, base + f.offset + i * f.elemSize, f);
+        out[f.name] = arr;
+      }
+    }
+    return out;
+  }
+
+  private readElement(view: DataView, at: number, f: Field): unknown {
+    if (isScalarType(f.element)) return readScalar(view, at, f.element);
+    return (f.element as Codec<any>).read(view, at);
+  }
+}
+
+function conflict(a: FieldInfo, b: FieldInfo): boolean {
+  for (const [ga, aa] of a.union!) for (const [gb, ab] of b.union!) if (ga === gb && aa !== ab) return true;
+  return false;
+}
+
+function rename(e: unknown, struct: string, label: string, innerName: string): unknown {
+  const err = e as { struct?: string; field?: string; message?: string };
+  if (err && err.struct === innerName && typeof err.message === 'string' && typeof err.field === 'string') {
+    const field = err.field === '(value)' ? label : `${label}.${err.field}`;
+    err.message = `${struct}.${field}: ${err.message.slice(`${innerName}.${err.field}: `.length)}`;
+    err.struct = struct;
+    err.field = field;
+  }
+  return e;
+}
+
+/** Builds a codec from the generator's table. */
+export function defineStruct<T>(
+  name: string,
+  kind: 'struct' | 'union',
+  size: number,
+  align: number,
+  rows: readonly FieldRow[],
+  extras: StructExtras = {},
+): StructCodec<T> {
+  return new Codec<T>(name, kind, size, align, rows, extras);
+}

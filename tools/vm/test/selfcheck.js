@@ -1,0 +1,69 @@
+'use strict';
+// Quick checks of the pure parts (no guest is booted): `pnpm test` here stays
+// fast on machines without the test bed. The real proof is `vm.js run`.
+const assert = require('node:assert/strict');
+const { commandLine, parseEnv, shQuote } = require('../lib/job');
+const { qemuArgs } = require('../lib/qemu');
+const { jobOutput } = require('../lib/run');
+const { PROFILES } = require('../lib/profiles');
+
+const tests = {
+  'a single argument is a shell command line'() {
+    assert.equal(commandLine(['ls -l; echo $X']), 'ls -l; echo $X');
+  },
+  'several arguments are quoted word by word'() {
+    assert.equal(commandLine(['node', '-e', "console.log('a b')"]), `'node' '-e' 'console.log('\\''a b'\\'')'`);
+  },
+  'shQuote survives the shell'() {
+    const { execFileSync } = require('node:child_process');
+    const nasty = `it's "$HOME" \`x\` \\ done`;
+    assert.equal(execFileSync('sh', ['-c', `printf %s ${shQuote(nasty)}`], { encoding: 'utf8' }), nasty);
+  },
+  'env: NAME=VALUE sets, bare NAME passes through, bad names throw'() {
+    process.env.VM_SELFCHECK = 'yes';
+    assert.deepEqual(parseEnv(['A=1=2', 'VM_SELFCHECK', 'UNSET_VM_VAR']), { A: '1=2', VM_SELFCHECK: 'yes' });
+    assert.deepEqual(parseEnv({ B: 3 }), { B: '3' });
+    assert.throws(() => parseEnv(['1X=2']), /bad environment variable name/);
+  },
+  'profiles: unique roles and unique root-bus slots per profile'() {
+    for (const [name, p] of Object.entries(PROFILES)) {
+      const roles = p.devices.map((d) => d.role);
+      assert.equal(new Set(roles).size, roles.length, `${name}: duplicate role`);
+      const paths = p.devices.map((d) => d.slotPath);
+      assert.equal(new Set(paths).size, paths.length, `${name}: duplicate slot path`);
+      for (const d of p.devices) assert.match(d.slotPath, /^[0-9a-f]{2}\.[0-7](\/[0-9a-f]{2}\.[0-7])*$/);
+    }
+  },
+  'qemu: TCG without KVM, split irqchip with KVM, shares and devices present'() {
+    const base = { kernel: '/k', initrd: '/i', runDir: '/r,x', profile: { devices: PROFILES.suite.devices } };
+    const tcg = qemuArgs({ ...base, kvm: false });
+    assert.equal(tcg[tcg.indexOf('-accel') + 1], 'tcg');
+    assert.equal(tcg[tcg.indexOf('-machine') + 1], 'q35');
+    assert.ok(tcg.includes('intel-iommu,intremap=on'));
+    assert.ok(tcg.includes('-nodefaults'));
+    assert.ok(tcg.some((a) => a.includes('path=/r,,x,')), 'commas in paths are escaped');
+    assert.ok(!tcg.some((a) => a.includes('mount_tag=results')));
+    const kvm = qemuArgs({ ...base, kvm: true, resultsDir: '/res' });
+    assert.equal(kvm[kvm.indexOf('-accel') + 1], 'kvm');
+    assert.equal(kvm[kvm.indexOf('-machine') + 1], 'q35,kernel-irqchip=split');
+    assert.ok(kvm.some((a) => a.includes('mount_tag=results')));
+    assert.equal(kvm.filter((a) => a.startsWith('nvme,')).length, 1);
+  },
+  'jobOutput keeps only what the job printed'() {
+    const console = '[  1.0] boot\r\n@@vm-start@@\r\nhello\r\nworld\r\n@@vm-exit 3@@\r\n[  2.0] reboot\r\n';
+    assert.equal(jobOutput(console), 'hello\nworld\n');
+    assert.equal(jobOutput('no marker'), '');
+  },
+};
+
+let failed = 0;
+for (const [name, fn] of Object.entries(tests)) {
+  try {
+    fn();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}\n${e.stack}`);
+  }
+}
+process.exit(failed ? 1 : 0);

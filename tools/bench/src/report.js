@@ -1,0 +1,60 @@
+'use strict';
+// The one place results are turned into text: the console table and the
+// Markdown table of the README (same rows), plus the list of missed targets.
+
+function fmtNs(ns) {
+  if (ns == null || !Number.isFinite(ns)) return '-';
+  if (ns < 1e3) return `${ns.toFixed(ns < 10 ? 1 : 0)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(ns < 1e4 ? 2 : 1)} us`;
+  return `${(ns / 1e6).toFixed(2)} ms`;
+}
+
+const fmtRatio = (r) => (r == null || !Number.isFinite(r) ? '-' : `${r.toFixed(2)}x`);
+
+/** Rows shared by both renderings. */
+function rows(results) {
+  const out = [];
+  for (const m of results.measurements) {
+    out.push([
+      String(m.item),
+      m.label,
+      m.where,
+      `${fmtNs(m.c.min)} / ${fmtNs(m.c.median)}`,
+      `${fmtNs(m.js.min)} / ${fmtNs(m.js.median)}`,
+      `${fmtRatio(m.ratio.median)} (min ${fmtRatio(m.ratio.min)})`,
+      m.target ? `${m.target}: ${m.verdict}` : '',
+    ]);
+  }
+  for (const d of results.derived ?? []) {
+    out.push([String(d.item), d.label, d.where, d.baselineText, d.libraryText, d.valueText, d.target ? `${d.target}: ${d.verdict}` : '']);
+  }
+  return out;
+}
+
+const HEADER = ['#', 'measurement', 'where', 'baseline min / median', 'library min / median', 'library / baseline (median)', 'target'];
+
+function consoleTable(results) {
+  const all = [HEADER, ...rows(results)];
+  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
+}
+
+function markdownTable(results) {
+  const esc = (s) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${HEADER.join(' | ')} |`,
+    `|${HEADER.map(() => '---').join('|')}|`,
+    ...rows(results).map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Every target that was measured and missed, as one line each. */
+function missed(results) {
+  const out = [];
+  for (const m of results.measurements) if (m.verdict === 'MISSED') out.push(`${m.label}: ${fmtRatio(m.ratio.median)}, target ${m.target}`);
+  for (const d of results.derived ?? []) if (d.verdict === 'MISSED') out.push(`${d.label}: ${d.valueText}, target ${d.target}`);
+  return out;
+}
+
+module.exports = { consoleTable, markdownTable, missed, fmtNs, fmtRatio };

@@ -1,0 +1,15 @@
+// The functions each file exports to JS, gathered by addon.cc.
+#pragma once
+#include <napi.h>
+
+namespace vfio {
+
+void InitFile(Napi::Env env, Napi::Object exports);     // open, close, pread, pwrite
+void InitIoctl(Napi::Env env, Napi::Object exports);    // ioctl
+void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap
+void InitMmio(Napi::Env env, Napi::Object exports);     // mmioRead*/mmioWrite*
+void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize
+void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite
+void InitPoller(Napi::Env env, Napi::Object exports);   // poll
+
+}  // namespace vfio

@@ -1,0 +1,105 @@
+/**
+ * The native backend: the C++ addon (native/*.cc), loaded on first use.
+ *
+ * Loading is lazy so that importing the package on a machine without the
+ * addon (no prebuild, no compiler) still works for everything that uses the
+ * fake kernel; the first real syscall then fails with ERR_VFIO_NO_ADDON.
+ */
+import * as path from 'node:path';
+import type { Backend, Poller } from './backend';
+import { VfioError } from './errors';
+
+/** Linux's values (identical on x86-64 and arm64); test/native checks them against the C headers. */
+export const O_RDONLY = 0;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const EFD_SEMAPHORE = 1;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+
+/** What the addon exports: the Backend's functions plus start-up plumbing. */
+export interface Addon extends Backend {
+  /** Hands over the error class the addon throws for failed syscalls. */
+  setErrorClass(errorClass: typeof VfioError): void;
+  /** The C values of the constants above. */
+  readonly constants: Readonly<Record<string, number>>;
+}
+
+/** src/ under ts-jest, dist/ once built: the package root is one level up either way. */
+const packageRoot = path.resolve(__dirname, '..');
+
+let addon: Addon | undefined;
+
+/**
+ * Loads the addon from `root` (prebuilds/ or build/, via node-gyp-build) and
+ * hands it VfioError. Exported for tests; use `nativeBackend`.
+ * @internal
+ */
+export function loadAddon(root: string = packageRoot): Addon {
+  let loaded: Addon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    loaded = nodeGypBuild(root) as Addon;
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const error = new VfioError(
+      'ERR_VFIO_NO_ADDON',
+      `the vfio-ioctls native addon could not be loaded from ${root}: ${reason}`,
+      {
+        hint: 'no prebuilt binary for this platform and no source build: run `pnpm run build:native` '
+          + '(or `npm rebuild vfio-ioctls`) with a C++ compiler and the Node headers available',
+      },
+    );
+    Object.defineProperty(error, 'cause', { value: cause, configurable: true, writable: true });
+    throw error;
+  }
+  loaded.setErrorClass(VfioError);
+  return loaded;
+}
+
+function native(): Addon {
+  return (addon ??= loadAddon());
+}
+
+/** The real kernel behind the Backend interface. Every call goes straight to one syscall. */
+export const nativeBackend: Backend = {
+  open: (file: string, flags: number): number => native().open(file, flags),
+  close: (fd: number): void => native().close(fd),
+  ioctl: (fd: number, request: number, arg?: number | Uint8Array): number => native().ioctl(fd, request, arg),
+  pread: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pread(fd, buffer, offset),
+  pwrite: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pwrite(fd, buffer, offset),
+
+  mmap: (fd: number, length: number, prot: number, offset: bigint): ArrayBuffer =>
+    native().mmap(fd, length, prot, offset),
+  munmap: (buffer: ArrayBuffer): void => native().munmap(buffer),
+  mmioRead8: (buffer: ArrayBuffer, offset: number): number => native().mmioRead8(buffer, offset),
+  mmioRead16: (buffer: ArrayBuffer, offset: number): number => native().mmioRead16(buffer, offset),
+  mmioRead32: (buffer: ArrayBuffer, offset: number): number => native().mmioRead32(buffer, offset),
+  mmioRead64: (buffer: ArrayBuffer, offset: number): bigint => native().mmioRead64(buffer, offset),
+  mmioWrite8: (buffer: ArrayBuffer, offset: number, value: number): void =>
+    native().mmioWrite8(buffer, offset, value),
+  mmioWrite16: (buffer: ArrayBuffer, offset: number, value: number): void =>
+    native().mmioWrite16(buffer, offset, value),
+  mmioWrite32: (buffer: ArrayBuffer, offset: number, value: number): void =>
+    native().mmioWrite32(buffer, offset, value),
+  mmioWrite64: (buffer: ArrayBuffer, offset: number, value: bigint): void =>
+    native().mmioWrite64(buffer, offset, value),
+
+  eventfd: (initval: number, flags: number): number => native().eventfd(initval, flags),
+  eventfdRead: (fd: number): bigint => native().eventfdRead(fd),
+  eventfdWrite: (fd: number, value: bigint): void => native().eventfdWrite(fd, value),
+  poll: (fd: number, onReadable: (error: Error | null) => void): Poller => native().poll(fd, onReadable),
+
+  allocDma: (size: number): ArrayBuffer => native().allocDma(size),
+  freeDma: (buffer: ArrayBuffer): void => native().freeDma(buffer),
+  addressOf: (buffer: ArrayBuffer): bigint => native().addressOf(buffer),
+  pageSize: (): number => native().pageSize(),
+};

@@ -94,8 +94,10 @@ function buildInitramfs(kernel, outPath) {
       binary: true,
     }).stdout;
     fs.mkdirSync(path.dirname(outPath), { recursive: true });
-    fs.writeFileSync(`${outPath}.tmp`, zlib.gzipSync(cpio, { level: 9 }));
-    fs.renameSync(`${outPath}.tmp`, outPath);
+    // Written aside and renamed: a concurrent run never boots half a file.
+    const tmp = `${outPath}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, zlib.gzipSync(cpio, { level: 9 }));
+    fs.renameSync(tmp, outPath);
     return names;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
@@ -112,7 +114,7 @@ function ensureInitramfs(kernel, log) {
     buildInitramfs(kernel, out);
     // Older images of any recipe are dead weight once a new one exists.
     for (const f of fs.readdirSync(paths.initramfsDir)) {
-      if (f !== path.basename(out)) fs.rmSync(path.join(paths.initramfsDir, f), { force: true });
+      if (f.endsWith('.cpio.gz') && f !== path.basename(out)) fs.rmSync(path.join(paths.initramfsDir, f), { force: true });
     }
   }
   return { path: out, key, modules: modules.map((m) => path.basename(m)) };

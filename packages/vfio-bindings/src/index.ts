@@ -18,3 +18,6 @@ export {
 } from './runtime/codec';
 export { SCALAR_SIZE, type ScalarType } from './runtime/scalars';
 export { decodeArray, encodeArray } from './runtime/arrays';
+export { walkCapabilities, type Capability } from './runtime/capabilities';
+export { CAPABILITY_TABLE, type CapabilityEntry, type CapabilityKind, type InfoKind } from './capability-table';
+export { decodeIrqSet, encodeIrqSet, type DecodedIrqSet, type IrqSetArgs } from './runtime/irq-set';

@@ -1,0 +1,84 @@
+import { CAPABILITY_TABLE, type CapabilityKind } from '../capability-table';
+import { vfio_info_cap_header } from '../generated/vfio';
+import { checkBytes, checkOffset } from './bytes';
+import { bindingsRangeError, bindingsTypeError } from './errors';
+import { describe } from './scalars';
+
+export interface Capability {
+  id: number;
+  version: number;
+  /** Offset of the capability from the start of the info struct (bytes[0]). */
+  offset: number;
+  /** The header's next pointer as read (0 ends the chain). */
+  next: number;
+  /** The constant naming the id, when the id is known for this kind. */
+  name?: string;
+  /** Decoded with the struct for this kind and id (flexible arrays included). */
+  value?: object;
+  /** The capability's bytes: the decoded struct, or for an unknown id up to the next capability or the end. */
+  bytes: Uint8Array;
+}
+
+const H = 'vfio_info_cap_header';
+
+/**
+ * Walks the capability chain of a vfio_region_info, vfio_device_info or
+ * vfio_iommu_type1_info returned by the kernel. Everything is checked against
+ * min(argsz, bytes.length): offsets must lie past the fixed struct, be
+ * aligned, fit whole, and no capability may overlap another, so a loop or a
+ * truncated entry is an error rather than a hang or an out-of-bounds read.
+ */
+export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstOffset: number, argsz?: number): Capability[] {
+  checkBytes(bytes, H, '(bytes)');
+  const table = Object.prototype.hasOwnProperty.call(CAPABILITY_TABLE, kind) ? CAPABILITY_TABLE[kind] : undefined;
+  if (!table) throw bindingsTypeError(H, '(kind)', `expected 'region', 'device' or 'iommu_type1', got ${describe(kind)}`);
+  const infoName = table.info.name;
+  checkOffset(firstOffset, infoName, 'cap_offset');
+  let limit = bytes.length;
+  if (argsz !== undefined) {
+    checkOffset(argsz, infoName, 'argsz');
+    limit = Math.min(limit, argsz);
+  }
+  const view = bytes.subarray(0, limit);
+  const caps: Capability[] = [];
+  const taken: [number, number][] = [];
+  let offset = firstOffset;
+  let pointer = `${infoName}.cap_offset`;
+  const field = () => (caps.length ? 'next' : 'cap_offset');
+  const fail = (msg: string) => bindingsRangeError(caps.length ? H : infoName, field(), `${msg} (${pointer} = ${offset})`);
+
+  while (offset !== 0) {
+    if (offset < table.info.size) throw fail(`points inside ${infoName}, which is ${table.info.size} bytes`);
+    if (offset % vfio_info_cap_header.align !== 0) throw fail(`is not aligned to ${vfio_info_cap_header.align}`);
+    if (offset + vfio_info_cap_header.size > limit) {
+      throw fail(`leaves no room for a capability header before the end (${limit} bytes${argsz !== undefined ? ', argsz included' : ''})`);
+    }
+    const header = vfio_info_cap_header.decode(view, offset);
+    const entry = table.caps.get(header.id);
+    let value: object | undefined;
+    let end: number;
+    if (entry && entry.codec) {
+      // The struct's own decode bounds-checks it and its flexible array.
+      value = entry.codec.decode(view, offset);
+      end = offset + entry.codec.encodedSize(value as never);
+    } else {
+      end = offset + vfio_info_cap_header.size;
+    }
+    for (const [s, e] of taken) {
+      if (offset < e && s < end) {
+        throw fail(offset === s ? 'loops back to a capability already read' : `overlaps the capability at ${s}..${e}`);
+      }
+    }
+    taken.push([offset, end]);
+    // An unknown capability's length is not known: hand back up to the next
+    // one (when it follows) or to the end of the data.
+    const sliceEnd = entry && entry.codec ? end : header.next > offset ? Math.min(header.next, limit) : limit;
+    const cap: Capability = { id: header.id, version: header.version, offset, next: header.next, bytes: bytes.slice(offset, sliceEnd) };
+    if (entry) cap.name = entry.name;
+    if (value) cap.value = value;
+    caps.push(cap);
+    pointer = `${H}.next at ${offset}`;
+    offset = header.next;
+  }
+  return caps;
+}

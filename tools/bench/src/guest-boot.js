@@ -1,0 +1,43 @@
+'use strict';
+// Host side of the guest half: one boot of the edu profile (tools/vm) that
+// runs src/guest/main.js chrooted into the host root; the guest writes its
+// figures into a results folder shared back to the host.
+const fs = require('node:fs');
+const path = require('node:path');
+const { REPO_ROOT, CACHE_DIR } = require('./paths');
+
+const GUEST_MAIN = path.join(__dirname, 'guest', 'main.js');
+
+async function runGuestParts(opts, log) {
+  const vm = require(path.join(REPO_ROOT, 'tools', 'vm', 'lib'));
+  const resultsDir = path.join(CACHE_DIR, 'guest');
+  fs.rmSync(resultsDir, { recursive: true, force: true });
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const outFile = path.join(resultsDir, 'guest.json');
+  const args = ['--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles];
+  if (!opts.soak) args.push('--no-soak');
+  let accelerator = 'unknown';
+  const started = Date.now();
+  const r = await vm.runInGuest({
+    profile: 'edu',
+    // --expose-gc: the soak forces collections to check the finalizers.
+    command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
+    cwd: REPO_ROOT,
+    resultsDir,
+    timeoutMs: 60 * 60 * 1000,
+    onOutput: (text) => process.stderr.write(text),
+    log: (m) => {
+      // The harness says which accelerator it booted with.
+      if (/booting/.test(m)) accelerator = /\bKVM\b/.test(m) && !/no \/dev\/kvm/.test(m) ? 'kvm' : 'tcg';
+      log(`vm: ${m}`);
+    },
+  });
+  if (r.exitCode !== 0 || !fs.existsSync(outFile)) {
+    throw new Error(`guest bench failed (exit code ${r.exitCode}); console: ${r.consolePath}`);
+  }
+  const guest = JSON.parse(fs.readFileSync(outFile, 'utf8'));
+  guest.boot = { accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile: 'edu' };
+  return guest;
+}
+
+module.exports = { runGuestParts };

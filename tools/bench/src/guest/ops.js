@@ -1,0 +1,27 @@
+'use strict';
+// The guest measurements, one row each: the C op of c/vfio_bench.c that is
+// the floor, the issue item, the target, and the batch size (chosen from a
+// first TCG run so that one batch takes about a millisecond or more).
+// `samplesFactor` gives single-shot measurements (batch 1) more samples.
+
+const GUEST_OPS = [
+  { id: 'region-info', item: 1, label: 'ioctl GET_REGION_INFO (BAR0)', target: 'ioctl', batch: 500 },
+  { id: 'irq-info', item: 1, label: 'ioctl GET_IRQ_INFO (MSI)', target: 'ioctl', batch: 500 },
+  { id: 'dma-4k', item: 2, label: 'DMA map + unmap 4 KiB', target: 'dma', batch: 50 },
+  { id: 'dma-2m', item: 2, label: 'DMA map + unmap 2 MiB', target: 'dma', batch: 4 },
+  { id: 'mmio-read32', item: 3, label: 'MMIO read32, mapped BAR0', target: 'mmio', batch: 20000 },
+  { id: 'mmio-write32', item: 3, label: 'MMIO write32, mapped BAR0', target: 'mmio', batch: 20000 },
+  { id: 'pread-4', item: 3, label: 'read32 via pread (region.readUint32)', batch: 500 },
+  { id: 'pwrite-4', item: 3, label: 'write32 via pwrite (region.writeUint32)', batch: 500 },
+  { id: 'region-read-4', c: 'pread-4', item: 4, label: 'region.read 4 B', batch: 500 },
+  { id: 'region-write-4', c: 'pwrite-4', item: 4, label: 'region.write 4 B', batch: 500 },
+  { id: 'region-read-4k', c: 'pread-4k', item: 4, label: 'region.read 4 KiB', batch: 10 },
+  { id: 'region-write-4k', c: 'pwrite-4k', item: 4, label: 'region.write 4 KiB', batch: 10 },
+  { id: 'irq-latency', item: 5, label: 'interrupt latency (raise -> handler)', target: 'irqLatency', batch: 1, samplesFactor: 5, async: true },
+  { id: 'irq-rate', item: 5, label: 'interrupts, closed loop (per interrupt)', batch: 500, async: true },
+];
+
+/** The C op name for a row (most rows share their id with the C op). */
+const cOpOf = (op) => op.c ?? op.id;
+
+module.exports = { GUEST_OPS, cOpOf };

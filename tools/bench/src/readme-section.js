@@ -1,0 +1,46 @@
+'use strict';
+// The generated README section: where and how the figures were taken, the
+// table, the soak figures and the missed targets.
+const { markdownTable } = require('./report');
+
+function renderReadmeSection(r) {
+  const h = r.host;
+  const g = r.guest;
+  const lines = [
+    `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\`, ${r.seconds.toFixed(0)} s in all.`,
+    '',
+    `- Host: ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, Linux ${h.kernel}, Node ${h.node}${h.hypervisorFlag ? ' (itself a VM)' : ''}.`,
+  ];
+  if (g) {
+    lines.push(
+      `- Guest: QEMU q35 + intel-iommu, **${g.accelerator.toUpperCase()}${g.kvm ? '' : ' (no KVM: software emulation)'}**, ` +
+        `${g.cpu}, ${g.cores} vCPUs, Linux ${g.kernel}, Node ${g.node}, device edu bound to vfio-pci.`,
+    );
+  }
+  lines.push(
+    `- ${r.options.rounds} rounds of baseline then library, ${r.options.samples} samples per side per round after ${r.options.warmup} warm-up batches; ` +
+      'min and median of the per-call time (batch time / batch size).',
+    '',
+    markdownTable(r),
+    '',
+  );
+  if (r.soak) lines.push('Soak (leaks):', '', ...soakLines(r.soak), '');
+  lines.push(r.missed.length ? 'Targets missed in this run:' : 'All targets met in this run.');
+  for (const m of r.missed) lines.push(`- ${m}`);
+  return lines.join('\n');
+}
+
+function soakLines(soak) {
+  const out = [];
+  for (const run of soak.runs ?? []) {
+    const d = (k) => `${run.start[k]} -> ${run.end[k]}`;
+    out.push(
+      `- ${run.label}: ${run.cycles} cycles in ${run.seconds.toFixed(1)} s (${(run.seconds * 1000 / run.cycles).toFixed(1)} ms/cycle); ` +
+        `fds ${d('fds')}, locked ${d('lockedKiB')} KiB, RSS ${d('rssKiB')} KiB: ${run.clean ? 'clean' : 'NOT CLEAN'}`,
+    );
+  }
+  if (soak.note) out.push(`- ${soak.note}`);
+  return out;
+}
+
+module.exports = { renderReadmeSection };

@@ -24,18 +24,34 @@ const hints: Record<string, Record<string, string>> = {
   },
   VFIO_IOMMU_MAP_DMA: {
     ENOMEM: 'pinning the buffer exceeded RLIMIT_MEMLOCK (ulimit -l) or the IOMMU ran out of DMA mappings',
+    ENOSPC: 'the container reached its DMA mapping limit (vfio_iommu_type1 dma_entry_limit)',
+    EEXIST: 'the IOVA range overlaps an existing mapping',
   },
   VFIO_GROUP_SET_CONTAINER: {
     EBUSY: 'the group is already attached to another container',
   },
   VFIO_GROUP_GET_DEVICE_FD: {
     EBUSY: 'the device is already open, in this process or another',
+    ENODEV: 'no device of that name in the group',
+    EINVAL: 'the container has no IOMMU set yet',
+  },
+  VFIO_DEVICE_RESET: {
+    EINVAL: 'the device has no reset method',
+  },
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: {
+    ENODEV: 'the device cannot be bus-reset (on the root bus, or no reset-capable bridge above it)',
+  },
+  VFIO_DEVICE_SET_IRQS: {
+    EINVAL: 'only one of INTx, MSI and MSI-X can be enabled at a time; disable the other first',
   },
 };
 const genericHints: Record<string, string> = {
   EACCES: 'no permission on the /dev/vfio node: run as root or give your user the group file (udev rule or chown)',
   EBUSY: 'the device or group is in use by another process or handle',
   ENOENT: 'no such node: is the device bound to vfio-pci and the vfio modules loaded?',
+  ERR_VFIO_GROUP_NOT_VIABLE:
+    'bind every listed device to vfio-pci (echo vfio-pci > /sys/bus/pci/devices/ADDR/driver_override; echo ADDR > /sys/bus/pci/drivers_probe) or unbind it',
+  ERR_VFIO_CLOSED: 'the handle was closed (or its device, group or container was); open a new one',
 };
 
 /**

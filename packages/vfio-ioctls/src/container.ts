@@ -1,0 +1,369 @@
+import { constants as fsConstants } from 'node:fs';
+import { bindings as b, capabilityChain, encodeArg, publicCapability, queryInfo, type CapabilityRef } from './abi';
+import { kernelCall, VfioContext, type VfioOptions } from './context';
+import { bufferAddress, bufferState, DmaBuffer, pinBuffer, unpinBuffer } from './dma-buffer';
+import { DmaMapping } from './dma-mapping';
+import { VfioError } from './errors';
+import type { Group } from './group';
+import { FdHandle, runAll } from './handle';
+import type { DmaMapOptions, IommuContext, IovaRange, MappingOwner } from './iommu-context';
+import { IovaAllocator } from './iova-allocator';
+import { checkAligned, checkBoolean, checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from './validate';
+
+/** What VFIO_IOMMU_GET_INFO reports, capabilities decoded. */
+export interface IommuInfo {
+  /** VFIO_IOMMU_INFO_* flags. */
+  flags: number;
+  /** Bitmap of supported page sizes (bit n: 2^n bytes). */
+  pageSizes: bigint;
+  /** Valid IOVA ranges (IOVA_RANGE capability); one full 64-bit range when the kernel reports none. */
+  iovaRanges: IovaRange[];
+  /** How many more DMA mappings the container accepts (DMA_AVAIL capability), when reported. */
+  dmaAvail?: number;
+  /** Dirty page tracking support (MIGRATION capability), when reported. */
+  migration?: { flags: number; pageSizes: bigint; maxDirtyBitmapSize: bigint };
+  /** Every capability in the chain, including ones not decoded above. */
+  capabilities: CapabilityRef[];
+}
+
+const FULL_IOVA_SPACE: IovaRange = { start: 0n, end: 0xffff_ffff_ffff_ffffn };
+
+/**
+ * A VFIO container (/dev/vfio/vfio): the IOMMU context that groups attach to
+ * and DMA is mapped into. Implements {@link IommuContext}.
+ *
+ * The IOMMU type is set automatically when the first group attaches
+ * (TYPE1v2, or TYPE1 where v2 is missing). close() closes the devices of
+ * its groups, unmaps DMA, detaches the groups, then closes the container:
+ * the order the kernel expects.
+ */
+export class Container extends FdHandle implements IommuContext, MappingOwner {
+  /** Where it was opened. */
+  readonly context: VfioContext;
+  /** The node it was opened from. */
+  readonly path: string;
+  /** VFIO_GET_API_VERSION's answer (checked to be VFIO_API_VERSION). */
+  readonly apiVersion: number;
+  #iommuType: number | undefined;
+  readonly #groups = new Set<Group>();
+  readonly #mappings = new Set<DmaMapping>();
+  #allocator: IovaAllocator | undefined;
+  #unmapAllSupported: boolean | undefined;
+  #rangesStale = false;
+
+  private constructor(context: VfioContext, fd: number, apiVersion: number) {
+    super(context.backend, fd, `container ${context.containerPath}`);
+    this.context = context;
+    this.path = context.containerPath;
+    this.apiVersion = apiVersion;
+  }
+
+  /**
+   * Opens the container node and checks the API version.
+   * @throws VfioError from open(2) (ENOENT: vfio not loaded; EACCES: permissions), or ERR_VFIO_API_VERSION.
+   */
+  static open(options?: VfioOptions): Container {
+    const context = VfioContext.from(options);
+    const { backend } = context;
+    const path = context.containerPath;
+    const fd = kernelCall({ syscall: 'open', path }, () => backend.open(path, fsConstants.O_RDWR));
+    try {
+      const version = kernelCall({ syscall: 'ioctl', operation: 'VFIO_GET_API_VERSION', path }, () =>
+        backend.ioctl(fd, b.VFIO_GET_API_VERSION),
+      );
+      if (version !== b.VFIO_API_VERSION) {
+        throw new VfioError('ERR_VFIO_API_VERSION', `${path} speaks VFIO API ${version}, expected ${b.VFIO_API_VERSION}`, {
+          operation: 'VFIO_GET_API_VERSION',
+          path,
+        });
+      }
+      return new Container(context, fd, version);
+    } catch (error) {
+      try {
+        backend.close(fd);
+      } catch {
+        // The open failure is the one worth reporting.
+      }
+      throw error;
+    }
+  }
+
+  protected errorContext(): { path: string } {
+    return { path: this.path };
+  }
+
+  /**
+   * Asks whether the kernel supports an extension (VFIO_TYPE1v2_IOMMU,
+   * VFIO_UNMAP_ALL, ...).
+   */
+  checkExtension(extension: number): boolean {
+    checkInteger('extension', extension, 0, 0x7fff_ffff);
+    const fd = this.fd;
+    return this.ioctl('VFIO_CHECK_EXTENSION', () => this.backend.ioctl(fd, b.VFIO_CHECK_EXTENSION, extension)) > 0;
+  }
+
+  /** The IOMMU type set (VFIO_TYPE1v2_IOMMU, ...), or undefined before a group attaches. */
+  get iommuType(): number | undefined {
+    return this.#iommuType;
+  }
+
+  /** The groups attached. */
+  groups(): readonly Group[] {
+    return [...this.#groups];
+  }
+
+  /**
+   * Sets the IOMMU type. Group.attach() calls it for the first group, so
+   * callers need it only to force a type. Without `type`: TYPE1v2 when the
+   * kernel has it, else TYPE1.
+   * @returns the type set.
+   * @throws VfioError ERR_VFIO_NO_GROUP before a group is attached (the kernel needs one);
+   *   ERR_VFIO_IOMMU_SET when another type is already set; EPERM without interrupt remapping.
+   */
+  setIommu(type?: number): number {
+    if (type !== undefined) checkInteger('type', type, 1, 0x7fff_ffff);
+    this.assertOpen();
+    if (this.#iommuType !== undefined) {
+      if (type === undefined || type === this.#iommuType) return this.#iommuType;
+      throw new VfioError('ERR_VFIO_IOMMU_SET', `${this.path} already has IOMMU type ${this.#iommuType}`, { path: this.path });
+    }
+    if (this.#groups.size === 0) {
+      throw new VfioError('ERR_VFIO_NO_GROUP', `${this.path}: the IOMMU type can be set only once a group is attached`, {
+        operation: 'VFIO_SET_IOMMU',
+        path: this.path,
+        hint: 'attach a group first (group.attach(container)); attaching sets the IOMMU type itself',
+      });
+    }
+    const chosen = type ?? this.pickIommuType();
+    const fd = this.fd;
+    this.ioctl('VFIO_SET_IOMMU', () => this.backend.ioctl(fd, b.VFIO_SET_IOMMU, chosen));
+    this.#iommuType = chosen;
+    return chosen;
+  }
+
+  private pickIommuType(): number {
+    if (this.checkExtension(b.VFIO_TYPE1v2_IOMMU)) return b.VFIO_TYPE1v2_IOMMU;
+    if (this.checkExtension(b.VFIO_TYPE1_IOMMU)) return b.VFIO_TYPE1_IOMMU;
+    throw new VfioError('ERR_VFIO_NO_IOMMU_TYPE', `${this.path} supports neither the TYPE1v2 nor the TYPE1 IOMMU`, {
+      operation: 'VFIO_CHECK_EXTENSION',
+      path: this.path,
+      hint: 'load vfio_iommu_type1 (modprobe vfio_iommu_type1)',
+    });
+  }
+
+  /**
+   * Queries the IOMMU: flags, page sizes and the capability chain (IOVA
+   * ranges, dma_avail, migration).
+   * @throws VfioError ERR_VFIO_NO_IOMMU before a group is attached.
+   */
+  iommuInfo(): IommuInfo {
+    this.assertIommu('VFIO_IOMMU_GET_INFO');
+    const fd = this.fd;
+    const { info, bytes } = queryInfo(
+      b.vfio_iommu_type1_info,
+      {},
+      (arg) => this.ioctl('VFIO_IOMMU_GET_INFO', () => this.backend.ioctl(fd, b.VFIO_IOMMU_GET_INFO, arg)),
+      'VFIO_IOMMU_GET_INFO',
+    );
+    const caps = info.flags & b.VFIO_IOMMU_INFO_CAPS && info.cap_offset !== 0
+      ? capabilityChain(bytes, 'iommu_type1', info.cap_offset, 'VFIO_IOMMU_GET_INFO')
+      : [];
+    const result: IommuInfo = { flags: info.flags, pageSizes: info.iova_pgsizes, iovaRanges: [], capabilities: caps.map(publicCapability) };
+    for (const cap of caps) {
+      if (cap.id === b.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+        const value = cap.value as b.vfio_iommu_type1_info_cap_iova_range;
+        result.iovaRanges = (value.iova_ranges ?? []).map(({ start, end }) => ({ start, end }));
+      } else if (cap.id === b.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+        result.dmaAvail = (cap.value as b.vfio_iommu_type1_info_dma_avail).avail;
+      } else if (cap.id === b.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+        const m = cap.value as b.vfio_iommu_type1_info_cap_migration;
+        result.migration = { flags: m.flags, pageSizes: m.pgsize_bitmap, maxDirtyBitmapSize: m.max_dirty_bitmap_size };
+      }
+    }
+    if (result.iovaRanges.length === 0) result.iovaRanges = [{ ...FULL_IOVA_SPACE }];
+    return result;
+  }
+
+  /** The IOVA ranges the IOMMU accepts (queried once, when first needed). */
+  iovaRanges(): readonly IovaRange[] {
+    return this.allocator().ranges;
+  }
+
+  /** Bitmap of the IOMMU's page sizes. */
+  pageSizes(): bigint {
+    this.allocator();
+    return this.#pageSizes;
+  }
+
+  #pageSizes = 0n;
+
+  /**
+   * The allocator, set up from the IOMMU info on first use, and again after
+   * a group joins: its reserved regions can shrink the IOVA ranges.
+   */
+  private allocator(): IovaAllocator {
+    if (this.#allocator && !this.#rangesStale) return this.#allocator;
+    const info = this.iommuInfo();
+    const systemPage = BigInt(this.backend.pageSize());
+    // The smallest IOMMU page size, but never below the CPU page: MAP_DMA
+    // pins whole CPU pages.
+    let alignment = info.pageSizes & -info.pageSizes;
+    if (alignment < systemPage) alignment = systemPage;
+    this.#pageSizes = info.pageSizes;
+    const allocator = new IovaAllocator(info.iovaRanges, alignment);
+    for (const mapping of this.#mappings) allocator.reserve(mapping.iova, mapping.size);
+    this.#allocator = allocator;
+    this.#rangesStale = false;
+    return allocator;
+  }
+
+  /**
+   * Maps a DmaBuffer for device DMA at a caller-chosen or allocated IOVA.
+   * Alignment, IOVA range and overlap are checked here, before the kernel.
+   * @throws TypeError for a bad buffer or options; RangeError (code
+   *   ERR_VFIO_MISALIGNED, ERR_OUT_OF_RANGE or ERR_VFIO_DMA_OVERLAP) for a
+   *   bad IOVA; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free;
+   *   VfioError from VFIO_IOMMU_MAP_DMA (ENOMEM: RLIMIT_MEMLOCK).
+   */
+  map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
+    checkInstance('buffer', buffer, DmaBuffer);
+    const opts = checkOptions('options', options);
+    const read = opts.read === undefined ? true : checkBoolean('options.read', opts.read);
+    const write = opts.write === undefined ? true : checkBoolean('options.write', opts.write);
+    if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');
+    const requested = opts.iova === undefined ? undefined : checkU64('options.iova', opts.iova);
+    const maxIova = opts.maxIova === undefined ? undefined : checkU64('options.maxIova', opts.maxIova);
+    const state = bufferState(buffer);
+    if (state.backend !== this.backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the container', buffer);
+    this.assertIommu('VFIO_IOMMU_MAP_DMA');
+    const allocator = this.allocator();
+    const size = BigInt(buffer.size);
+    checkAligned('buffer.size', size, allocator.alignment);
+    const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : this.checkIova(allocator, requested, size, maxIova);
+    const vaddr = bufferAddress(buffer);
+    const flags = (read ? b.VFIO_DMA_MAP_FLAG_READ : 0) | (write ? b.VFIO_DMA_MAP_FLAG_WRITE : 0);
+    const arg = encodeArg(b.vfio_iommu_type1_dma_map, { flags, vaddr, iova, size });
+    const fd = this.fd;
+    this.ioctl('VFIO_IOMMU_MAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_MAP_DMA, arg));
+    allocator.reserve(iova, size);
+    pinBuffer(buffer);
+    const mapping = new DmaMapping(this, buffer, iova, read, write);
+    this.#mappings.add(mapping);
+    return mapping;
+  }
+
+  private pickIova(allocator: IovaAllocator, size: bigint, maxIova: bigint | undefined): bigint {
+    const iova = allocator.allocate(size, maxIova);
+    if (iova === undefined) {
+      throw new VfioError('ERR_VFIO_NO_IOVA_SPACE', `${this.path}: no free IOVA range of ${hex(size)} bytes${maxIova === undefined ? '' : ` below ${hex(maxIova)}`}`, {
+        operation: 'VFIO_IOMMU_MAP_DMA',
+        path: this.path,
+      });
+    }
+    return iova;
+  }
+
+  private checkIova(allocator: IovaAllocator, iova: bigint, size: bigint, maxIova: bigint | undefined): bigint {
+    checkAligned('options.iova', iova, allocator.alignment);
+    const last = iova + size - 1n;
+    if (!allocator.rangeOf(iova, size)) {
+      const ranges = allocator.ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(', ');
+      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} is outside the IOMMU's IOVA ranges (${ranges})`);
+    }
+    if (maxIova !== undefined && last > maxIova) {
+      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} ends above options.maxIova ${hex(maxIova)}`);
+    }
+    const clash = allocator.overlapping(iova, size);
+    if (clash) {
+      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} overlaps the mapping at ${hex(clash.start)}-${hex(clash.start + clash.size - 1n)}`, 'ERR_VFIO_DMA_OVERLAP');
+    }
+    return iova;
+  }
+
+  /** @internal DmaMapping.unmap() lands here. */
+  unmapMapping(mapping: DmaMapping): void {
+    if (!this.#mappings.has(mapping)) return;
+    const fd = this.fd;
+    const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: 0, iova: mapping.iova, size: mapping.size });
+    this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
+    this.forget(mapping);
+  }
+
+  private forget(mapping: DmaMapping): void {
+    this.#mappings.delete(mapping);
+    this.#allocator?.release(mapping.iova);
+    unpinBuffer(mapping.buffer);
+    mapping.markUnmapped();
+  }
+
+  /** The live mappings. */
+  mappings(): readonly DmaMapping[] {
+    return [...this.#mappings];
+  }
+
+  /**
+   * Unmaps every mapping: one VFIO_DMA_UNMAP_FLAG_ALL call where the kernel
+   * has VFIO_UNMAP_ALL, else one call per mapping.
+   */
+  unmapAll(): void {
+    this.assertOpen();
+    if (this.#mappings.size === 0) return;
+    this.#unmapAllSupported ??= this.checkExtension(b.VFIO_UNMAP_ALL);
+    if (!this.#unmapAllSupported) {
+      runAll(this.mappings().map((mapping) => () => this.unmapMapping(mapping)));
+      return;
+    }
+    const fd = this.fd;
+    const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: b.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n });
+    this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
+    for (const mapping of this.mappings()) this.forget(mapping);
+  }
+
+  /** @internal Group.attach() registers the group here after VFIO_GROUP_SET_CONTAINER. */
+  addGroup(group: Group): void {
+    this.#groups.add(group);
+    if (this.#allocator) this.#rangesStale = true;
+  }
+
+  /**
+   * @internal Group.detach() reports here. With the last group gone the
+   * kernel releases the IOMMU, and with it every DMA mapping and the type.
+   */
+  removeGroup(group: Group): void {
+    this.#groups.delete(group);
+    if (this.#groups.size > 0) return;
+    for (const mapping of this.mappings()) this.forget(mapping);
+    this.#iommuType = undefined;
+    this.#allocator = undefined;
+  }
+
+  protected override releaseDependents(): void {
+    const groups = this.groups();
+    runAll([
+      ...groups.map((group) => () => group.closeDevices()),
+      () => this.unmapAll(),
+      ...groups.map((group) => () => group.detachForClose()),
+    ]);
+  }
+
+  protected override afterClose(): void {
+    // Closing the container fd releases whatever the kernel still maps.
+    for (const mapping of this.mappings()) this.forget(mapping);
+    this.#groups.clear();
+  }
+
+  private assertIommu(operation: string): void {
+    this.assertOpen();
+    if (this.#iommuType === undefined) {
+      throw new VfioError('ERR_VFIO_NO_IOMMU', `${this.path} has no IOMMU yet`, {
+        operation,
+        path: this.path,
+        hint: 'attach a group to the container first; that sets the IOMMU type',
+      });
+    }
+  }
+
+  private ioctl<T>(operation: string, call: () => T): T {
+    return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
+  }
+}

@@ -1,0 +1,394 @@
+import { basename } from 'node:path';
+import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from './abi';
+import type { Container } from './container';
+import { kernelCall, VfioContext, type VfioOptions } from './context';
+import { groupOf, groupOfSysfsPath } from './discovery';
+import { VfioError } from './errors';
+import { Group } from './group';
+import { FdHandle, runAll } from './handle';
+import type { IommuContext } from './iommu-context';
+import { Interrupts, type IrqHost } from './interrupts';
+import { decodeIrqInfo, irqInfoArg, type IrqInfo } from './irq';
+import { Region, type RegionHost } from './region';
+import { openSharedDevice } from './registry';
+import { checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from './validate';
+
+/** What VFIO_DEVICE_GET_INFO reports. */
+export interface DeviceInfo {
+  /** VFIO_DEVICE_FLAGS_* bits. */
+  flags: number;
+  /** Number of region indexes (the highest index + 1; some may be absent). */
+  numRegions: number;
+  /** Number of IRQ indexes. */
+  numIrqs: number;
+  /** The device supports VFIO_DEVICE_RESET. */
+  reset: boolean;
+  /** A vfio-pci device. */
+  pci: boolean;
+  /** The device info capability chain (ids per bus, e.g. zPCI). */
+  capabilities: CapabilityRef[];
+}
+
+/** A device affected by a PCI hot reset. */
+export interface HotResetDevice {
+  /** Its IOMMU group number. */
+  groupId: number;
+  segment: number;
+  bus: number;
+  devfn: number;
+  /** 'DDDD:BB:DD.F'. */
+  address: string;
+}
+
+/** What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports. */
+export interface HotResetInfo {
+  flags: number;
+  /** Every device the bus reset would reset (the device itself included). */
+  devices: HotResetDevice[];
+}
+
+/** Options of {@link Device.open}. */
+export interface DeviceOpenOptions extends VfioOptions {
+  /**
+   * The container to attach the device's group to. Left out, the devices
+   * opened with Device.open in one context share one container, closed with
+   * the last of them.
+   */
+  container?: Container;
+}
+
+/** Options of {@link Device.enableIrq}. */
+export interface EnableIrqOptions {
+  /** First vector (default 0). */
+  start?: number;
+  /** Number of vectors (default: from start to the last vector of the index). */
+  count?: number;
+}
+
+/** @internal Whoever handed the device its fd and must hear of its close. */
+export interface DeviceOwner {
+  deviceClosed(device: Device): void;
+}
+
+/**
+ * An open VFIO device: its info, regions (keyed by their true index),
+ * interrupts, and resets. It does not care how its fd was obtained (from a
+ * group, or a pre-opened fd with {@link Device.fromFd}), so an iommufd cdev
+ * can hand it one later. close() disables its interrupts and unmaps its
+ * regions before closing the fd, then releases the group when it was the
+ * group's last device.
+ */
+export class Device extends FdHandle implements RegionHost, IrqHost {
+  /** Where it was opened. */
+  readonly context: VfioContext;
+  /** The device name (the PCI address for vfio-pci). */
+  readonly name: string;
+  /** Device info, queried at open. */
+  readonly info: DeviceInfo;
+  /** The group it was opened from, if any. */
+  readonly group: Group | undefined;
+  readonly #owner: DeviceOwner | undefined;
+  readonly #iommu: IommuContext | undefined;
+  #regions: Map<number, Region> | undefined;
+  readonly #interrupts = new Set<Interrupts>();
+
+  private constructor(context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) {
+    super(context.backend, fd, `device ${name}`);
+    this.context = context;
+    this.name = name;
+    this.info = info;
+    this.group = links.group;
+    this.#owner = links.owner;
+    this.#iommu = links.iommu;
+  }
+
+  /**
+   * Opens a device by PCI address or sysfs path, opening (or reusing) its
+   * group and a container. Devices of one group opened this way share the
+   * group, which is detached when the last of them closes.
+   * @param target - '0000:00:03.0' (or '00:03.0') or '/sys/bus/pci/devices/0000:00:03.0'.
+   * @throws RangeError for a malformed target; VfioError from any step
+   *   (ERR_VFIO_GROUP_NOT_VIABLE lists the devices to rebind).
+   */
+  static open(target: string, options?: DeviceOpenOptions): Device {
+    checkString('target', target);
+    const opts = checkOptions('options', options);
+    const context = VfioContext.from(opts);
+    let name: string;
+    let groupId: number;
+    if (target.startsWith('/')) {
+      const path = target.replace(/\/+$/, '');
+      name = basename(path);
+      groupId = groupOfSysfsPath(path);
+    } else {
+      const address = parsePciAddress(target);
+      if (!address) throw rangeError('target', `must be a PCI address or a sysfs path, got ${JSON.stringify(target)}`, 'ERR_INVALID_ARG_VALUE');
+      name = address;
+      groupId = groupOf(address, { sysfsRoot: context.sysfsRoot });
+    }
+    return openSharedDevice(context, name, groupId, opts.container);
+  }
+
+  /**
+   * Wraps a device fd obtained elsewhere (a VFIO cdev, an fd passed over a
+   * socket). The Device owns it from now on and closes it.
+   * @param options.name - the device name, for errors.
+   * @param options.iommu - the IOMMU context its DMA goes through, if any.
+   */
+  static fromFd(fd: number, options: VfioOptions & { name: string; iommu?: IommuContext }): Device {
+    checkInteger('fd', fd, 0, 0x7fff_ffff);
+    const opts = checkOptions('options', options);
+    const name = checkString('options.name', opts.name);
+    return Device.adopt(fd, { context: VfioContext.from(opts), name, iommu: opts.iommu });
+  }
+
+  /**
+   * @internal Takes ownership of `fd` and queries the device info; closes
+   * the fd when that fails, so a failed open leaves nothing behind.
+   */
+  static adopt(fd: number, options: AdoptOptions & { context: VfioContext; name: string }): Device {
+    const { context, name } = options;
+    try {
+      return new Device(context, fd, name, queryDeviceInfo(context, fd, name), options);
+    } catch (error) {
+      try {
+        context.backend.close(fd);
+      } catch {
+        // The info failure is the one worth reporting.
+      }
+      throw error;
+    }
+  }
+
+  protected errorContext(): { device: string } {
+    return { device: this.name };
+  }
+
+  /** The IOMMU context (container) the device's DMA goes through. */
+  get iommu(): IommuContext | undefined {
+    return this.#iommu ?? this.group?.container;
+  }
+
+  /**
+   * The regions the device has, keyed by region index (queried on first
+   * use). Indexes whose info fails with EINVAL (VGA on a non-VGA device) or
+   * that have size 0 are absent, never shifted.
+   */
+  get regions(): ReadonlyMap<number, Region> {
+    this.assertOpen();
+    if (!this.#regions) {
+      const regions = new Map<number, Region>();
+      for (let index = 0; index < this.info.numRegions; index++) {
+        const region = Region.probe(this, index);
+        if (region) regions.set(index, region);
+      }
+      this.#regions = regions;
+    }
+    return this.#regions;
+  }
+
+  /** The region at `index`, or undefined when the device has none there. */
+  region(index: number): Region | undefined {
+    checkInteger('index', index, 0, 0xffff_ffff);
+    return this.regions.get(index);
+  }
+
+  /** PCI config space (region VFIO_PCI_CONFIG_REGION_INDEX) of a vfio-pci device. */
+  get config(): Region | undefined {
+    return this.info.pci ? this.region(b.VFIO_PCI_CONFIG_REGION_INDEX) : undefined;
+  }
+
+  /**
+   * Queries VFIO_DEVICE_GET_IRQ_INFO.
+   * @throws RangeError when `index` is not below info.numIrqs.
+   */
+  irqInfo(index: number): IrqInfo {
+    this.checkIrqIndex(index);
+    const fd = this.fd;
+    const arg = irqInfoArg(index);
+    this.ioctl('VFIO_DEVICE_GET_IRQ_INFO', () => this.backend.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, arg));
+    return decodeIrqInfo(arg);
+  }
+
+  /**
+   * Enables vectors of an IRQ index, each signalling an eventfd the library
+   * creates, and returns them as an {@link Interrupts}.
+   * @throws RangeError for vectors outside the index or already enabled
+   *   (ERR_VFIO_IRQ_BUSY); VfioError ERR_VFIO_IRQ_UNSUPPORTED when the index
+   *   has no vectors or no eventfd signalling; EINVAL from the kernel when
+   *   another index is enabled (INTx, MSI and MSI-X exclude each other).
+   */
+  enableIrq(index: number, options?: EnableIrqOptions): Interrupts {
+    this.checkIrqIndex(index);
+    const opts = checkOptions('options', options);
+    if (opts.start !== undefined) checkInteger('options.start', opts.start);
+    if (opts.count !== undefined) checkInteger('options.count', opts.count, 1);
+    const info = this.irqInfo(index);
+    if (info.count === 0 || !info.eventfd) {
+      throw new VfioError('ERR_VFIO_IRQ_UNSUPPORTED', `${this.name} has no ${info.count === 0 ? 'vectors' : 'eventfd signalling'} at IRQ index ${index}`, {
+        operation: 'VFIO_DEVICE_SET_IRQS',
+        device: this.name,
+      });
+    }
+    const start = opts.start ?? 0;
+    if (start >= info.count) throw rangeError('options.start', `must be below ${info.count} (vectors of IRQ index ${index}), got ${start}`);
+    const count = opts.count ?? info.count - start;
+    if (start + count > info.count) {
+      throw rangeError('options.count', `${start}+${count} exceeds the ${info.count} vectors of IRQ index ${index}`);
+    }
+    for (const other of this.#interrupts) {
+      if (other.index === index && start < other.start + other.count && other.start < start + count) {
+        throw rangeError('options.start', `vectors ${other.start}-${other.start + other.count - 1} of IRQ index ${index} are already enabled`, 'ERR_VFIO_IRQ_BUSY');
+      }
+    }
+    const irqs = Interrupts.enable(this, info, start, count);
+    this.#interrupts.add(irqs);
+    return irqs;
+  }
+
+  /** The enabled interrupt ranges. */
+  interrupts(): readonly Interrupts[] {
+    return [...this.#interrupts];
+  }
+
+  /**
+   * Resets the device (VFIO_DEVICE_RESET).
+   * @throws VfioError ERR_VFIO_NO_RESET, before any syscall, when the device
+   *   reports no reset method (VFIO_DEVICE_FLAGS_RESET unset, as for QEMU's edu).
+   */
+  reset(): void {
+    const fd = this.fd;
+    if (!this.info.reset) {
+      throw new VfioError('ERR_VFIO_NO_RESET', `${this.name} has no reset method (VFIO_DEVICE_FLAGS_RESET is not set)`, {
+        operation: 'VFIO_DEVICE_RESET',
+        device: this.name,
+        hint: 'the device supports neither FLR, PM nor a slot/bus reset; see hotResetInfo() for a bus reset',
+      });
+    }
+    this.ioctl('VFIO_DEVICE_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_RESET));
+  }
+
+  /**
+   * Lists the devices a PCI hot (bus) reset would reset.
+   * @throws VfioError ENODEV when the device cannot be bus-reset (e.g. on the root bus).
+   */
+  hotResetInfo(): HotResetInfo {
+    const fd = this.fd;
+    let count = 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const devices = Array.from({ length: count }, () => ({}));
+      const arg = encodeArg(b.vfio_pci_hot_reset_info, { flags: 0, count, devices });
+      try {
+        this.backend.ioctl(fd, b.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, arg);
+      } catch (error) {
+        // ENOSPC: the kernel wrote how many entries it needs; ask again with room for them.
+        if ((error as { code?: string }).code === 'ENOSPC') {
+          const needed = decodeAnswer(b.vfio_pci_hot_reset_info, arg, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO').count;
+          if (needed > count && needed < 4096) {
+            count = needed;
+            continue;
+          }
+        }
+        throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', device: this.name });
+      }
+      const answer = decodeAnswer(b.vfio_pci_hot_reset_info, arg, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
+      return {
+        flags: answer.flags,
+        devices: (answer.devices ?? []).map((d) => ({
+          groupId: d.group_id,
+          segment: d.segment,
+          bus: d.bus,
+          devfn: d.devfn,
+          address: pciAddressOf(d.segment, d.bus, d.devfn),
+        })),
+      };
+    }
+    throw new VfioError('ERR_VFIO_PROTOCOL', `${this.name}: hot reset info kept growing`, { device: this.name });
+  }
+
+  /**
+   * Resets the bus the device sits on (VFIO_DEVICE_PCI_HOT_RESET). The
+   * kernel demands proof of ownership of every affected group: pass them all
+   * (default: this device's group).
+   */
+  hotReset(groups?: readonly Group[]): void {
+    const list = groups ?? (this.group ? [this.group] : undefined);
+    if (!Array.isArray(list)) throw typeError('groups', 'an array of Group (the device has no group of its own)', groups);
+    const fds = list.map((group, i) => checkInstance(`groups[${i}]`, group, Group).fd);
+    const fd = this.fd;
+    const arg = hotResetArg(fds);
+    this.ioctl('VFIO_DEVICE_PCI_HOT_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_PCI_HOT_RESET, arg));
+  }
+
+  /** @internal IrqHost. */
+  setIrqs(flags: number, index: number, start: number, count: number, data?: { fds?: number[]; bools?: boolean[] }): void {
+    const fd = this.fd;
+    const arg = irqSet(flags, index, start, count, data);
+    this.ioctl('VFIO_DEVICE_SET_IRQS', () => this.backend.ioctl(fd, b.VFIO_DEVICE_SET_IRQS, arg));
+  }
+
+  /** @internal IrqHost. */
+  soleRange(irqs: Interrupts): boolean {
+    for (const other of this.#interrupts) if (other !== irqs && other.index === irqs.index) return false;
+    return true;
+  }
+
+  /** @internal IrqHost. */
+  interruptsClosed(irqs: Interrupts): void {
+    this.#interrupts.delete(irqs);
+  }
+
+  protected override releaseDependents(): void {
+    const regions = this.#regions ? [...this.#regions.values()] : [];
+    runAll([
+      ...this.interrupts().map((irqs) => () => irqs.disable()),
+      ...regions.map((region) => () => region.unmapAll()),
+    ]);
+  }
+
+  protected override afterClose(): void {
+    this.#owner?.deviceClosed(this);
+  }
+
+  private checkIrqIndex(index: number): void {
+    checkInteger('index', index, 0, 0xffff_ffff);
+    this.assertOpen();
+    if (index >= this.info.numIrqs) throw rangeError('index', `must be below ${this.info.numIrqs} (IRQ indexes of ${this.name}), got ${index}`);
+  }
+
+  private ioctl<T>(operation: string, call: () => T): T {
+    return kernelCall({ syscall: 'ioctl', operation, device: this.name }, call);
+  }
+}
+
+interface AdoptOptions {
+  owner?: DeviceOwner;
+  group?: Group;
+  iommu?: IommuContext;
+}
+
+function queryDeviceInfo(context: VfioContext, fd: number, name: string): DeviceInfo {
+  const { info, bytes } = queryInfo(
+    b.vfio_device_info,
+    {},
+    (arg) => kernelCall({ syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_INFO', device: name }, () =>
+      context.backend.ioctl(fd, b.VFIO_DEVICE_GET_INFO, arg)),
+    'VFIO_DEVICE_GET_INFO',
+  );
+  const capabilities = info.flags & b.VFIO_DEVICE_FLAGS_CAPS && info.cap_offset !== 0
+    ? capabilityChain(bytes, 'device', info.cap_offset, 'VFIO_DEVICE_GET_INFO').map(publicCapability)
+    : [];
+  return {
+    flags: info.flags,
+    numRegions: info.num_regions,
+    numIrqs: info.num_irqs,
+    reset: (info.flags & b.VFIO_DEVICE_FLAGS_RESET) !== 0,
+    pci: (info.flags & b.VFIO_DEVICE_FLAGS_PCI) !== 0,
+    capabilities,
+  };
+}
+
+function pciAddressOf(segment: number, bus: number, devfn: number): string {
+  const h = (value: number, width: number) => value.toString(16).padStart(width, '0');
+  return `${h(segment, 4)}:${h(bus, 2)}:${h(devfn >> 3, 2)}.${devfn & 7}`;
+}

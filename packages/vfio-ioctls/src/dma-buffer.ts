@@ -1,0 +1,127 @@
+import type { Backend } from './backend';
+import { kernelCall, VfioContext, type VfioOptions } from './context';
+import { closedError, VfioError } from './errors';
+import { checkInteger } from './validate';
+
+interface BufferState {
+  backend: Backend;
+  memory: ArrayBuffer;
+  /** How many DmaMappings cover this buffer; close() refuses while > 0. */
+  pins: number;
+}
+
+const states = new WeakMap<DmaBuffer, BufferState>();
+
+/**
+ * Frees the memory of a buffer the program dropped. The memory is held
+ * here, not the DmaBuffer, so the buffer itself can be collected; a mapped
+ * buffer is never collected because its mapping (held by its container)
+ * references it.
+ */
+const leakedBuffers = new FinalizationRegistry<{ backend: Backend; memory: ArrayBuffer }>(({ backend, memory }) => {
+  try {
+    backend.freeDma(memory);
+  } catch {
+    // The program dropped the buffer; nothing to report to.
+  }
+});
+
+/**
+ * Page-aligned memory owned by the library, the only memory that can be
+ * mapped for device DMA. It cannot be freed while a mapping covers it, so a
+ * device never writes into memory the process has given back.
+ */
+export class DmaBuffer implements Disposable {
+  /** Size in bytes: the requested size rounded up to the page size. */
+  readonly size: number;
+  #bytes: Uint8Array | undefined;
+
+  private constructor(state: BufferState) {
+    this.size = state.memory.byteLength;
+    this.#bytes = new Uint8Array(state.memory);
+    states.set(this, state);
+    leakedBuffers.register(this, { backend: state.backend, memory: state.memory }, this);
+  }
+
+  /**
+   * Allocates zeroed, page-aligned memory for DMA.
+   * @param size - bytes wanted (> 0); rounded up to a whole number of pages.
+   * @throws RangeError when `size` is not a positive safe integer; VfioError when allocation fails.
+   */
+  static alloc(size: number, options?: VfioOptions): DmaBuffer {
+    checkInteger('size', size, 1);
+    const { backend } = VfioContext.from(options);
+    const page = backend.pageSize();
+    const rounded = Math.ceil(size / page) * page;
+    const memory = kernelCall({ syscall: 'allocDma' }, () => backend.allocDma(rounded));
+    return new DmaBuffer({ backend, memory, pins: 0 });
+  }
+
+  /** The memory as bytes; throws ERR_VFIO_CLOSED after close(). */
+  get bytes(): Uint8Array {
+    if (!this.#bytes) throw closedError('DMA buffer');
+    return this.#bytes;
+  }
+
+  /** The memory as a DataView (for little-endian descriptors); throws after close(). */
+  get view(): DataView {
+    const bytes = this.bytes;
+    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** True once close() has run. */
+  get closed(): boolean {
+    return this.#bytes === undefined;
+  }
+
+  /** True while at least one DmaMapping covers the buffer. */
+  get mapped(): boolean {
+    return (states.get(this)?.pins ?? 0) > 0;
+  }
+
+  /**
+   * Frees the memory; its views are detached and throw afterwards. Idempotent.
+   * @throws VfioError ERR_VFIO_BUFFER_MAPPED while a mapping covers the buffer (unmap it first).
+   */
+  close(): void {
+    const state = states.get(this);
+    if (!state) return;
+    if (state.pins > 0) {
+      throw new VfioError('ERR_VFIO_BUFFER_MAPPED', `DMA buffer of ${this.size} bytes is still mapped for DMA`, {
+        hint: 'unmap its DmaMapping (or close the container) before closing the buffer',
+      });
+    }
+    states.delete(this);
+    this.#bytes = undefined;
+    leakedBuffers.unregister(this);
+    kernelCall({ syscall: 'freeDma' }, () => state.backend.freeDma(state.memory));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Internal: the live state of a buffer, or ERR_VFIO_CLOSED. */
+export function bufferState(buffer: DmaBuffer): BufferState {
+  const state = states.get(buffer);
+  if (!state) throw closedError('DMA buffer');
+  return state;
+}
+
+/** Internal: the buffer's process address, for MAP_DMA's vaddr only. */
+export function bufferAddress(buffer: DmaBuffer): bigint {
+  const state = bufferState(buffer);
+  return kernelCall({ syscall: 'addressOf' }, () => state.backend.addressOf(state.memory));
+}
+
+/** Internal: a mapping now covers the buffer. */
+export function pinBuffer(buffer: DmaBuffer): void {
+  bufferState(buffer).pins++;
+}
+
+/** Internal: a mapping of the buffer is gone. */
+export function unpinBuffer(buffer: DmaBuffer): void {
+  const state = states.get(buffer);
+  if (state && state.pins > 0) state.pins--;
+}

@@ -1,0 +1,63 @@
+import type { DmaBuffer } from './dma-buffer';
+import type { MappingOwner } from './iommu-context';
+
+/**
+ * A DmaBuffer mapped at an IOVA for device DMA. While it exists the buffer
+ * cannot be closed. Made by {@link IommuContext.map}; unmap() or close()
+ * removes it from the IOMMU (idempotent).
+ */
+export class DmaMapping implements Disposable {
+  /** The IO virtual address the device uses. */
+  readonly iova: bigint;
+  /** Mapped bytes (the whole buffer). */
+  readonly size: bigint;
+  /** The mapped buffer. */
+  readonly buffer: DmaBuffer;
+  /** The device may read the buffer. */
+  readonly read: boolean;
+  /** The device may write the buffer. */
+  readonly write: boolean;
+  #owner: MappingOwner | undefined;
+
+  /** @internal Made by an IommuContext, which has already mapped it. */
+  constructor(owner: MappingOwner, buffer: DmaBuffer, iova: bigint, read: boolean, write: boolean) {
+    this.#owner = owner;
+    this.buffer = buffer;
+    this.iova = iova;
+    this.size = BigInt(buffer.size);
+    this.read = read;
+    this.write = write;
+  }
+
+  /** False once unmapped (explicitly, by unmapAll, or by closing the context). */
+  get mapped(): boolean {
+    return this.#owner !== undefined;
+  }
+
+  /** The last IOVA of the mapping (inclusive). */
+  get end(): bigint {
+    return this.iova + this.size - 1n;
+  }
+
+  /**
+   * Unmaps it from the IOMMU and releases the buffer. Idempotent.
+   * @throws VfioError when VFIO_IOMMU_UNMAP_DMA fails (the mapping then stays mapped).
+   */
+  unmap(): void {
+    this.#owner?.unmapMapping(this);
+  }
+
+  /** @internal Called by the owner once the IOMMU no longer maps it. */
+  markUnmapped(): void {
+    this.#owner = undefined;
+  }
+
+  /** Same as unmap(). */
+  close(): void {
+    this.unmap();
+  }
+
+  [Symbol.dispose](): void {
+    this.unmap();
+  }
+}

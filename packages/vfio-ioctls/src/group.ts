@@ -1,0 +1,256 @@
+import { constants as fsConstants } from 'node:fs';
+import { bindings as b, cString, decodeAnswer, encodeArg, int32Arg } from './abi';
+import { Container } from './container';
+import { kernelCall, VfioContext, type VfioOptions } from './context';
+import { Device } from './device';
+import { groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from './discovery';
+import { VfioError } from './errors';
+import { FdHandle, runAll } from './handle';
+import { checkInstance, checkInteger, checkString, parsePciAddress, rangeError, typeError } from './validate';
+
+/** What VFIO_GROUP_GET_STATUS reports. */
+export interface GroupStatus {
+  /** Every device of the group is bound to vfio-pci (or unbound): the group can be used. */
+  viable: boolean;
+  /** The group is attached to a container. */
+  containerSet: boolean;
+  /** The raw VFIO_GROUP_FLAGS_* bits. */
+  flags: number;
+}
+
+/**
+ * An IOMMU group (/dev/vfio/N): the unit the IOMMU isolates, attached to a
+ * container before its devices can be opened. Several devices of one group
+ * may be open at once; close() closes them first, then detaches the group
+ * from its container, then closes the group node.
+ */
+export class Group extends FdHandle {
+  /** Where it was opened. */
+  readonly context: VfioContext;
+  /** The group number. */
+  readonly id: number;
+  /** The node it was opened from. */
+  readonly path: string;
+  #container: Container | undefined;
+  readonly #devices = new Set<Device>();
+  /**
+   * @internal Set by the Device.open registry: runs when the last device
+   * closes, so a shared group lives exactly as long as its devices.
+   */
+  whenUnused: (() => void) | undefined;
+  /** @internal Set by the Device.open registry: runs once the group is closed. */
+  whenClosed: (() => void) | undefined;
+
+  private constructor(context: VfioContext, id: number, fd: number) {
+    super(context.backend, fd, `group ${context.groupPath(id)}`);
+    this.context = context;
+    this.id = id;
+    this.path = context.groupPath(id);
+  }
+
+  /**
+   * Opens an IOMMU group.
+   * @param group - the group number, a PCI address ('0000:00:03.0') or a
+   *   device's sysfs path ('/sys/bus/pci/devices/0000:00:03.0') whose group is meant.
+   * @throws VfioError from open(2): ENOENT (no such group or not bound to
+   *   vfio-pci), EBUSY (already open), EACCES (permissions).
+   */
+  static open(group: number | string, options?: VfioOptions): Group {
+    const context = VfioContext.from(options);
+    const id = resolveGroupId(group, context);
+    const path = context.groupPath(id);
+    const fd = kernelCall({ syscall: 'open', path }, () => context.backend.open(path, fsConstants.O_RDWR));
+    return new Group(context, id, fd);
+  }
+
+  protected errorContext(): { path: string } {
+    return { path: this.path };
+  }
+
+  /** Queries VFIO_GROUP_GET_STATUS. */
+  status(): GroupStatus {
+    const fd = this.fd;
+    const arg = encodeArg(b.vfio_group_status, {});
+    this.ioctl('VFIO_GROUP_GET_STATUS', () => this.backend.ioctl(fd, b.VFIO_GROUP_GET_STATUS, arg));
+    const { flags } = decodeAnswer(b.vfio_group_status, arg, 'VFIO_GROUP_GET_STATUS');
+    return {
+      viable: (flags & b.VFIO_GROUP_FLAGS_VIABLE) !== 0,
+      containerSet: (flags & b.VFIO_GROUP_FLAGS_CONTAINER_SET) !== 0,
+      flags,
+    };
+  }
+
+  /** Whether the group can be used (see {@link GroupStatus.viable}). */
+  get viable(): boolean {
+    return this.status().viable;
+  }
+
+  /** The devices of the group that are bound to a driver other than vfio-pci (from sysfs). */
+  blockingDevices(): PciDeviceInfo[] {
+    return groupDevices(this.id, { sysfsRoot: this.context.sysfsRoot }).filter((d) => d.driver !== 'vfio-pci');
+  }
+
+  /**
+   * Throws ERR_VFIO_GROUP_NOT_VIABLE, naming the devices to rebind, unless
+   * the group is viable.
+   */
+  assertViable(): void {
+    if (this.status().viable) return;
+    let culprits = '';
+    try {
+      culprits = this.blockingDevices()
+        .map((d) => `${d.address} (${d.driver ?? 'no driver'})`)
+        .join(', ');
+    } catch {
+      // sysfs unreadable: the kernel's verdict alone still stands.
+    }
+    throw new VfioError(
+      'ERR_VFIO_GROUP_NOT_VIABLE',
+      `IOMMU group ${this.id} is not viable${culprits ? `: not bound to vfio-pci: ${culprits}` : ''}`,
+      { operation: 'VFIO_GROUP_GET_STATUS', path: this.path },
+    );
+  }
+
+  /** The container the group is attached to, if any. */
+  get container(): Container | undefined {
+    return this.#container;
+  }
+
+  /**
+   * Attaches the group to `container` (VFIO_GROUP_SET_CONTAINER); the first
+   * group also sets the container's IOMMU type. Attaching to the container
+   * it is already attached to does nothing.
+   * @throws VfioError ERR_VFIO_GROUP_NOT_VIABLE (lists the devices to rebind),
+   *   ERR_VFIO_GROUP_ATTACHED when attached to another container, EPERM from
+   *   VFIO_SET_IOMMU without interrupt remapping.
+   */
+  attach(container: Container): void {
+    checkInstance('container', container, Container);
+    if (container.context.backend !== this.backend) throw typeError('container', 'a Container of the same backend as the group', container);
+    const fd = this.fd;
+    const containerFd = container.fd;
+    if (this.#container === container) return;
+    if (this.#container) {
+      throw new VfioError('ERR_VFIO_GROUP_ATTACHED', `group ${this.id} is already attached to another container`, {
+        operation: 'VFIO_GROUP_SET_CONTAINER',
+        path: this.path,
+        hint: 'detach() it first',
+      });
+    }
+    this.assertViable();
+    this.ioctl('VFIO_GROUP_SET_CONTAINER', () => this.backend.ioctl(fd, b.VFIO_GROUP_SET_CONTAINER, int32Arg(containerFd)));
+    this.#container = container;
+    container.addGroup(this);
+    if (container.iommuType !== undefined) return;
+    try {
+      container.setIommu();
+    } catch (error) {
+      // Leave the group as it was: a group in a container without an IOMMU is of no use.
+      try {
+        this.detach();
+      } catch {
+        // The setIommu failure is the one worth reporting.
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Closes the group's devices, then detaches it from its container
+   * (VFIO_GROUP_UNSET_CONTAINER). Does nothing when not attached.
+   */
+  detach(): void {
+    this.assertOpen();
+    const container = this.#container;
+    if (!container) return;
+    this.closeDevices();
+    const fd = this.fd;
+    this.ioctl('VFIO_GROUP_UNSET_CONTAINER', () => this.backend.ioctl(fd, b.VFIO_GROUP_UNSET_CONTAINER));
+    this.#container = undefined;
+    container.removeGroup(this);
+  }
+
+  /**
+   * @internal The detach of a close path: the group counts as detached even
+   * if the ioctl fails, because closing the group fd (which follows) detaches
+   * it in the kernel anyway.
+   */
+  detachForClose(): void {
+    const container = this.#container;
+    if (!container) return;
+    try {
+      this.detach();
+    } finally {
+      this.#container = undefined;
+      container.removeGroup(this);
+    }
+  }
+
+  /**
+   * Opens a device of the group (VFIO_GROUP_GET_DEVICE_FD).
+   * @param name - the device name, a PCI address for vfio-pci ('0000:00:03.0').
+   * @throws VfioError ERR_VFIO_GROUP_NOT_ATTACHED before attach(); ENODEV
+   *   (no such device in the group); EBUSY (already open).
+   */
+  openDevice(name: string): Device {
+    checkString('name', name);
+    const fd = this.fd;
+    const deviceName = parsePciAddress(name) ?? name;
+    if (!this.#container) {
+      throw new VfioError('ERR_VFIO_GROUP_NOT_ATTACHED', `group ${this.id} is not attached to a container`, {
+        operation: 'VFIO_GROUP_GET_DEVICE_FD',
+        path: this.path,
+        device: deviceName,
+        hint: 'attach(container) first',
+      });
+    }
+    const deviceFd = kernelCall({ syscall: 'ioctl', operation: 'VFIO_GROUP_GET_DEVICE_FD', path: this.path, device: deviceName }, () =>
+      this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(deviceName)),
+    );
+    const device = Device.adopt(deviceFd, { context: this.context, name: deviceName, owner: this });
+    this.#devices.add(device);
+    return device;
+  }
+
+  /** The open devices of the group. */
+  devices(): readonly Device[] {
+    return [...this.#devices];
+  }
+
+  /** @internal The IOMMU context devices of this group map DMA through. */
+  get iommu(): Container | undefined {
+    return this.#container;
+  }
+
+  /** @internal A device of this group closed. */
+  deviceClosed(device: Device): void {
+    if (!this.#devices.delete(device)) return;
+    if (this.#devices.size === 0) this.whenUnused?.();
+  }
+
+  /** @internal Closes every open device of the group (the first step of every teardown). */
+  closeDevices(): void {
+    runAll(this.devices().map((device) => () => device.close()));
+  }
+
+  protected override releaseDependents(): void {
+    runAll([() => this.closeDevices(), () => this.detachForClose()]);
+  }
+
+  protected override afterClose(): void {
+    this.whenClosed?.();
+  }
+
+  private ioctl<T>(operation: string, call: () => T): T {
+    return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
+  }
+}
+
+function resolveGroupId(group: unknown, context: VfioContext): number {
+  if (typeof group === 'number') return checkInteger('group', group, 0, 0x7fff_ffff);
+  if (typeof group !== 'string') throw typeError('group', 'a group number, a PCI address or a sysfs device path', group);
+  if (group.startsWith('/')) return groupOfSysfsPath(group.replace(/\/+$/, ''));
+  if (parsePciAddress(group)) return groupOf(group, { sysfsRoot: context.sysfsRoot });
+  if (/^\d+$/.test(group)) return checkInteger('group', Number(group), 0, 0x7fff_ffff);
+  throw rangeError('group', `must be a group number, a PCI address or a sysfs device path, got ${JSON.stringify(group)}`, 'ERR_INVALID_ARG_VALUE');
+}

@@ -1,0 +1,172 @@
+import type { Backend } from './backend';
+import { kernelCall } from './context';
+import { closedError } from './errors';
+import { runAll } from './handle';
+import { checkInteger, checkU64, hex, rangeError } from './validate';
+
+/** @internal One mmapped area, as Region.map() made it. */
+export interface MmioWindowSpec {
+  /** Offset of the area within the region. */
+  offset: number;
+  /** The mmapped memory. */
+  buffer: ArrayBuffer;
+}
+
+/**
+ * One mmapped window of a region. Offsets given to its accessors are
+ * relative to the region (not the window), so code written against a
+ * register map reads the same whether or not the region is sparse. Every
+ * access is bounds- and alignment-checked and done by the backend's
+ * volatile accessors of exactly that width (a DataView gives no such
+ * guarantee, and MMIO registers care).
+ */
+export class MmioWindow {
+  /** Offset of the window within the region. */
+  readonly offset: number;
+  /** Size of the window in bytes. */
+  readonly size: number;
+  #buffer: ArrayBuffer | undefined;
+  readonly #backend: Backend;
+
+  /** @internal */
+  constructor(backend: Backend, spec: MmioWindowSpec) {
+    this.#backend = backend;
+    this.offset = spec.offset;
+    this.size = spec.buffer.byteLength;
+    this.#buffer = spec.buffer;
+  }
+
+  /** True when `offset` (region-relative) lies in this window. */
+  contains(offset: number, width = 1): boolean {
+    return offset >= this.offset && offset + width <= this.offset + this.size;
+  }
+
+  /** False once the mapping is unmapped. */
+  get mapped(): boolean {
+    return this.#buffer !== undefined;
+  }
+
+  read8(offset: number): number {
+    return this.#backend.mmioRead8(this.at(offset, 1), offset - this.offset);
+  }
+  read16(offset: number): number {
+    return this.#backend.mmioRead16(this.at(offset, 2), offset - this.offset);
+  }
+  read32(offset: number): number {
+    return this.#backend.mmioRead32(this.at(offset, 4), offset - this.offset);
+  }
+  read64(offset: number): bigint {
+    return this.#backend.mmioRead64(this.at(offset, 8), offset - this.offset);
+  }
+  write8(offset: number, value: number): void {
+    checkInteger('value', value, 0, 0xff);
+    this.#backend.mmioWrite8(this.at(offset, 1), offset - this.offset, value);
+  }
+  write16(offset: number, value: number): void {
+    checkInteger('value', value, 0, 0xffff);
+    this.#backend.mmioWrite16(this.at(offset, 2), offset - this.offset, value);
+  }
+  write32(offset: number, value: number): void {
+    checkInteger('value', value, 0, 0xffff_ffff);
+    this.#backend.mmioWrite32(this.at(offset, 4), offset - this.offset, value);
+  }
+  write64(offset: number, value: bigint | number): void {
+    const big = checkU64('value', value);
+    this.#backend.mmioWrite64(this.at(offset, 8), offset - this.offset, big);
+  }
+
+  private at(offset: number, width: number): ArrayBuffer {
+    checkInteger('offset', offset);
+    if (!this.#buffer) throw closedError('region mapping');
+    if (!this.contains(offset, width)) {
+      throw rangeError('offset', `${hex(offset)} (${width} bytes) is outside the window ${hex(this.offset)}-${hex(this.offset + this.size - 1)}`);
+    }
+    if (offset % width !== 0) throw rangeError('offset', `must be ${width}-byte aligned, got ${hex(offset)}`, 'ERR_VFIO_MISALIGNED');
+    return this.#buffer;
+  }
+
+  /** @internal Detaches and munmaps the window (views then throw); idempotent. */
+  unmap(): void {
+    const buffer = this.#buffer;
+    if (!buffer) return;
+    this.#buffer = undefined;
+    kernelCall({ syscall: 'munmap' }, () => this.#backend.munmap(buffer));
+  }
+}
+
+/**
+ * A mapped region: its windows (one per mmappable area) and accessors that
+ * find the window for a region offset. unmap() detaches every window.
+ */
+export class RegionMapping implements Disposable {
+  /** The region index. */
+  readonly index: number;
+  /** The windows, sorted by offset; the gaps between them are not mapped. */
+  readonly windows: readonly MmioWindow[];
+  readonly #onUnmap: () => void;
+  #mapped = true;
+
+  /** @internal Made by Region.map(). */
+  constructor(backend: Backend, index: number, specs: MmioWindowSpec[], onUnmap: () => void) {
+    this.index = index;
+    this.windows = specs.map((spec) => new MmioWindow(backend, spec)).sort((a, b) => a.offset - b.offset);
+    this.#onUnmap = onUnmap;
+  }
+
+  /** False once unmapped. */
+  get mapped(): boolean {
+    return this.#mapped;
+  }
+
+  /**
+   * The window holding `width` bytes at region offset `offset`.
+   * @throws RangeError when no window holds it (outside the region or in a gap); ERR_VFIO_CLOSED after unmap().
+   */
+  window(offset: number, width = 1): MmioWindow {
+    checkInteger('offset', offset);
+    if (!this.#mapped) throw closedError('region mapping');
+    const window = this.windows.find((w) => w.contains(offset, width));
+    if (!window) throw rangeError('offset', `${hex(offset)} (${width} bytes) is not in a mapped window of region ${this.index}`);
+    return window;
+  }
+
+  read8(offset: number): number {
+    return this.window(offset, 1).read8(offset);
+  }
+  read16(offset: number): number {
+    return this.window(offset, 2).read16(offset);
+  }
+  read32(offset: number): number {
+    return this.window(offset, 4).read32(offset);
+  }
+  read64(offset: number): bigint {
+    return this.window(offset, 8).read64(offset);
+  }
+  write8(offset: number, value: number): void {
+    this.window(offset, 1).write8(offset, value);
+  }
+  write16(offset: number, value: number): void {
+    this.window(offset, 2).write16(offset, value);
+  }
+  write32(offset: number, value: number): void {
+    this.window(offset, 4).write32(offset, value);
+  }
+  write64(offset: number, value: bigint | number): void {
+    this.window(offset, 8).write64(offset, value);
+  }
+
+  /** Unmaps every window; idempotent. Accessors throw ERR_VFIO_CLOSED afterwards. */
+  unmap(): void {
+    if (!this.#mapped) return;
+    this.#mapped = false;
+    try {
+      runAll(this.windows.map((w) => () => w.unmap()));
+    } finally {
+      this.#onUnmap();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.unmap();
+  }
+}

@@ -1,0 +1,302 @@
+import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from './abi';
+import { kernelCall, type VfioContext } from './context';
+import { VfioError } from './errors';
+import { RegionMapping, type MmioWindowSpec } from './region-mapping';
+import { runAll } from './handle';
+import { checkBytes, checkInteger, checkU64, hex, rangeError } from './validate';
+
+/** The device side a region needs; Device implements it. */
+export interface RegionHost {
+  /** The device fd; throws once the device is closed. */
+  readonly fd: number;
+  readonly context: VfioContext;
+  /** The device name, for errors. */
+  readonly name: string;
+}
+
+/** An mmappable part of a region (SPARSE_MMAP capability), relative to the region. */
+export interface SparseMmapArea {
+  offset: bigint;
+  size: bigint;
+}
+
+/** A region's capabilities, decoded. */
+export interface RegionCapabilities {
+  /** The mmappable areas, when the region has a SPARSE_MMAP capability. */
+  sparseMmap?: SparseMmapArea[];
+  /** The region's type and subtype (TYPE capability), for device-specific regions. */
+  type?: { type: number; subtype: number };
+  /** The MSI-X table in this BAR may be mmapped (MSIX_MAPPABLE capability). */
+  msixMappable: boolean;
+  /** Every capability in the chain, including ones not decoded above. */
+  all: CapabilityRef[];
+}
+
+type RegionInfoStruct = b.vfio_region_info;
+
+/**
+ * A region of a device (a BAR, the ROM, config space, or a device-specific
+ * region), read and written through the device fd with bounds and
+ * permission checks, or mmapped with {@link Region.map}.
+ */
+export class Region {
+  /** The region index (VFIO_PCI_BAR0_REGION_INDEX ...). */
+  readonly index: number;
+  /** Size in bytes. */
+  readonly size: bigint;
+  /** VFIO_REGION_INFO_FLAG_* bits. */
+  readonly flags: number;
+  /** The region's offset within the device fd. */
+  readonly offset: bigint;
+  /** Decoded capabilities. */
+  readonly caps: RegionCapabilities;
+  readonly #host: RegionHost;
+  readonly #mappings = new Set<RegionMapping>();
+
+  private constructor(host: RegionHost, info: RegionInfoStruct, caps: RegionCapabilities) {
+    this.#host = host;
+    this.index = info.index;
+    this.size = info.size;
+    this.flags = info.flags;
+    this.offset = info.offset;
+    this.caps = caps;
+  }
+
+  /**
+   * @internal Queries VFIO_DEVICE_GET_REGION_INFO. Returns undefined for a
+   * region the device does not have (EINVAL, as VGA on a non-VGA device, or
+   * size 0), so the caller's map stays keyed by the true index.
+   */
+  static probe(host: RegionHost, index: number): Region | undefined {
+    const { backend } = host.context;
+    const fd = host.fd;
+    let answer;
+    try {
+      answer = queryInfo(
+        b.vfio_region_info,
+        { index },
+        (arg) => backend.ioctl(fd, b.VFIO_DEVICE_GET_REGION_INFO, arg),
+        'VFIO_DEVICE_GET_REGION_INFO',
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code === 'EINVAL') return undefined;
+      throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_REGION_INFO', device: host.name });
+    }
+    const { info, bytes } = answer;
+    if (info.size === 0n) return undefined;
+    return new Region(host, info, decodeRegionCaps(info, bytes));
+  }
+
+  /** The region supports read(). */
+  get readable(): boolean {
+    return (this.flags & b.VFIO_REGION_INFO_FLAG_READ) !== 0;
+  }
+
+  /** The region supports write(). */
+  get writable(): boolean {
+    return (this.flags & b.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
+  }
+
+  /** The region supports map() (whole, or in the sparse areas). */
+  get mappable(): boolean {
+    return (this.flags & b.VFIO_REGION_INFO_FLAG_MMAP) !== 0;
+  }
+
+  /**
+   * Reads `length` bytes at `offset` (pread on the device fd).
+   * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not readable.
+   */
+  read(offset: number | bigint, length: number): Uint8Array {
+    const start = checkU64('offset', offset);
+    checkInteger('length', length, 0);
+    this.checkSpan(start, BigInt(length));
+    this.checkAccess('read', this.readable);
+    const bytes = new Uint8Array(length);
+    this.transfer('pread', bytes, start);
+    return bytes;
+  }
+
+  /**
+   * Writes `bytes` at `offset` (pwrite on the device fd).
+   * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not writable.
+   */
+  write(offset: number | bigint, bytes: Uint8Array): void {
+    const start = checkU64('offset', offset);
+    checkBytes('bytes', bytes);
+    this.checkSpan(start, BigInt(bytes.length));
+    this.checkAccess('write', this.writable);
+    this.transfer('pwrite', bytes, start);
+  }
+
+  /** Reads a byte. */
+  readUint8(offset: number | bigint): number {
+    return this.readScalar(offset, 1).getUint8(0);
+  }
+
+  /** Reads a little-endian 16-bit value (PCI is little-endian); offset 2-aligned. */
+  readUint16(offset: number | bigint): number {
+    return this.readScalar(offset, 2).getUint16(0, true);
+  }
+
+  /** Reads a little-endian 32-bit value; offset 4-aligned. */
+  readUint32(offset: number | bigint): number {
+    return this.readScalar(offset, 4).getUint32(0, true);
+  }
+
+  /** Reads a little-endian 64-bit value; offset 8-aligned. */
+  readBigUint64(offset: number | bigint): bigint {
+    return this.readScalar(offset, 8).getBigUint64(0, true);
+  }
+
+  /** Writes a byte. */
+  writeUint8(offset: number | bigint, value: number): void {
+    checkInteger('value', value, 0, 0xff);
+    this.writeScalar(offset, 1, (v) => v.setUint8(0, value));
+  }
+
+  /** Writes a little-endian 16-bit value; offset 2-aligned. */
+  writeUint16(offset: number | bigint, value: number): void {
+    checkInteger('value', value, 0, 0xffff);
+    this.writeScalar(offset, 2, (v) => v.setUint16(0, value, true));
+  }
+
+  /** Writes a little-endian 32-bit value; offset 4-aligned. */
+  writeUint32(offset: number | bigint, value: number): void {
+    checkInteger('value', value, 0, 0xffff_ffff);
+    this.writeScalar(offset, 4, (v) => v.setUint32(0, value, true));
+  }
+
+  /** Writes a little-endian 64-bit value; offset 8-aligned. */
+  writeBigUint64(offset: number | bigint, value: bigint | number): void {
+    const big = checkU64('value', value);
+    this.writeScalar(offset, 8, (v) => v.setBigUint64(0, big, true));
+  }
+
+  /**
+   * Maps the region: one window per sparse mmap area, or one for the whole
+   * region. Parts outside the windows (an MSI-X table the kernel keeps for
+   * itself) stay reachable through read()/write() only.
+   * @throws VfioError ERR_VFIO_NOT_MAPPABLE when the region has no MMAP flag; VfioError from mmap(2).
+   */
+  map(): RegionMapping {
+    const fd = this.#host.fd;
+    if (!this.mappable) {
+      throw new VfioError('ERR_VFIO_NOT_MAPPABLE', `region ${this.index} of ${this.#host.name} cannot be mmapped`, {
+        device: this.#host.name,
+        hint: 'use read()/write(); I/O port BARs and config space are never mmappable',
+      });
+    }
+    const areas = (this.caps.sparseMmap ?? [{ offset: 0n, size: this.size }]).filter((a) => a.size > 0n);
+    const prot = (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0);
+    const { backend } = this.#host.context;
+    const windows: MmioWindowSpec[] = [];
+    try {
+      for (const area of areas) {
+        if (area.offset + area.size > this.size || area.offset + area.size > BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw new VfioError('ERR_VFIO_PROTOCOL', `region ${this.index}: sparse area ${hex(area.offset)}+${hex(area.size)} lies outside the region`, { device: this.#host.name });
+        }
+        const buffer = kernelCall({ syscall: 'mmap', device: this.#host.name }, () =>
+          backend.mmap(fd, Number(area.size), prot, this.offset + area.offset),
+        );
+        windows.push({ offset: Number(area.offset), buffer });
+      }
+    } catch (error) {
+      for (const window of windows) {
+        try {
+          backend.munmap(window.buffer);
+        } catch {
+          // The mmap failure is the one worth reporting.
+        }
+      }
+      throw error;
+    }
+    const mapping = new RegionMapping(backend, this.index, windows, () => this.#mappings.delete(mapping));
+    this.#mappings.add(mapping);
+    return mapping;
+  }
+
+  /** The live mappings of this region. */
+  mappings(): readonly RegionMapping[] {
+    return [...this.#mappings];
+  }
+
+  private checkSpan(start: bigint, length: bigint): void {
+    if (start + length > this.size) {
+      throw rangeError('offset', `${hex(start)}+${length} is past the end of region ${this.index} (size ${hex(this.size)})`);
+    }
+  }
+
+  private checkAccess(what: 'read' | 'write', allowed: boolean): void {
+    if (!allowed) {
+      throw new VfioError('ERR_VFIO_REGION_ACCESS', `region ${this.index} of ${this.#host.name} does not allow ${what}`, {
+        device: this.#host.name,
+      });
+    }
+  }
+
+  private transfer(syscall: 'pread' | 'pwrite', bytes: Uint8Array, start: bigint): void {
+    const fd = this.#host.fd;
+    const { backend } = this.#host.context;
+    const at = this.offset + start;
+    const done = kernelCall({ syscall, device: this.#host.name }, () =>
+      syscall === 'pread' ? backend.pread(fd, bytes, at) : backend.pwrite(fd, bytes, at),
+    );
+    if (done !== bytes.length) {
+      throw new VfioError('ERR_VFIO_SHORT_IO', `${syscall} of region ${this.index} at ${hex(start)} moved ${done} of ${bytes.length} bytes`, {
+        syscall,
+        device: this.#host.name,
+      });
+    }
+  }
+
+  private scalarOffset(offset: number | bigint, width: number): bigint {
+    const start = checkU64('offset', offset);
+    if (start % BigInt(width) !== 0n) throw rangeError('offset', `must be ${width}-byte aligned, got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
+    return start;
+  }
+
+  private readScalar(offset: number | bigint, width: number): DataView {
+    const start = this.scalarOffset(offset, width);
+    this.checkSpan(start, BigInt(width));
+    this.checkAccess('read', this.readable);
+    const bytes = new Uint8Array(width);
+    this.transfer('pread', bytes, start);
+    return new DataView(bytes.buffer);
+  }
+
+  private writeScalar(offset: number | bigint, width: number, fill: (view: DataView) => void): void {
+    const start = this.scalarOffset(offset, width);
+    this.checkSpan(start, BigInt(width));
+    this.checkAccess('write', this.writable);
+    const bytes = new Uint8Array(width);
+    fill(new DataView(bytes.buffer));
+    this.transfer('pwrite', bytes, start);
+  }
+
+  /** @internal Device.close() unmaps what is still mapped. */
+  unmapAll(): void {
+    runAll(this.mappings().map((mapping) => () => mapping.unmap()));
+  }
+}
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+
+function decodeRegionCaps(info: RegionInfoStruct, bytes: Uint8Array): RegionCapabilities {
+  const caps: RegionCapabilities = { msixMappable: false, all: [] };
+  if (!(info.flags & b.VFIO_REGION_INFO_FLAG_CAPS) || info.cap_offset === 0) return caps;
+  const chain = capabilityChain(bytes, 'region', info.cap_offset, `region ${info.index} info`);
+  caps.all = chain.map(publicCapability);
+  for (const cap of chain) {
+    if (cap.id === b.VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+      const value = cap.value as b.vfio_region_info_cap_sparse_mmap;
+      caps.sparseMmap = (value.areas ?? []).map(({ offset, size }) => ({ offset, size }));
+    } else if (cap.id === b.VFIO_REGION_INFO_CAP_TYPE) {
+      const { type, subtype } = cap.value as b.vfio_region_info_cap_type;
+      caps.type = { type, subtype };
+    } else if (cap.id === b.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) {
+      caps.msixMappable = true;
+    }
+  }
+  return caps;
+}

@@ -1,0 +1,83 @@
+import { Container } from './container';
+import type { VfioContext } from './context';
+import type { Device } from './device';
+import { VfioError } from './errors';
+import { Group } from './group';
+
+/**
+ * The groups and the container that Device.open shares per context. A group
+ * node can be open only once, so a second device of a group must reuse the
+ * first one's group; and the group must stay attached until its last device
+ * closes (rust-vmm's vfio-ioctls detached it with the first).
+ */
+interface Shared {
+  container: Container | undefined;
+  groups: Map<number, Group>;
+}
+
+const sharedByContext = new WeakMap<VfioContext, Shared>();
+
+function sharedOf(context: VfioContext): Shared {
+  let shared = sharedByContext.get(context);
+  if (!shared) sharedByContext.set(context, (shared = { container: undefined, groups: new Map() }));
+  return shared;
+}
+
+/** @internal Device.open(): opens `name` in group `groupId`, opening or reusing the group and a container. */
+export function openSharedDevice(context: VfioContext, name: string, groupId: number, container?: Container): Device {
+  const shared = sharedOf(context);
+  let group = shared.groups.get(groupId);
+  if (group?.closed) {
+    shared.groups.delete(groupId);
+    group = undefined;
+  }
+  if (group) {
+    if (container && group.container !== container) {
+      throw new VfioError('ERR_VFIO_GROUP_ATTACHED', `group ${groupId} is already attached to another container by an open device`, {
+        path: group.path,
+        device: name,
+        hint: 'open every device of a group with the same container',
+      });
+    }
+    return group.openDevice(name);
+  }
+  const created: (Group | Container)[] = [];
+  try {
+    const newGroup = Group.open(groupId, context);
+    created.push(newGroup);
+    let target = container;
+    if (!target) {
+      if (!shared.container || shared.container.closed) {
+        shared.container = Container.open(context);
+        created.push(shared.container);
+      }
+      target = shared.container;
+    }
+    newGroup.attach(target);
+    const device = newGroup.openDevice(name);
+    shared.groups.set(groupId, newGroup);
+    newGroup.whenUnused = () => newGroup.close();
+    newGroup.whenClosed = () => groupClosed(shared, groupId, newGroup);
+    return device;
+  } catch (error) {
+    // Undo in the kernel's order: the group (detaching it) before the container.
+    for (const handle of created) {
+      try {
+        handle.close();
+      } catch {
+        // The open failure is the one worth reporting.
+      }
+    }
+    if (shared.container?.closed) shared.container = undefined;
+    throw error;
+  }
+}
+
+function groupClosed(shared: Shared, groupId: number, group: Group): void {
+  if (shared.groups.get(groupId) === group) shared.groups.delete(groupId);
+  const container = shared.container;
+  if (container && !container.closed && container.groups().length === 0) {
+    shared.container = undefined;
+    container.close();
+  }
+}

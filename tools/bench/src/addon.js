@@ -1,23 +1,34 @@
 'use strict';
-// The addon as vfio-ioctls exports it (the Backend the safe API uses by
-// default). Undefined when the package does not export it or the addon is
-// not built, so the rest of the host bench still runs.
+// The addon behind vfio-ioctls' default Backend. The package's index does
+// not export `nativeBackend` (yet); until it does, it is taken from the
+// built dist/native.js by path, and the results say so (`source`).
+const path = require('node:path');
+
+let cached;
 
 function nativeBackend() {
-  let lib;
+  if (cached !== undefined) return cached?.backend;
+  cached = null;
+  let backend = require('vfio-ioctls').nativeBackend;
+  let source = 'vfio-ioctls (public export)';
+  if (!backend) {
+    const root = path.dirname(require.resolve('vfio-ioctls/package.json'));
+    try {
+      backend = require(path.join(root, 'dist', 'native.js')).nativeBackend;
+      source = 'vfio-ioctls/dist/native.js (not exported by the package index)';
+    } catch {
+      return undefined;
+    }
+  }
   try {
-    lib = require('vfio-ioctls');
+    backend.pageSize(); // loads the addon; throws ERR_VFIO_NO_ADDON when it is not built
   } catch {
     return undefined;
   }
-  const backend = lib.nativeBackend;
-  if (!backend) return undefined;
-  try {
-    backend.pageSize(); // loads the addon; throws ERR_VFIO_NO_ADDON when missing
-  } catch {
-    return undefined;
-  }
+  cached = { backend, source };
   return backend;
 }
 
-module.exports = { nativeBackend };
+const addonSource = () => cached?.source ?? null;
+
+module.exports = { nativeBackend, addonSource };

@@ -4,14 +4,20 @@
 // per round outside the timed loops, closed at the end of the round so the
 // C program can open the device next (a group node opens only once).
 const b = require('vfio-bindings');
-const { Device, DmaBuffer, nativeBackend } = require('vfio-ioctls');
+const { Container, Group, DmaBuffer } = require('vfio-ioctls');
+const { nativeBackend: addon } = require('../addon');
 const { GUEST_OPS } = require('./ops');
 const { measureSync, measureAsync } = require('../timing');
 const edu = require('./edu');
 
 /** Everything a round needs, opened once. */
 function openRig(dev) {
-  const device = Device.open(dev.address);
+  // The explicit path (not Device.open) so the rig holds the container
+  // that DMA maps into.
+  const container = Container.open();
+  const group = Group.open(dev.iommuGroup);
+  group.attach(container);
+  const device = group.openDevice(dev.address);
   const bar0 = device.region(b.VFIO_PCI_BAR0_REGION_INDEX);
   const mmio = bar0.map();
   const config = device.config;
@@ -28,21 +34,22 @@ function openRig(dev) {
   const nextInterrupt = () => new Promise((resolve) => (wake = resolve));
   const buf4k = DmaBuffer.alloc(4096);
   const buf2m = DmaBuffer.alloc(2 << 20);
-  return { device, bar0, mmio, irqs, nextInterrupt, buf4k, buf2m };
+  return { container, group, device, bar0, mmio, irqs, nextInterrupt, buf4k, buf2m };
 }
 
 function closeRig(rig) {
   rig.irqs.close();
   rig.mmio.unmap();
   rig.device.close();
+  rig.group.close();
+  rig.container.close();
   rig.buf4k.close();
   rig.buf2m.close();
 }
 
 /** The row functions; each is one operation. */
 function rowFunctions(rig) {
-  const { device, bar0, mmio } = rig;
-  const iommu = device.iommu;
+  const { container, device, bar0, mmio } = rig;
   const page = new Uint8Array(4096);
   const word = new Uint8Array(4);
   let sink = 0;
@@ -50,12 +57,13 @@ function rowFunctions(rig) {
   // the per-call round trip is the one Region does on first use: encode
   // with vfio-bindings, the addon's ioctl, decode.
   const regionInfoArg = new Uint8Array(b.vfio_region_info.size);
+  const native = addon();
   const regionInfo = () => {
     b.vfio_region_info.encode({ argsz: b.vfio_region_info.size, index: b.VFIO_PCI_BAR0_REGION_INDEX }, regionInfoArg);
-    nativeBackend.ioctl(device.fd, b.VFIO_DEVICE_GET_REGION_INFO, regionInfoArg);
+    native.ioctl(device.fd, b.VFIO_DEVICE_GET_REGION_INFO, regionInfoArg);
     sink ^= Number(b.vfio_region_info.decode(regionInfoArg).size);
   };
-  const mapUnmap = (buffer) => () => iommu.map(buffer, { iova: edu.DMA_IOVA }).unmap();
+  const mapUnmap = (buffer) => () => container.map(buffer, { iova: edu.DMA_IOVA }).unmap();
   const interrupt = async () => {
     const done = rig.nextInterrupt();
     mmio.write32(edu.EDU_IRQ_RAISE, 1);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 'use strict';
+const os = require('node:os');
 // CLI of the real-kernel test bed; see tools/vm/README.md.
 const { runInGuest, setup, PROFILES, VmError, DEFAULT_TIMEOUT_MS } = require('../lib');
 
@@ -18,6 +19,7 @@ const USAGE = `usage:
   vm.js profiles                   list the device profiles
 exit status: the command's own, or ${HARNESS_FAILURE} when the test bed failed`;
 
+let cancelledBy = null;
 const log = (m) => process.stderr.write(`vm: ${m}\n`);
 
 function usageError(msg) {
@@ -58,7 +60,16 @@ async function main([verb, ...rest]) {
   if (verb === 'run') {
     const opts = parseRun(rest);
     const onOutput = opts.quiet ? undefined : (text, source) => (source === 'qemu' ? process.stderr : process.stdout).write(text);
-    const r = await runInGuest({ ...opts, onOutput, log });
+    // A signal stops the guest first (QEMU must not outlive us), then the
+    // CLI exits as that signal would have made it.
+    const abort = new AbortController();
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+      process.once(sig, () => {
+        cancelledBy = sig;
+        abort.abort(sig);
+      });
+    }
+    const r = await runInGuest({ ...opts, onOutput, log, signal: abort.signal });
     log(`exit code ${r.exitCode}; boot ${r.bootSeconds?.toFixed(1)} s, total ${r.seconds.toFixed(1)} s; console ${r.consolePath}`);
     return r.exitCode;
   }
@@ -81,6 +92,6 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (!(err instanceof VmError)) throw err;
     log(err.message);
-    process.exit(HARNESS_FAILURE);
+    process.exit(err.cancelled ? 128 + (os.constants.signals[cancelledBy] || 2) : HARNESS_FAILURE);
   },
 );

@@ -38,11 +38,24 @@ function splitEnv(e) {
   return i < 0 ? [e, process.env[e]] : [e.slice(0, i), e.slice(i + 1)];
 }
 
+// A run folder is named <stamp>-<pid>; one whose process still lives may
+// belong to a run in progress (another tool shares this cache) and stays.
+function ownerAlive(dir) {
+  const pid = Number(/-(\d+)$/.exec(dir)?.[1]);
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
 function newRunDir() {
   fs.mkdirSync(paths.runsDir, { recursive: true });
   const old = fs.readdirSync(paths.runsDir).sort();
   for (const d of old.slice(0, Math.max(0, old.length - (KEEP_RUNS - 1)))) {
-    fs.rmSync(path.join(paths.runsDir, d), { recursive: true, force: true });
+    if (!ownerAlive(d)) fs.rmSync(path.join(paths.runsDir, d), { recursive: true, force: true });
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   const dir = path.join(paths.runsDir, `${stamp}-${process.pid}`);

@@ -1,7 +1,9 @@
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
+const { which } = require('./exec');
 const { VmError } = require('./errors');
 const { prepare } = require('./setup');
 const { getProfile } = require('./profiles');
@@ -13,6 +15,10 @@ const DEFAULT_TIMEOUT_MS = 20 * 60 * 1000;
 // Printed by the guest's init around the job (see guest/init).
 const START = '@@vm-start@@';
 const EXIT_RE = /@@vm-exit (\d+)@@/;
+
+// How long QEMU may outlive the timeout if this process dies without
+// killing it (see the watchdog below).
+const WATCHDOG_GRACE_S = 30;
 
 const readIfExists = (p) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8').trim() : null);
 
@@ -31,8 +37,9 @@ function jobOutput(consoleText) {
  * (a shell string, or an argv array) chrooted into the host root at cwd.
  * Resolves to { exitCode, output, consolePath, testbed, runDir, bootSeconds,
  * seconds }; rejects with a VmError when the test bed itself fails (guest
- * setup, QEMU death, timeout). onOutput(text, source) receives the console
- * live ('console') and QEMU's own stderr ('qemu').
+ * setup, QEMU death, timeout, cancellation through the AbortSignal signal).
+ * onOutput(text, source) receives the console live ('console') and QEMU's
+ * own stderr ('qemu').
  */
 async function runInGuest({
   profile = 'edu',
@@ -43,8 +50,10 @@ async function runInGuest({
   timeoutMs = DEFAULT_TIMEOUT_MS,
   onOutput = () => {},
   log = () => {},
+  signal,
 } = {}) {
   const prof = getProfile(profile);
+  if (!which('qemu-system-x86_64')) throw new VmError('qemu-system-x86_64 not found: run "node tools/vm/bin/vm.js setup"');
   const state = prepare({ log });
   const results = resultsDir ? path.resolve(cwd, resultsDir) : undefined;
   if (results) fs.mkdirSync(results, { recursive: true });
@@ -63,16 +72,33 @@ async function runInGuest({
   let qemuStderr = '';
   let bootSeconds = null;
   let timedOut = false;
+  let cancelled = false;
 
+  // coreutils' timeout is a watchdog that outlives this process: if Node is
+  // killed outright, QEMU still ends soon after the run's own timeout.
+  // --foreground keeps QEMU in our process group, so a Ctrl-C reaches it; a
+  // SIGTERM sent to timeout is passed on to QEMU, which then quits.
   // stdin stays an open pipe that is never written: the serial port then
   // reads nothing, and QEMU never sees an EOF or a terminal to take over.
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.on('exit', killOnExit);
+  const watchdog = String(Math.ceil(timeoutMs / 1000) + WATCHDOG_GRACE_S);
+  const child = spawn('timeout', ['--foreground', '-s', 'KILL', watchdog, 'qemu-system-x86_64', ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stop = () => {
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  };
+  process.on('exit', stop);
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill('SIGKILL');
+    stop();
   }, timeoutMs);
+  const onAbort = () => {
+    cancelled = true;
+    stop();
+  };
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort);
 
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (s) => {
@@ -88,19 +114,23 @@ async function runInGuest({
     onOutput(s, 'qemu');
   });
 
-  const { code, signal, spawnError } = await new Promise((resolve) => {
+  const { code, killedBy, spawnError } = await new Promise((resolve) => {
     child.on('error', (e) => resolve({ spawnError: e }));
-    child.on('close', (c, sig) => resolve({ code: c, signal: sig }));
+    child.on('close', (c, sig) => resolve({ code: c, killedBy: sig }));
   });
   clearTimeout(timer);
-  process.removeListener('exit', killOnExit);
+  process.removeListener('exit', stop);
+  signal?.removeEventListener('abort', onAbort);
   fs.closeSync(consoleFile);
   fs.copyFileSync(job.consolePath, paths.lastConsolePath);
   const seconds = (Date.now() - started) / 1000;
   const where = `guest console: ${job.consolePath}`;
 
   if (spawnError) {
-    throw new VmError(`cannot start qemu-system-x86_64 (${spawnError.message}); run "node tools/vm/bin/vm.js setup"`);
+    throw new VmError(`cannot start QEMU under timeout(1): ${spawnError.message}`);
+  }
+  if (cancelled) {
+    throw new VmError(`the run was cancelled; ${where}`, { consolePath: job.consolePath, cancelled: true });
   }
   if (timedOut) {
     throw new VmError(`the guest did not finish within ${timeoutMs / 1000} s and was killed; ${where}`,
@@ -114,7 +144,9 @@ async function runInGuest({
   let exitCode = readIfExists(job.exitCodePath);
   if (exitCode === null) exitCode = EXIT_RE.exec(consoleText)?.[1] ?? null;
   if (exitCode === null) {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    // timeout(1) reports a signal death of QEMU as 128 + the signal number.
+    const sig = killedBy || (code > 128 && Object.keys(os.constants.signals).find((k) => os.constants.signals[k] === code - 128));
+    const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
     const tail = qemuStderr.trim().split('\n').slice(-5).join('\n');
     throw new VmError(`QEMU ${how} before the command finished${tail ? `:\n${tail}\n` : '; '}${where}`,
       { consolePath: job.consolePath });

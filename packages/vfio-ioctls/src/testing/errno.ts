@@ -1,0 +1,38 @@
+import { constants } from 'node:os';
+import { VfioError } from '../errors';
+
+const errnoByName = constants.errno as Record<string, number>;
+
+/** True when `code` is an errno name this platform knows ('EINVAL', 'EBUSY', ...). */
+export function isErrnoName(code: string): boolean {
+  return typeof errnoByName[code] === 'number';
+}
+
+/**
+ * A refusal from inside the fake kernel. Model code throws it without knowing
+ * which syscall it runs under; the FakeKernel boundary turns it into the
+ * VfioError the native addon would throw (see `toVfioError`).
+ */
+export class Errno extends Error {
+  constructor(readonly code: string) {
+    super(code);
+    this.name = 'Errno';
+  }
+}
+
+/** The error the native addon throws for a failed syscall, built the same way. */
+export function kernelError(code: string, syscall: string): VfioError {
+  const errno = errnoByName[code];
+  if (errno === undefined) throw new TypeError(`unknown errno name: ${code}`);
+  return VfioError.fromErrno(errno, { syscall });
+}
+
+/** Runs one syscall body, turning an Errno refusal into a VfioError for `syscall`. */
+export function asSyscall<T>(syscall: string, body: () => T): T {
+  try {
+    return body();
+  } catch (error) {
+    if (error instanceof Errno) throw kernelError(error.code, syscall);
+    throw error;
+  }
+}

@@ -1,0 +1,101 @@
+import { Errno } from './errno';
+import type { FakeDmaMapping } from './types';
+
+const U64_MAX = (1n << 64n) - 1n;
+
+export interface DmaTableOptions {
+  /** The smallest IOMMU page: iova, size and vaddr must be multiples of it. */
+  pageSize: bigint;
+  /** Usable IOVA ranges, inclusive ends. */
+  ranges: readonly { start: bigint; end: bigint }[];
+  /** Most mappings at once. */
+  limit: number;
+  /** TYPE1v2 semantics for unmap (no splitting of a mapping); TYPE1 otherwise. */
+  v2: boolean;
+}
+
+/**
+ * The type1 IOMMU's table of DMA mappings, with the kernel's checks in the
+ * kernel's order (vfio_dma_do_map / vfio_dma_do_unmap), so that a request
+ * breaking two rules fails with the same errno as on Linux.
+ */
+export class DmaTable {
+  private readonly mappings: FakeDmaMapping[] = [];
+
+  constructor(private readonly options: DmaTableOptions) {}
+
+  /** Mappings still allowed (the DMA_AVAIL capability). */
+  get available(): number {
+    return this.options.limit - this.mappings.length;
+  }
+
+  list(): FakeDmaMapping[] {
+    return this.mappings.map((m) => ({ ...m }));
+  }
+
+  /**
+   * VFIO_IOMMU_MAP_DMA. `pinnable` says whether [vaddr, vaddr + size) is
+   * memory the process owns (the kernel learns it while pinning pages).
+   */
+  map(request: FakeDmaMapping, pinnable: (vaddr: bigint, size: bigint) => boolean): void {
+    const { iova, size, vaddr } = request;
+    const mask = this.options.pageSize - 1n;
+    if (!request.read && !request.write) throw new Errno('EINVAL');
+    if (size === 0n || ((size | iova | vaddr) & mask) !== 0n) throw new Errno('EINVAL');
+    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) throw new Errno('EINVAL');
+    if (this.overlapping(iova, size).length > 0) throw new Errno('EEXIST');
+    if (this.available <= 0) throw new Errno('ENOSPC');
+    if (!this.options.ranges.some((r) => iova >= r.start && iova + size - 1n <= r.end)) throw new Errno('EINVAL');
+    if (!pinnable(vaddr, size)) throw new Errno('EFAULT');
+    this.mappings.push({ ...request });
+    this.mappings.sort((a, b) => (a.iova < b.iova ? -1 : 1));
+  }
+
+  /** VFIO_IOMMU_UNMAP_DMA; returns the bytes unmapped (0 when nothing was mapped there). */
+  unmap(iova: bigint, size: bigint, all: boolean): bigint {
+    const mask = this.options.pageSize - 1n;
+    if ((iova & mask) !== 0n) throw new Errno('EINVAL');
+    if (all) {
+      if (iova !== 0n || size !== 0n) throw new Errno('EINVAL');
+      return this.remove(this.mappings.slice());
+    }
+    if (size === 0n || (size & mask) !== 0n || iova + size - 1n > U64_MAX) throw new Errno('EINVAL');
+    const end = iova + size;
+    const hit = this.overlapping(iova, size);
+    if (this.options.v2) {
+      // TYPE1v2 never splits a mapping: a range cutting one in two is refused.
+      if (hit.some((m) => m.iova < iova || m.iova + m.size > end)) throw new Errno('EINVAL');
+      return this.remove(hit);
+    }
+    // TYPE1 removes whole mappings that start inside the range, and stops at
+    // one that starts before it.
+    const inside: FakeDmaMapping[] = [];
+    for (const m of hit) {
+      if (m.iova < iova) break;
+      inside.push(m);
+    }
+    return this.remove(inside);
+  }
+
+  /** The mapping covering [iova, iova + length), as a device access would use it. */
+  lookup(iova: bigint, length: bigint): FakeDmaMapping | undefined {
+    return this.mappings.find((m) => iova >= m.iova && iova + length <= m.iova + m.size);
+  }
+
+  clear(): void {
+    this.mappings.length = 0;
+  }
+
+  private overlapping(iova: bigint, size: bigint): FakeDmaMapping[] {
+    return this.mappings.filter((m) => m.iova < iova + size && iova < m.iova + m.size);
+  }
+
+  private remove(victims: FakeDmaMapping[]): bigint {
+    let total = 0n;
+    for (const v of victims) {
+      this.mappings.splice(this.mappings.indexOf(v), 1);
+      total += v.size;
+    }
+    return total;
+  }
+}

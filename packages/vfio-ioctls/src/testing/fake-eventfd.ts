@@ -1,0 +1,164 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { Poller } from '../backend';
+import { Errno, kernelError } from './errno';
+
+/** eventfd(2) flag bits (from <sys/eventfd.h>: EFD_SEMAPHORE, EFD_NONBLOCK = O_NONBLOCK, EFD_CLOEXEC = O_CLOEXEC). */
+export const EFD_SEMAPHORE = 0o1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+
+// The counter saturates one below 2^64 - 1; writing 2^64 - 1 itself is EINVAL.
+const COUNTER_MAX = 0xffff_ffff_ffff_fffen;
+
+/** An eventfd counter with the kernel's read/write rules and level-triggered pollers. */
+export class FakeEventfd {
+  private value: bigint;
+  private readonly pollers = new Set<FakePoller>();
+
+  constructor(initval: number, readonly semaphore: boolean) {
+    this.value = BigInt(initval);
+  }
+
+  get counter(): bigint {
+    return this.value;
+  }
+
+  get readable(): boolean {
+    return this.value > 0n;
+  }
+
+  /** read(2): the whole counter, or 1 in semaphore mode; EAGAIN when zero (the fd is non-blocking). */
+  read(): bigint {
+    if (this.value === 0n) throw new Errno('EAGAIN');
+    const taken = this.semaphore ? 1n : this.value;
+    this.value -= taken;
+    return taken;
+  }
+
+  /** write(2): adds `value`; EAGAIN where a blocking write would wait for room. */
+  write(value: bigint): void {
+    if (value < 0n || value > COUNTER_MAX) throw new Errno('EINVAL');
+    if (this.value + value > COUNTER_MAX) throw new Errno('EAGAIN');
+    this.add(value);
+  }
+
+  /** eventfd_signal() from inside the kernel: never fails, saturates. */
+  signal(): void {
+    this.add(this.value < COUNTER_MAX ? 1n : 0n);
+  }
+
+  attach(poller: FakePoller): void {
+    this.pollers.add(poller);
+  }
+
+  detach(poller: FakePoller): void {
+    this.pollers.delete(poller);
+  }
+
+  /** The last fd on it was closed: pollers hear EBADF once and stop, as epoll drops a closed file. */
+  closed(): void {
+    for (const poller of [...this.pollers]) poller.fail(kernelError('EBADF', 'poll'));
+  }
+
+  private add(value: bigint): void {
+    const wasZero = this.value === 0n;
+    this.value += value;
+    if (wasZero && this.value > 0n) for (const poller of this.pollers) poller.kick();
+  }
+}
+
+/**
+ * A uv_poll stand-in: level-triggered (it calls back again on the next loop
+ * turn while the counter stays non-zero), always asynchronous (setImmediate),
+ * and keeps the event loop alive only while started and ref'd. The keep-alive
+ * is an idle MessagePort, so no timer ever fires.
+ */
+export class FakePoller implements Poller {
+  private started = false;
+  private refed = true;
+  private closed = false;
+  private scheduled: NodeJS.Immediate | null = null;
+  private keepAlive: MessagePort | null = null;
+
+  constructor(
+    private readonly eventfd: FakeEventfd,
+    private readonly onReadable: (error: Error | null) => void,
+  ) {
+    eventfd.attach(this);
+  }
+
+  start(): void {
+    if (this.closed) throw new Error('poller is closed');
+    this.started = true;
+    this.updateKeepAlive();
+    this.kick();
+  }
+
+  stop(): void {
+    this.started = false;
+    this.cancel();
+    this.updateKeepAlive();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.stop();
+    this.closed = true;
+    this.eventfd.detach(this);
+  }
+
+  ref(): void {
+    this.refed = true;
+    this.scheduled?.ref();
+    this.updateKeepAlive();
+  }
+
+  unref(): void {
+    this.refed = false;
+    this.scheduled?.unref();
+    this.updateKeepAlive();
+  }
+
+  /** Whether the poller currently holds the event loop open (for tests of ref/unref). */
+  get holdsLoop(): boolean {
+    return this.keepAlive !== null;
+  }
+
+  /** Schedules a callback when started and readable; one at a time. */
+  kick(): void {
+    if (!this.started || this.scheduled || !this.eventfd.readable) return;
+    this.scheduled = setImmediate(() => {
+      this.scheduled = null;
+      if (!this.started || !this.eventfd.readable) return;
+      this.onReadable(null);
+      this.kick();
+    });
+    if (!this.refed) this.scheduled.unref();
+  }
+
+  /** Delivers a polling error on the loop and stops. */
+  fail(error: Error): void {
+    if (!this.started) return;
+    this.stop();
+    const pending = setImmediate(() => this.onReadable(error));
+    if (!this.refed) pending.unref();
+  }
+
+  private cancel(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = null;
+  }
+
+  private updateKeepAlive(): void {
+    const want = this.started && this.refed && !this.closed;
+    if (want && !this.keepAlive) {
+      const { port1 } = new MessageChannel();
+      // A port with a listener is an active, ref'd handle; it never receives anything.
+      port1.on('message', () => {});
+      this.keepAlive = port1;
+    } else if (!want && this.keepAlive) {
+      this.keepAlive.close(); // closes both ends of the pair
+      this.keepAlive = null;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import { VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE } from 'vfio-bindings';
+import { Errno } from './errno';
+import type { FakeRegionSpec } from './types';
+
+/** A live mmap of part of a region, which holds those bytes until unmapped. */
+interface Window {
+  offset: number;
+  buffer: ArrayBuffer;
+  bytes: Uint8Array;
+}
+
+/**
+ * The bytes of one device region, shared by mmap, pread/pwrite, the MMIO
+ * accessors and the test's `region(index)`.
+ *
+ * An ArrayBuffer cannot alias another one, and munmap must detach the
+ * mapping, so the bytes have one owner at a time: a mapping of the whole
+ * region IS the backing store (zero copy; on munmap its contents move to a
+ * fresh store), and a mapping of part of a region holds its bytes while it
+ * lives (copied in at mmap, back out at munmap), the newest mapping winning
+ * where several overlap. Everything but raw views goes through read/write
+ * here, so every path sees the same bytes.
+ */
+export class FakeRegion {
+  readonly index: number;
+  readonly size: number;
+  readonly flags: number;
+  readonly sparseAreas?: readonly { offset: number; size: number }[];
+  readonly type?: { type: number; subtype: number };
+  readonly msixMappable: boolean;
+  private store: ArrayBuffer;
+  private storeMapped = false;
+  private readonly windows: Window[] = [];
+
+  constructor(spec: FakeRegionSpec, private readonly pageSize: number) {
+    this.index = spec.index;
+    this.size = spec.size;
+    this.flags = (spec.flags ?? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE)
+      | (spec.sparseAreas ? VFIO_REGION_INFO_FLAG_MMAP : 0);
+    this.sparseAreas = spec.sparseAreas?.map((a) => ({ ...a }));
+    this.type = spec.type;
+    this.msixMappable = spec.msixMappable ?? false;
+    // mmap works in whole pages, so a mappable region is backed to the page end.
+    this.store = new ArrayBuffer(this.mappable ? roundUp(this.size, pageSize) : this.size);
+  }
+
+  get mappable(): boolean {
+    return (this.flags & VFIO_REGION_INFO_FLAG_MMAP) !== 0 && this.size > 0;
+  }
+
+  /**
+   * The backing bytes. While the whole region is mmapped this is that
+   * mapping's memory; a partial mapping's bytes show here once it is unmapped.
+   * munmap of a whole-region mapping detaches older views: take a new one.
+   */
+  view(): Uint8Array {
+    return new Uint8Array(this.store, 0, this.size);
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    out.set(new Uint8Array(this.store, offset, length));
+    for (const w of this.windows) overlay(w.offset, w.bytes, offset, out, 'in');
+    return out;
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    new Uint8Array(this.store, offset, data.length).set(data);
+    for (const w of this.windows) overlay(w.offset, w.bytes, offset, data, 'out');
+  }
+
+  /** mmap(2) of [offset, offset + length) of this region, as vfio-pci checks it. */
+  mmap(offset: number, length: number): ArrayBuffer {
+    if (!this.mappable) throw new Errno('EINVAL');
+    if (offset % this.pageSize !== 0) throw new Errno('EINVAL');
+    const end = offset + roundUp(length, this.pageSize);
+    const areas = this.sparseAreas ?? [{ offset: 0, size: this.size }];
+    const fits = areas.some((a) => offset >= a.offset && end <= a.offset + roundUp(a.size, this.pageSize));
+    if (!fits) throw new Errno('EINVAL');
+    if (offset === 0 && length === this.store.byteLength && !this.storeMapped && this.windows.length === 0) {
+      this.storeMapped = true;
+      return this.store;
+    }
+    const buffer = new ArrayBuffer(length);
+    const bytes = new Uint8Array(buffer);
+    bytes.set(this.read(offset, Math.min(length, this.store.byteLength - offset)));
+    this.windows.push({ offset, buffer, bytes });
+    return buffer;
+  }
+
+  /** munmap(2): the mapping's bytes return to the store, then the buffer is detached. */
+  unmap(buffer: ArrayBuffer): void {
+    if (this.storeMapped && buffer === this.store) {
+      this.store = detach(buffer);
+      this.storeMapped = false;
+      return;
+    }
+    const i = this.windows.findIndex((w) => w.buffer === buffer);
+    if (i < 0) throw new Errno('EINVAL');
+    const [w] = this.windows.splice(i, 1);
+    const kept = w.bytes.subarray(0, Math.max(0, Math.min(w.bytes.length, this.store.byteLength - w.offset)));
+    this.write(w.offset, kept);
+    detach(buffer);
+  }
+
+  /** Unmapped by the region's owner (reset of contents is the test's business): true while any mapping lives. */
+  get mapped(): boolean {
+    return this.storeMapped || this.windows.length > 0;
+  }
+}
+
+/** Copies between a window and an access buffer where they overlap ('in': window to access). */
+function overlay(windowOffset: number, window: Uint8Array, accessOffset: number, access: Uint8Array, direction: 'in' | 'out'): void {
+  const start = Math.max(windowOffset, accessOffset);
+  const end = Math.min(windowOffset + window.length, accessOffset + access.length);
+  if (start >= end) return;
+  const w = window.subarray(start - windowOffset, end - windowOffset);
+  const a = access.subarray(start - accessOffset, end - accessOffset);
+  if (direction === 'in') a.set(w);
+  else w.set(a);
+}
+
+/** Detaches `buffer` (its views then read as empty) and returns a buffer holding its bytes. */
+export function detach(buffer: ArrayBuffer): ArrayBuffer {
+  return structuredClone(buffer, { transfer: [buffer] });
+}
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}

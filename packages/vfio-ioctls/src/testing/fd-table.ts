@@ -1,0 +1,46 @@
+import type { FakeContainer } from './fake-container';
+import type { FakeDevice } from './fake-device';
+import type { FakeEventfd } from './fake-eventfd';
+import type { FakeGroup } from './fake-group';
+
+/** An open device file; live mmaps hold it open after its fd is closed, as a vma holds its file. */
+export interface DeviceFile {
+  device: FakeDevice;
+  group: FakeGroup;
+  refs: number;
+}
+
+export type OpenFile =
+  | { kind: 'container'; path: string; container: FakeContainer }
+  | { kind: 'group'; path: string; group: FakeGroup }
+  | { kind: 'device'; path: string; file: DeviceFile }
+  | { kind: 'eventfd'; path: string; eventfd: FakeEventfd };
+
+// 0, 1 and 2 are the standard streams in any real process.
+const FIRST_FD = 3;
+
+/** The process fd table: like Linux, a new fd is the lowest free number, so numbers get reused. */
+export class FdTable {
+  private readonly files = new Map<number, OpenFile>();
+
+  install(file: OpenFile): number {
+    let fd = FIRST_FD;
+    while (this.files.has(fd)) fd++;
+    this.files.set(fd, file);
+    return fd;
+  }
+
+  get(fd: number): OpenFile | undefined {
+    return this.files.get(fd);
+  }
+
+  remove(fd: number): OpenFile | undefined {
+    const file = this.files.get(fd);
+    this.files.delete(fd);
+    return file;
+  }
+
+  fds(): number[] {
+    return [...this.files.keys()].sort((a, b) => a - b);
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * `vfio-ioctls/testing`: a fake Linux VFIO kernel implementing the same
+ * Backend as the native addon, for testing code that drives VFIO devices
+ * without hardware, root, or an IOMMU.
+ */
+export { FakeKernel } from './fake-kernel';
+export { FakeDevice } from './fake-device';
+export type { FakePoller } from './fake-eventfd';
+export type { FaultSpec } from './faults';
+export type {
+  FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeIrqSpec, FakeIrqState, FakeKernelOptions, FakeRegionSpec,
+  MmioReadHook, MmioWriteHook,
+} from './types';

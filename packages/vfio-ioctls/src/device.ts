@@ -283,7 +283,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
       } catch (error) {
         // ENOSPC: the kernel wrote how many entries it needs; ask again with room for them.
         if ((error as { code?: string }).code === 'ENOSPC') {
-          const needed = decodeAnswer(b.vfio_pci_hot_reset_info, arg, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO').count;
+          const needed = readU32(arg, b.vfio_pci_hot_reset_info.offsetOf('count'));
           if (needed > count && needed < 4096) {
             count = needed;
             continue;
@@ -386,6 +386,11 @@ function queryDeviceInfo(context: VfioContext, fd: number, name: string): Device
     pci: (info.flags & b.VFIO_DEVICE_FLAGS_PCI) !== 0,
     capabilities,
   };
+}
+
+/** One u32 field of a kernel answer that cannot be decoded whole (its array did not fit). */
+function readU32(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, true);
 }
 
 function pciAddressOf(segment: number, bus: number, devfn: number): string {

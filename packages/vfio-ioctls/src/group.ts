@@ -204,10 +204,21 @@ export class Group extends FdHandle {
         hint: 'attach(container) first',
       });
     }
+    // Two handles on one device would each believe they own its interrupt
+    // and region state; the kernel would allow it, the library does not.
+    const open = this.devices().find((d) => d.name === deviceName);
+    if (open) {
+      throw new VfioError('ERR_VFIO_DEVICE_OPEN', `${deviceName} is already open in this process`, {
+        operation: 'VFIO_GROUP_GET_DEVICE_FD',
+        path: this.path,
+        device: deviceName,
+        hint: 'use the Device already open (group.devices()), or close it first',
+      });
+    }
     const deviceFd = kernelCall({ syscall: 'ioctl', operation: 'VFIO_GROUP_GET_DEVICE_FD', path: this.path, device: deviceName }, () =>
       this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(deviceName)),
     );
-    const device = Device.adopt(deviceFd, { context: this.context, name: deviceName, owner: this });
+    const device = Device.adopt(deviceFd, { context: this.context, name: deviceName, owner: this, group: this });
     this.#devices.add(device);
     return device;
   }

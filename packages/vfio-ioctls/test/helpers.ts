@@ -1,0 +1,48 @@
+/** Shared set-up for the tests that run against the fake kernel. */
+import { FakeKernel, type FakeDevice, type FakeDeviceSpec, type FakeKernelOptions } from '../src/testing';
+import type { VfioOptions } from '../src';
+
+export const EDU = '0000:00:03.0';
+export const EDU2 = '0000:00:04.0';
+export const GROUP = 5;
+
+export interface Kernel {
+  fake: FakeKernel;
+  env: VfioOptions;
+  /** The fake devices, in the order given. */
+  devices: FakeDevice[];
+}
+
+const live: FakeKernel[] = [];
+
+/** A fake kernel with the given devices (default: one edu-like device in group 5). */
+export function kernel(devices: FakeDeviceSpec[] = [{ address: EDU, group: GROUP }], options?: FakeKernelOptions): Kernel {
+  const fake = new FakeKernel(options);
+  live.push(fake);
+  const added = devices.map((spec) => fake.addDevice(spec));
+  return { fake, devices: added, env: { backend: fake, devRoot: fake.devRoot, sysfsRoot: fake.sysfsRoot } };
+}
+
+afterEach(() => {
+  for (const fake of live.splice(0)) fake.dispose();
+});
+
+/** Asserts the fake holds nothing the library opened. */
+export function expectNothingLeft(fake: FakeKernel): void {
+  expect({
+    fds: fake.openFds(),
+    mmaps: fake.liveMmaps(),
+    buffers: fake.liveDmaBuffers(),
+    mappings: fake.dmaMappings(),
+  }).toEqual({ fds: [], mmaps: 0, buffers: 0, mappings: [] });
+}
+
+/** The ioctl request numbers the fake saw, in order, from `from` on. */
+export function ioctls(fake: FakeKernel, from = 0): number[] {
+  return fake.calls.slice(from).filter((c) => c.syscall === 'ioctl').map((c) => c.request! >>> 0);
+}
+
+/** Lets the event loop run pending poller callbacks. */
+export function tick(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,7 +1,9 @@
 import { constants } from 'node:os';
 import { VfioError } from '../errors';
 
-const errnoByName = constants.errno as Record<string, number>;
+// Linux errnos libuv does not list (so os.constants.errno lacks them); the kernel still returns them.
+const linuxOnly: Record<string, number> = { EBADFD: 77 };
+const errnoByName: Record<string, number> = { ...linuxOnly, ...(constants.errno as Record<string, number>) };
 
 /** True when `code` is an errno name this platform knows ('EINVAL', 'EBUSY', ...). */
 export function isErrnoName(code: string): boolean {

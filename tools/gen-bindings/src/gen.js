@@ -66,7 +66,8 @@ function checkTables(models) {
   for (const [where, count] of Object.entries(flexCounts)) {
     const [rec, field] = where.split('.');
     const r = records.get(rec);
-    const f = r && r.fields.find((x) => x.name === field);
+    if (!r) continue; // an older header without this struct
+    const f = r.fields.find((x) => x.name === field);
     if (!f || f.count !== -1) throw new Error(`flex-table.js: ${where} is not a flexible array member`);
     if (count !== null && !r.fields.some((x) => x.name === count && x.count === 0 && /^u/.test(x.type))) {
       throw new Error(`flex-table.js: ${rec}.${count} is not an unsigned scalar`);
@@ -75,7 +76,8 @@ function checkTables(models) {
   for (const [where, { countField, element }] of Object.entries(pointerArrays)) {
     const [rec, field] = where.split('.');
     const r = records.get(rec);
-    if (!r || !r.fields.some((x) => x.name === field && x.type === 'u64')) throw new Error(`flex-table.js: ${where} is not a __u64`);
+    if (!r) continue;
+    if (!r.fields.some((x) => x.name === field && x.type === 'u64')) throw new Error(`flex-table.js: ${where} is not a __u64`);
     if (!r.fields.some((x) => x.name === countField)) throw new Error(`flex-table.js: ${rec}.${countField} missing`);
     if (!records.has(element)) throw new Error(`flex-table.js: ${element} is not a record`);
     r.pointerArrays = [...(r.pointerArrays || []), { field, countField, element }];

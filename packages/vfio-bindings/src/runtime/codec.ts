@@ -3,7 +3,7 @@ import { bindingsRangeError, bindingsTypeError } from './errors';
 import { checkScalar, describe, isScalarType, readScalar, SCALAR_SIZE, type ScalarType, writeScalar } from './scalars';
 
 /** What encode accepts for a decoded type T: every field optional (zero when missing), 64-bit fields also as safe-integer numbers. */
-export type EncodeInput<T> = { [K in keyof T]?: EncodeValue<T[K]> };
+export type EncodeInput<T> = 0 extends 1 & T ? any : { [K in keyof T]?: EncodeValue<T[K]> }; // StructCodec<any> takes anything
 export type EncodeValue<V> = [V] extends [bigint]
   ? bigint | number
   : [V] extends [number]

@@ -52,7 +52,8 @@ function qemuArgs({ kernel, initrd, runDir, resultsDir, profile, kvm = kvmUsable
     '-device', 'intel-iommu,intremap=on',
     '-kernel', optPath(kernel),
     '-initrd', optPath(initrd),
-    '-append', KERNEL_CMDLINE,
+    // VFIO_VM_APPEND adds kernel parameters for debugging (e.g. loglevel=7).
+    '-append', [KERNEL_CMDLINE, process.env.VFIO_VM_APPEND].filter(Boolean).join(' '),
     ...share('fsroot', '/', 'hostroot', '0x10', true),
     ...share('fsrun', runDir, 'vmrun', '0x11', false),
   ];

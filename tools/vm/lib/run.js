@@ -20,6 +20,7 @@ const EXIT_RE = /@@vm-exit (\d+)@@/;
 // killing it (see the watchdog below).
 const WATCHDOG_GRACE_S = 30;
 
+const lastLines = (text, n = 5) => text.replace(/\r/g, '').trim().split('\n').slice(-n).join('\n');
 const readIfExists = (p) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8').trim() : null);
 
 // The job's own output: what the console printed between the two markers.
@@ -35,8 +36,8 @@ function jobOutput(consoleText) {
 /**
  * Boots the guest, binds the profile's devices to vfio-pci and runs command
  * (a shell string, or an argv array) chrooted into the host root at cwd.
- * Resolves to { exitCode, output, consolePath, testbed, runDir, bootSeconds,
- * seconds }; rejects with a VmError when the test bed itself fails (guest
+ * Resolves to { exitCode, output, consolePath, testbed, runDir, accelerator
+ * ('kvm' | 'tcg'), bootSeconds (to the command's start), seconds }; rejects with a VmError when the test bed itself fails (guest
  * setup, QEMU death, timeout, cancellation through the AbortSignal signal).
  * onOutput(text, source) receives the console live ('console') and QEMU's
  * own stderr ('qemu').
@@ -64,7 +65,8 @@ async function runInGuest({
     kernel: state.kernel.vmlinuz, initrd: state.initramfs.path, runDir: job.runDir, resultsDir: results, profile: prof,
   });
   fs.writeFileSync(path.join(job.runDir, 'qemu-args.json'), JSON.stringify(args, null, 1) + '\n');
-  log(`booting ${prof.name} guest (${kvmUsable() ? 'KVM' : 'TCG, no /dev/kvm'}), run folder ${job.runDir}`);
+  const accelerator = kvmUsable() ? 'kvm' : 'tcg';
+  log(`booting ${prof.name} guest (${accelerator === 'kvm' ? 'KVM' : 'TCG, no /dev/kvm'}), run folder ${job.runDir}`);
 
   const started = Date.now();
   const consoleFile = fs.openSync(job.consolePath, 'w');
@@ -133,7 +135,8 @@ async function runInGuest({
     throw new VmError(`the run was cancelled; ${where}`, { consolePath: job.consolePath, cancelled: true });
   }
   if (timedOut) {
-    throw new VmError(`the guest did not finish within ${timeoutMs / 1000} s and was killed; ${where}`,
+    const what = bootSeconds === null ? 'the guest did not reach the command' : 'the command did not finish';
+    throw new VmError(`${what} within ${timeoutMs / 1000} s; QEMU was killed. ${where}`,
       { consolePath: job.consolePath });
   }
   const guestError = readIfExists(job.guestErrorPath);
@@ -146,9 +149,12 @@ async function runInGuest({
   if (exitCode === null) {
     // timeout(1) reports a signal death of QEMU as 128 + the signal number.
     const sig = killedBy || (code > 128 && Object.keys(os.constants.signals).find((k) => os.constants.signals[k] === code - 128));
-    const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
-    const tail = qemuStderr.trim().split('\n').slice(-5).join('\n');
-    throw new VmError(`QEMU ${how} before the command finished${tail ? `:\n${tail}\n` : '; '}${where}`,
+    const panic = /Kernel panic[^\r\n]*/.exec(consoleText)?.[0];
+    const how = sig ? `was killed by ${sig}` : `exited with code ${code}${panic ? ` (guest: ${panic})` : ''}`;
+    // QEMU's complaint if it has one, else how the guest's console ended
+    // (a panic, a setup step that failed before the run share was there).
+    const tail = lastLines(qemuStderr) || lastLines(consoleText);
+    throw new VmError(`QEMU ${how} before the command finished${tail ? `; last output:\n${tail}\n` : '; '}${where}`,
       { consolePath: job.consolePath });
   }
   const testbedText = readIfExists(job.testbedPath);
@@ -158,6 +164,7 @@ async function runInGuest({
     consolePath: job.consolePath,
     testbed: testbedText ? JSON.parse(testbedText) : null,
     runDir: job.runDir,
+    accelerator,
     bootSeconds,
     seconds,
   };

@@ -1,6 +1,6 @@
 /** Raw-ioctl helpers for the fake kernel's own tests: arguments are built with vfio-bindings codecs only. */
 import {
-  scalarCodec, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap,
+  scalarCodec, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap, vfio_irq_set,
   VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER,
   VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU,
 } from 'vfio-bindings';
@@ -59,4 +59,15 @@ export function thrown(fn: () => unknown): any {
     return error;
   }
   throw new Error('expected a throw');
+}
+
+/** A raw VFIO_DEVICE_SET_IRQS argument: header, then `eventfds` as s32 or `bools` as u8; argsz covers them unless given. */
+export function irqSetArg(h: { flags: number; index: number; start?: number; count: number; eventfds?: number[]; bools?: number[]; argsz?: number }): Uint8Array {
+  const at = vfio_irq_set.offsetOf('data');
+  const data = h.eventfds ? h.eventfds.length * 4 : h.bools?.length ?? 0;
+  const arg = new Uint8Array(at + data);
+  vfio_irq_set.encode({ argsz: h.argsz ?? arg.length, flags: h.flags, index: h.index, start: h.start ?? 0, count: h.count }, arg);
+  h.eventfds?.forEach((fd, i) => scalarCodec('s32').encode(fd, arg, at + 4 * i));
+  h.bools?.forEach((b, i) => scalarCodec('u8').encode(b, arg, at + i));
+  return arg;
 }

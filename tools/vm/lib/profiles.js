@@ -63,7 +63,13 @@ const PROFILES = {
   },
 };
 
+// A profile is named, or given whole ({ name, devices }) by a tool that
+// needs another device set.
 function getProfile(name) {
+  if (name && typeof name === 'object') {
+    if (!Array.isArray(name.devices)) throw new VmError('a custom profile needs a devices array');
+    return { name: 'custom', description: 'custom', ...name };
+  }
   const p = PROFILES[name];
   if (!p) throw new VmError(`unknown profile "${name}" (known: ${Object.keys(PROFILES).join(', ')})`);
   return { name, ...p };

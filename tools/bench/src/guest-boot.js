@@ -16,6 +16,7 @@ async function runGuestParts(opts, log) {
   const outFile = path.join(resultsDir, 'guest.json');
   const args = ['--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles];
   if (!opts.soak) args.push('--no-soak');
+  if (!opts.ops) args.push('--soak-only');
   let accelerator = 'unknown';
   const started = Date.now();
   const r = await vm.runInGuest({

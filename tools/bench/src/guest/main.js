@@ -14,11 +14,12 @@ const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
 
 function args(argv) {
-  const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true };
+  const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') o.out = argv[++i];
     else if (a === '--no-soak') o.soak = false;
+    else if (a === '--soak-only') o.ops = false;
     else if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--samples') o.samples = Number(argv[++i]);
     else if (a === '--warmup') o.warmup = Number(argv[++i]);
@@ -52,7 +53,7 @@ async function main() {
   const dev = eduDevice();
   log(`edu at ${dev.address}, group ${dev.groupPath}; ${o.rounds} rounds`);
   const pooled = await alternate(
-    o.rounds,
+    o.ops ? o.rounds : 0,
     (r) => {
       log(`round ${r + 1}: C`);
       return runCRound(dev, o);
@@ -62,7 +63,7 @@ async function main() {
       return runLibraryRound(dev, o);
     },
   );
-  const measurements = GUEST_OPS.map((op) =>
+  const measurements = GUEST_OPS.filter((op) => pooled[op.id]).map((op) =>
     compare({ id: op.id, item: op.item, label: op.label, where: 'guest', target: op.target, c: pooled[op.id].baseline, js: pooled[op.id].library }),
   );
   const soak = o.soak ? await runSoaks(dev, o.soakCycles, log) : null;

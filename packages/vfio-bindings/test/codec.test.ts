@@ -114,3 +114,19 @@ describe('layout details', () => {
     expect(B.iommu_ioas_map.decode(big.subarray(50, 90))).toMatchObject({ size: 40, ioas_id: 3, iova: 1n << 40n });
   });
 });
+
+describe('named unions (none in these headers yet, but the generator emits them the same way)', () => {
+  const u = B.defineStruct<{ a: number; b: bigint; bytes: number[] }>('test_union', 'union', 8, 8, [
+    ['a', 0, 'u32', '__u32', 0, '0:0'],
+    ['b', 0, 'u64', '__u64', 0, '0:1'],
+    ['bytes', 0, 'u8', '__u8', 8, '0:2'],
+  ]);
+
+  test('decode gives every member; encode takes one member (or several that agree)', () => {
+    const bytes = u.encode({ b: 0x0102030405060708n });
+    const d = u.decode(bytes);
+    expect(d).toEqual({ a: 0x05060708, b: 0x0102030405060708n, bytes: [8, 7, 6, 5, 4, 3, 2, 1] });
+    expect(u.encode(d)).toEqual(bytes);
+    expect(() => u.encode({ a: 1, b: 2n })).toThrow(expect.objectContaining({ struct: 'test_union', field: 'b' }));
+  });
+});

@@ -42,6 +42,7 @@ async function main() {
     results.measurements.push(...g.measurements);
     results.derived.push(...g.derived);
     results.soak = g.soak;
+    if (g.profile) results.guestProfile = g.profile;
   }
   results.seconds = (Date.now() - started.getTime()) / 1000;
   results.missed = missed(results);
@@ -52,6 +53,7 @@ async function main() {
 
   console.log(consoleTable(results));
   if (results.soak) console.log(`\nsoak: ${JSON.stringify(results.soak.summary ?? results.soak)}`);
+  if (results.guestProfile) console.log(`\nguest profile, self time:\n${results.guestProfile.map((p) => `  ${p.selfPercent}%  ${p.fn}`).join('\n')}`);
   if (results.missed.length) console.log(`\ntargets missed (see README "Missed targets"):\n  ${results.missed.join('\n  ')}`);
   console.log(`\nresults: ${out} (${results.seconds.toFixed(0)} s${results.guest ? `, guest ${results.guest.accelerator.toUpperCase()}` : ''})`);
   if (opts.full && opts.readme && out === RESULTS_JSON) {

@@ -5,6 +5,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { REPO_ROOT, CACHE_DIR } = require('./paths');
+const { summarize } = require('./profile-summary');
 
 const GUEST_MAIN = path.join(__dirname, 'guest', 'main.js');
 
@@ -22,7 +23,7 @@ async function runGuestParts(opts, log) {
   const r = await vm.runInGuest({
     profile: 'edu',
     // --expose-gc: the soak forces collections to check the finalizers.
-    command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
+    command: ['node', '--expose-gc', ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'profile')}`] : []), GUEST_MAIN, ...args.map(String)],
     cwd: REPO_ROOT,
     resultsDir,
     timeoutMs: 60 * 60 * 1000,
@@ -37,6 +38,7 @@ async function runGuestParts(opts, log) {
     throw new Error(`guest bench failed (exit code ${r.exitCode}); console: ${r.consolePath}`);
   }
   const guest = JSON.parse(fs.readFileSync(outFile, 'utf8'));
+  if (opts.profile) guest.profile = summarize(path.join(resultsDir, 'profile'), 25);
   guest.boot = { accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile: 'edu' };
   return guest;
 }

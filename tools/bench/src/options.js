@@ -8,13 +8,15 @@ const USAGE = `usage: node tools/bench/src/cli.js [options]
   --samples N         samples per side per round (default 10)
   --soak-cycles N     cycles of each soak (default 10000)
   --no-soak           skip the leak/soak runs
+  --profile           run the guest's library side under node --cpu-prof and
+                      list the top functions by self time
   --soak-only         in the guest, only the leak/soak runs
   --out FILE          results JSON (default: tools/bench/results/latest.json for a
                       full run, .cache/bench/partial.json otherwise)
   --no-readme         do not rewrite the results section of tools/bench/README.md`;
 
 function parseOptions(argv) {
-  const o = { host: true, guest: true, rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, out: undefined, readme: true };
+  const o = { host: true, guest: true, rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, profile: false, out: undefined, readme: true };
   const num = (i, name) => {
     const v = Number(argv[i + 1]);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} needs a positive integer\n${USAGE}`);
@@ -28,6 +30,7 @@ function parseOptions(argv) {
     else if (a === '--samples') o.samples = num(i++, a);
     else if (a === '--soak-cycles') o.soakCycles = num(i++, a);
     else if (a === '--no-soak') o.soak = false;
+    else if (a === '--profile') o.profile = true;
     else if (a === '--soak-only') o.ops = false;
     else if (a === '--no-readme') o.readme = false;
     else if (a === '--out') o.out = argv[++i];
@@ -36,7 +39,7 @@ function parseOptions(argv) {
       process.exit(0);
     } else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
-  o.full = o.host && o.guest && o.soak && o.ops;
+  o.full = o.host && o.guest && o.soak && o.ops && !o.profile;
   return o;
 }
 

@@ -160,6 +160,7 @@ class Codec<T> implements StructCodec<T> {
       };
       return Object.freeze(info);
     });
+    Object.freeze(this.fields);
     this.byName = new Map(this.fields.map((f) => [f.name, f]));
     this.fixed = this.fields.filter((f) => f.arrayLength !== -1);
     this.flexField = this.fields.find((f) => f.arrayLength === -1);

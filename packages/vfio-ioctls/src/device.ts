@@ -11,7 +11,7 @@ import { Interrupts, type IrqHost } from './interrupts';
 import { decodeIrqInfo, irqInfoArg, type IrqInfo } from './irq';
 import { Region, type RegionHost } from './region';
 import { openSharedDevice } from './registry';
-import { checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from './validate';
+import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from './validate';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -63,6 +63,12 @@ export interface EnableIrqOptions {
   start?: number;
   /** Number of vectors (default: from start to the last vector of the index). */
   count?: number;
+  /**
+   * For an automasked index (INTx): give the kernel a resample eventfd, so
+   * that unmask() is an eventfd write rather than an ioctl, as VMMs do it
+   * (default true). Ignored for other indexes.
+   */
+  resample?: boolean;
 }
 
 /** @internal Whoever handed the device its fd and must hear of its close. */
@@ -223,6 +229,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     const opts = checkOptions('options', options);
     if (opts.start !== undefined) checkInteger('options.start', opts.start);
     if (opts.count !== undefined) checkInteger('options.count', opts.count, 1);
+    const resample = opts.resample === undefined ? true : checkBoolean('options.resample', opts.resample);
     const info = this.irqInfo(index);
     if (info.count === 0 || !info.eventfd) {
       throw new VfioError('ERR_VFIO_IRQ_UNSUPPORTED', `${this.name} has no ${info.count === 0 ? 'vectors' : 'eventfd signalling'} at IRQ index ${index}`, {
@@ -241,7 +248,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
         throw rangeError('options.start', `vectors ${other.start}-${other.start + other.count - 1} of IRQ index ${index} are already enabled`, 'ERR_VFIO_IRQ_BUSY');
       }
     }
-    const irqs = Interrupts.enable(this, info, start, count);
+    const irqs = Interrupts.enable(this, info, start, count, resample);
     this.#interrupts.add(irqs);
     return irqs;
   }

@@ -81,7 +81,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
    * unmask through), and sets up one poller per vector. Undoes every step
    * when a later one fails.
    */
-  static enable(host: IrqHost, info: IrqInfo, start: number, count: number): Interrupts {
+  static enable(host: IrqHost, info: IrqInfo, start: number, count: number, resample: boolean): Interrupts {
     const { backend } = host.context;
     const fds: number[] = [];
     const pollers: Poller[] = [];
@@ -90,7 +90,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     let self: WeakRef<Interrupts> | undefined;
     try {
       for (let i = 0; i < count; i++) fds.push(kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0)));
-      if (info.automasked && info.maskable && count === 1) {
+      if (resample && info.automasked && info.maskable && count === 1) {
         unmaskFd = kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0));
       }
       host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, start, count, { fds });

@@ -1,6 +1,6 @@
 /** Shared set-up for the tests that run against the fake kernel. */
 import { FakeKernel, type FakeDevice, type FakeDeviceSpec, type FakeKernelOptions } from '../src/testing';
-import type { VfioOptions } from '../src';
+import type { Backend, VfioOptions } from '../src';
 
 export const EDU = '0000:00:03.0';
 export const EDU2 = '0000:00:04.0';
@@ -45,4 +45,14 @@ export function ioctls(fake: FakeKernel, from = 0): number[] {
 /** Lets the event loop run pending poller callbacks. */
 export function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The fake's Backend methods, bound to it, with some replaced: for faults the fake cannot express. */
+export function wrap(fake: FakeKernel, overrides: Partial<Backend>): Backend {
+  const bound: Record<string, unknown> = {};
+  for (const [name, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(Object.getPrototypeOf(fake)))) {
+    const value = descriptor.value as unknown;
+    if (typeof value === 'function' && name !== 'constructor') bound[name] = (value as (...a: unknown[]) => unknown).bind(fake);
+  }
+  return { ...(bound as unknown as Backend), ...overrides };
 }

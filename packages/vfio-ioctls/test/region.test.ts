@@ -1,7 +1,6 @@
 import * as b from 'vfio-bindings';
 import { Device } from '../src';
-import type { Backend } from '../src';
-import { EDU, GROUP, kernel } from './helpers';
+import { EDU, GROUP, kernel, wrap } from './helpers';
 
 const RW = b.VFIO_REGION_INFO_FLAG_READ | b.VFIO_REGION_INFO_FLAG_WRITE;
 const RWM = RW | b.VFIO_REGION_INFO_FLAG_MMAP;
@@ -271,14 +270,3 @@ describe('Region.map', () => {
     expect(fake.liveMmaps()).toBe(0);
   });
 });
-
-/** The fake's methods, bound, with some replaced. */
-function wrap(fake: Backend, overrides: Partial<Backend>): Backend {
-  const proto = Object.getPrototypeOf(fake) as Record<string, unknown>;
-  const bound: Record<string, unknown> = {};
-  for (const [name, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(proto))) {
-    const value = descriptor.value as unknown;
-    if (typeof value === 'function' && name !== 'constructor') bound[name] = (value as (...a: unknown[]) => unknown).bind(fake);
-  }
-  return { ...(bound as unknown as Backend), ...overrides };
-}

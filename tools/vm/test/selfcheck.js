@@ -2,6 +2,7 @@
 // Quick checks of the pure parts (no guest is booted): `pnpm test` here stays
 // fast on machines without the test bed. The real proof is `vm.js run`.
 const assert = require('node:assert/strict');
+const { test } = require('node:test');
 const { commandLine, parseEnv, shQuote } = require('../lib/job');
 const { qemuArgs } = require('../lib/qemu');
 const { jobOutput } = require('../lib/run');
@@ -56,14 +57,5 @@ const tests = {
   },
 };
 
-let failed = 0;
-for (const [name, fn] of Object.entries(tests)) {
-  try {
-    fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n${e.stack}`);
-  }
-}
-process.exit(failed ? 1 : 0);
+// Each check is a node:test test, so the runner's own counts reach CI.
+for (const [name, fn] of Object.entries(tests)) test(name, fn);

@@ -54,7 +54,7 @@ async function main() {
   console.log(consoleTable(results));
   if (results.soak) console.log(`\nsoak: ${JSON.stringify(results.soak.summary ?? results.soak)}`);
   if (results.guestProfile) console.log(`\nguest profile, self time:\n${results.guestProfile.map((p) => `  ${p.selfPercent}%  ${p.fn}`).join('\n')}`);
-  if (results.missed.length) console.log(`\ntargets missed (see README "Missed targets"):\n  ${results.missed.join('\n  ')}`);
+  if (results.missed.length) console.log(`\ntargets missed (analysis: tools/bench/README.md):\n  ${results.missed.join('\n  ')}`);
   console.log(`\nresults: ${out} (${results.seconds.toFixed(0)} s${results.guest ? `, guest ${results.guest.accelerator.toUpperCase()}` : ''})`);
   if (opts.full && opts.readme && out === RESULTS_JSON) {
     updateReadme(renderReadmeSection(results));

@@ -18,12 +18,13 @@ async function runGuestParts(opts, log) {
   const args = ['--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles];
   if (!opts.soak) args.push('--no-soak');
   if (!opts.ops) args.push('--soak-only');
+  if (opts.profile) args.push('--profile-dir', path.join(resultsDir, 'profile'));
   let accelerator = 'unknown';
   const started = Date.now();
   const r = await vm.runInGuest({
     profile: 'edu',
     // --expose-gc: the soak forces collections to check the finalizers.
-    command: ['node', '--expose-gc', ...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'profile')}`] : []), GUEST_MAIN, ...args.map(String)],
+    command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
     cwd: REPO_ROOT,
     resultsDir,
     timeoutMs: 60 * 60 * 1000,

@@ -8,7 +8,7 @@ const USAGE = `usage: node tools/bench/src/cli.js [options]
   --samples N         samples per side per round (default 10)
   --soak-cycles N     cycles of each soak (default 10000)
   --no-soak           skip the leak/soak runs
-  --profile           run the guest's library side under node --cpu-prof and
+  --profile           profile the guest's library rounds (node:inspector) and
                       list the top functions by self time
   --soak-only         in the guest, only the leak/soak runs
   --out FILE          results JSON (default: tools/bench/results/latest.json for a

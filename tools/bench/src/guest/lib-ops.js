@@ -38,6 +38,7 @@ function openRig(dev) {
 }
 
 function closeRig(rig) {
+  if (rig.rawBar) addon().munmap(rig.rawBar);
   rig.irqs.close();
   rig.mmio.unmap();
   rig.device.close();
@@ -63,6 +64,11 @@ function rowFunctions(rig) {
     native.ioctl(device.fd, b.VFIO_DEVICE_GET_REGION_INFO, regionInfoArg);
     sink ^= Number(b.vfio_region_info.decode(regionInfoArg).size);
   };
+  // The addon floors: a pre-encoded argument, and BAR0 mapped by the addon
+  // itself (the safe API does not hand out its mapping's ArrayBuffer).
+  const irqInfoArg = b.vfio_irq_info.encode({ argsz: b.vfio_irq_info.size, index: b.VFIO_PCI_MSI_IRQ_INDEX });
+  const fd = device.fd;
+  const rawBar = rig.rawBar ?? (rig.rawBar = native.mmap(fd, 4096, 3, bar0.offset));
   const mapUnmap = (buffer) => () => container.map(buffer, { iova: edu.DMA_IOVA }).unmap();
   const interrupt = async () => {
     const done = rig.nextInterrupt();
@@ -83,6 +89,8 @@ function rowFunctions(rig) {
     'region-write-4': () => bar0.write(edu.EDU_LIVENESS, word),
     'region-read-4k': () => (sink ^= bar0.read(edu.EDU_SCRATCH, 4096)[0]),
     'region-write-4k': () => bar0.write(edu.EDU_SCRATCH, page),
+    'addon-irq-info': () => native.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, irqInfoArg),
+    'addon-mmio-read32': () => (sink ^= native.mmioRead32(rawBar, edu.EDU_ID)),
     'irq-latency': interrupt,
     'irq-rate': interrupt,
   };

@@ -12,6 +12,7 @@ const { GUEST_OPS, cOpOf } = require('./ops');
 const { runLibraryRound } = require('./lib-ops');
 const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
+const { profiled } = require('./profiler');
 
 function args(argv) {
   const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true };
@@ -20,6 +21,7 @@ function args(argv) {
     if (a === '--out') o.out = argv[++i];
     else if (a === '--no-soak') o.soak = false;
     else if (a === '--soak-only') o.ops = false;
+    else if (a === '--profile-dir') o.profileDir = argv[++i];
     else if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--samples') o.samples = Number(argv[++i]);
     else if (a === '--warmup') o.warmup = Number(argv[++i]);
@@ -60,7 +62,7 @@ async function main() {
     },
     (r) => {
       log(`round ${r + 1}: library`);
-      return runLibraryRound(dev, o);
+      return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}`, () => runLibraryRound(dev, o)) : runLibraryRound(dev, o);
     },
   );
   const measurements = GUEST_OPS.filter((op) => pooled[op.id]).map((op) =>

@@ -18,6 +18,11 @@ const GUEST_OPS = [
   { id: 'region-read-4k', c: 'pread-4k', item: 4, label: 'region.read 4 KiB', batch: 10 },
   { id: 'region-write-4k', c: 'pwrite-4k', item: 4, label: 'region.write 4 KiB', batch: 10 },
   { id: 'irq-latency', item: 5, label: 'interrupt latency (raise -> handler)', target: 'irqLatency', batch: 1, samplesFactor: 5, async: true },
+  // Not in the issue: the raw addon call with no library code around it, on
+  // the same ops as C. Splits a library/C ratio into what the JS-to-native
+  // transition costs (addon/C) and what the safe API adds (library/addon).
+  { id: 'addon-irq-info', c: 'irq-info', item: 1, label: 'floor: addon ioctl GET_IRQ_INFO (no library)', batch: 500 },
+  { id: 'addon-mmio-read32', c: 'mmio-read32', item: 3, label: 'floor: addon mmioRead32 (no library)', batch: 20000 },
   { id: 'irq-rate', item: 5, label: 'interrupts, closed loop (per interrupt)', batch: 500, async: true },
 ];
 

@@ -53,7 +53,9 @@ void ThrowErrno(Napi::Env env, int err, const char* syscall) {
 }
 
 void ThrowVfioError(Napi::Env env, const char* code, const std::string& message) {
-  throw Napi::Error(env, MakeVfioError(env, code, message, Napi::Object::New(env)));
+  Napi::Object context = Napi::Object::New(env);
+  context.Set("errno", 0);  // a library code, not a syscall's errno
+  throw Napi::Error(env, MakeVfioError(env, code, message, context));
 }
 
 void ThrowTypeError(Napi::Env env, const std::string& message, const char* code) {

@@ -54,6 +54,7 @@ export function loadAddon(root: string = packageRoot): Addon {
       'ERR_VFIO_NO_ADDON',
       `the vfio-ioctls native addon could not be loaded from ${root}: ${reason}`,
       {
+        errno: 0,
         hint: 'no prebuilt binary for this platform and no source build: run `pnpm run build:native` '
           + '(or `npm rebuild vfio-ioctls`) with a C++ compiler and the Node headers available',
       },

@@ -1,0 +1,68 @@
+import { nativeBackend as native } from '../../src/native';
+import { thrown } from './helpers';
+
+const page = native.pageSize();
+
+describe('DMA memory', () => {
+  it('pageSize is the system page size', () => {
+    expect([4096, 16384, 65536]).toContain(page);
+  });
+
+  it('is page-aligned, rounded up to whole pages, and zeroed', () => {
+    for (const size of [1, page - 1, page, page + 1, 5 * page]) {
+      const buffer = native.allocDma(size);
+      try {
+        expect(buffer.byteLength).toBe(Math.ceil(size / page) * page);
+        expect(native.addressOf(buffer) % BigInt(page)).toBe(0n);
+        expect(new Uint8Array(buffer).every((byte) => byte === 0)).toBe(true);
+      } finally {
+        native.freeDma(buffer);
+      }
+    }
+  });
+
+  it('is ordinary memory to JS and to the accessors, at a stable address', () => {
+    const buffer = native.allocDma(2 * page);
+    const other = native.allocDma(page);
+    try {
+      const address = native.addressOf(buffer);
+      expect(native.addressOf(other)).not.toBe(address);
+      new DataView(buffer).setUint32(page, 0x12345678, true);
+      expect(native.mmioRead32(buffer, page)).toBe(0x12345678);
+      native.mmioWrite16(buffer, 6, 0xabcd);
+      expect(new Uint16Array(buffer)[3]).toBe(0xabcd);
+      expect(native.addressOf(buffer)).toBe(address);
+    } finally {
+      native.freeDma(buffer);
+      native.freeDma(other);
+    }
+  });
+
+  it('freeDma detaches, and a second free or any later use throws', () => {
+    const buffer = native.allocDma(page);
+    const view = new Uint32Array(buffer);
+    view[0] = 7;
+    native.freeDma(buffer);
+    expect(buffer.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+    for (const call of [() => native.freeDma(buffer), () => native.addressOf(buffer), () => native.mmioRead32(buffer, 0)]) {
+      expect(thrown(call)).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+    }
+  });
+
+  it('addressOf and freeDma refuse memory the addon did not allocate', () => {
+    for (const call of [() => native.addressOf(new ArrayBuffer(page)), () => native.freeDma(new ArrayBuffer(page))]) {
+      const error = thrown(call);
+      expect(error).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+      expect(error.message).toContain('"buffer"');
+    }
+  });
+
+  it('rejects sizes that are not positive safe integers', () => {
+    for (const size of [0, -1, 1.5, 2 ** 53, NaN]) {
+      const error = thrown(() => native.allocDma(size));
+      expect(error).toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+      expect(error.message).toContain('"size"');
+    }
+  });
+});

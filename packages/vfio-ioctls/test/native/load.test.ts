@@ -1,0 +1,31 @@
+import * as native from '../../src/native';
+import { VfioError } from '../../src/errors';
+import { removeTempDirs, tempDir, thrown } from './helpers';
+
+afterAll(removeTempDirs);
+
+describe('loading the addon', () => {
+  it('exports the same constant values as the C headers', () => {
+    const { constants } = native.loadAddon();
+    const names = Object.keys(constants);
+    expect(names.length).toBeGreaterThanOrEqual(13);
+    for (const name of names) {
+      expect({ name, value: (native as unknown as Record<string, number>)[name] }).toEqual({ name, value: constants[name] });
+    }
+  });
+
+  it('loads once per call and hands over VfioError each time', () => {
+    const addon = native.loadAddon();
+    expect(thrown(() => addon.close(2 ** 30))).toBeInstanceOf(VfioError);
+  });
+
+  it('a package root without build/ or prebuilds/ gives ERR_VFIO_NO_ADDON with a hint', () => {
+    const root = tempDir();
+    const error = thrown(() => native.loadAddon(root));
+    expect(error).toBeInstanceOf(VfioError);
+    expect(error).toMatchObject({ code: 'ERR_VFIO_NO_ADDON', errno: 0 });
+    expect(error.message).toContain(root);
+    expect(error.hint).toMatch(/build:native/);
+    expect(error.cause).toBeInstanceOf(Error);
+  });
+});

@@ -85,9 +85,14 @@ export class Group extends FdHandle {
     return this.status().viable;
   }
 
-  /** The devices of the group that are bound to a driver other than vfio-pci (from sysfs). */
+  /**
+   * The devices of the group that are bound to a driver other than vfio-pci
+   * (from sysfs). Unbound devices do not block: the kernel calls a group
+   * viable when no driver has claimed DMA for it, and a PCI bridge without
+   * a driver (the usual companion of devices behind it) claims nothing.
+   */
   blockingDevices(): PciDeviceInfo[] {
-    return groupDevices(this.id, { sysfsRoot: this.context.sysfsRoot }).filter((d) => d.driver !== 'vfio-pci');
+    return groupDevices(this.id, { sysfsRoot: this.context.sysfsRoot }).filter((d) => d.driver !== undefined && d.driver !== 'vfio-pci');
   }
 
   /**

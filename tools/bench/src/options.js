@@ -24,7 +24,8 @@ function parseOptions(argv) {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--host-only') o.guest = false;
+    if (a === '--') continue; // pnpm forwards it from `pnpm run bench -- ...`
+    else if (a === '--host-only') o.guest = false;
     else if (a === '--guest-only') o.host = false;
     else if (a === '--rounds') o.rounds = num(i++, a);
     else if (a === '--samples') o.samples = num(i++, a);

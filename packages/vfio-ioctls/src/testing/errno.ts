@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { VfioError } from '../errors';
 
 // Linux errnos libuv does not list (so os.constants.errno lacks them); the kernel still returns them.
@@ -13,7 +14,7 @@ export function isErrnoName(code: string): boolean {
 /**
  * A refusal from inside the fake kernel. Model code throws it without knowing
  * which syscall it runs under; the FakeKernel boundary turns it into the
- * VfioError the native addon would throw (see `toVfioError`).
+ * VfioError the native addon would throw.
  */
 export class Errno extends Error {
   constructor(readonly code: string) {
@@ -22,11 +23,20 @@ export class Errno extends Error {
   }
 }
 
-/** The error the native addon throws for a failed syscall, built the same way. */
+/**
+ * The error the native addon throws for a failed syscall: a VfioError with
+ * libuv's name for the errno ('EAGAIN', as uv_err_name gives it, where
+ * VfioError.fromErrno would pick the alias 'EWOULDBLOCK'), 'E<n>' for errnos
+ * libuv does not know, the negative errno, the syscall, and the native
+ * message shape `CODE: strerror, syscall`.
+ */
 export function kernelError(code: string, syscall: string): VfioError {
   const errno = errnoByName[code];
   if (errno === undefined) throw new TypeError(`unknown errno name: ${code}`);
-  return VfioError.fromErrno(errno, { syscall });
+  const known = getSystemErrorMap().get(-errno);
+  const name = known ? getSystemErrorName(-errno) : `E${errno}`;
+  const text = known ? known[1] : `Unknown system error -${errno}`;
+  return new VfioError(name, `${name}: ${text}, ${syscall}`, { errno: -errno, syscall });
 }
 
 /** Runs one syscall body, turning an Errno refusal into a VfioError for `syscall`. */

@@ -1,5 +1,6 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Poller } from '../backend';
+import { closedError } from '../errors';
 import { Errno, kernelError } from './errno';
 
 /** eventfd(2) flag bits (from <sys/eventfd.h>: EFD_SEMAPHORE, EFD_NONBLOCK = O_NONBLOCK, EFD_CLOEXEC = O_CLOEXEC). */
@@ -88,7 +89,7 @@ export class FakePoller implements Poller {
   }
 
   start(): void {
-    if (this.closed) throw new Error('poller is closed');
+    if (this.closed) throw closedError('poller');
     this.started = true;
     this.updateKeepAlive();
     this.kick();

@@ -1,4 +1,5 @@
 import type { Backend, Poller } from '../backend';
+import { arrayBufferArg, bytesArg, fdArg, functionArg, integerArg, notLive, uint64Arg } from './args';
 import { asSyscall, Errno, kernelError } from './errno';
 import { FakeContainer } from './fake-container';
 import { deviceIoctl, type DeviceIoctlContext } from './device-ioctls';
@@ -11,7 +12,7 @@ import { detach } from './fake-region';
 import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
 import { FdTable, type DeviceFile, type OpenFile } from './fd-table';
-import { checkLive, checkOffset, checkValue, plainRead, plainWrite, type Width } from './mmio';
+import { FakeMmio } from './fake-mmio';
 import { VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from './offsets';
 import { resolveOptions, type ResolvedOptions } from './options';
 import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from './types';
@@ -25,7 +26,12 @@ interface Mapping {
 }
 
 // The real syscall behind each Backend method, for the errors' `syscall`.
-const SYSCALL_NAME: Record<string, string> = { eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap' };
+const SYSCALL_NAME: Record<string, string> = {
+  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init',
+};
+const INT32_MAX = 0x7fff_ffff;
+const OFF_T_MAX = (1n << 63n) - 1n;
+const PROT_READ_WRITE = 3;
 
 /**
  * A Linux VFIO kernel in TypeScript, implementing the same Backend interface
@@ -62,10 +68,15 @@ export class FakeKernel implements Backend {
   private readonly dmaBuffers = new Set<ArrayBuffer>();
   private readonly pollers = new Set<FakePoller>();
   private readonly host: DeviceHost = { dmaView: (device, iova, length, write) => this.dmaView(device, iova, length, write) };
+  private readonly mmio: FakeMmio;
 
   constructor(options?: FakeKernelOptions) {
     this.options = resolveOptions(options);
     this.memory = new FakeAddressSpace(this.options.pageSize);
+    this.mmio = new FakeMmio(this.memory, (buffer) => {
+      const m = this.mappings.get(buffer);
+      return m && { device: m.file.device, region: m.region.index, offset: m.offset };
+    });
   }
 
   /** Root of the fake sysfs (a temp directory): `${sysfsRoot}/bus/pci/devices/ADDR/...`. */
@@ -172,8 +183,9 @@ export class FakeKernel implements Backend {
   // ---- Backend: files and ioctls ----
 
   open(path: string, flags: number): number {
+    if (typeof path !== 'string') throw Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' });
+    integerArg(flags, 'flags', 0, INT32_MAX); // the access mode is not modelled: VFIO nodes are opened O_RDWR
     return this.syscall({ syscall: 'open', path }, () => {
-      void flags; // access mode is not modelled: VFIO nodes are opened O_RDWR
       if (path === `${this.devRoot}/vfio`) {
         const container = new FakeContainer(this.options, this.memory);
         this.containers.add(container);
@@ -188,6 +200,7 @@ export class FakeKernel implements Backend {
   }
 
   close(fd: number): void {
+    fdArg(fd);
     this.syscall({ syscall: 'close', fd }, () => {
       const file = this.fds.remove(fd);
       if (!file) throw new Errno('EBADF');
@@ -200,6 +213,10 @@ export class FakeKernel implements Backend {
   }
 
   ioctl(fd: number, request: number, arg?: number | Uint8Array): number {
+    fdArg(fd);
+    integerArg(request, 'request', 0, 0xffff_ffff);
+    if (typeof arg === 'number') integerArg(arg, 'arg', -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    else if (arg !== undefined) bytesArg(arg, 'arg');
     return this.syscall({ syscall: 'ioctl', request, fd }, () => {
       const file = this.file(fd);
       switch (file.kind) {
@@ -212,37 +229,42 @@ export class FakeKernel implements Backend {
   }
 
   pread(fd: number, buffer: Uint8Array, offset: bigint): number {
+    this.ioArgs(fd, buffer, offset);
     return this.syscall({ syscall: 'pread', fd }, () => this.regionIo(fd, buffer, offset, false));
   }
 
   pwrite(fd: number, buffer: Uint8Array, offset: bigint): number {
+    this.ioArgs(fd, buffer, offset);
     return this.syscall({ syscall: 'pwrite', fd }, () => this.regionIo(fd, buffer, offset, true));
   }
 
   // ---- Backend: memory ----
 
   mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer {
+    fdArg(fd);
+    integerArg(length, 'length', 1, Number.MAX_SAFE_INTEGER);
+    integerArg(prot, 'prot', 0, INT32_MAX);
+    const at = uint64Arg(offset, 'offset', OFF_T_MAX);
     return this.syscall({ syscall: 'mmap', fd }, () => {
       const file = this.file(fd);
       // Only device files have an mmap method; others answer ENODEV as mmap(2) does.
       if (file.kind !== 'device') throw new Errno('ENODEV');
-      if (!Number.isSafeInteger(length) || length <= 0 || typeof offset !== 'bigint' || offset < 0n) throw new Errno('EINVAL');
       if ((prot & ~7) !== 0) throw new Errno('EINVAL');
-      const region = file.file.device.regionModel(Number(offset >> VFIO_PCI_OFFSET_SHIFT));
+      const region = file.file.device.regionModel(Number(at >> VFIO_PCI_OFFSET_SHIFT));
       if (!region) throw new Errno('EINVAL');
-      const within = Number(offset & VFIO_PCI_OFFSET_MASK);
+      const within = Number(at & VFIO_PCI_OFFSET_MASK);
       const buffer = region.mmap(within, length);
       this.mappings.set(buffer, { file: file.file, region, offset: within });
-      this.memory.add(buffer, 'mmap');
+      this.memory.add(buffer, 'mmap', prot);
       file.file.refs++;
       return buffer;
     });
   }
 
   munmap(buffer: ArrayBuffer): void {
+    const mapping = this.mappings.get(arrayBufferArg(buffer, 'buffer'));
+    if (!mapping) throw notLive('buffer', 'mmap');
     this.syscall({ syscall: 'munmap' }, () => {
-      const mapping = this.mappings.get(buffer);
-      if (!mapping) throw new Errno('EINVAL');
       this.mappings.delete(buffer);
       this.memory.remove(buffer);
       mapping.region.unmap(buffer);
@@ -250,20 +272,21 @@ export class FakeKernel implements Backend {
     });
   }
 
+  /** Zeroed memory whose byteLength is `size` rounded up to whole pages, as the addon's. */
   allocDma(size: number): ArrayBuffer {
+    const page = this.options.pageSize;
+    integerArg(size, 'size', 1, Number.MAX_SAFE_INTEGER - page);
     return this.syscall({ syscall: 'allocDma' }, () => {
-      if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`The value of "size" is out of range. Received ${size}`);
-      if (size === 0) throw new Errno('EINVAL');
-      const buffer = new ArrayBuffer(size);
-      this.memory.add(buffer, 'dma');
+      const buffer = new ArrayBuffer(Math.ceil(size / page) * page);
+      this.memory.add(buffer, 'dma', PROT_READ_WRITE);
       this.dmaBuffers.add(buffer);
       return buffer;
     });
   }
 
   freeDma(buffer: ArrayBuffer): void {
+    if (!this.dmaBuffers.has(arrayBufferArg(buffer, 'buffer'))) throw notLive('buffer', 'dma');
     this.syscall({ syscall: 'freeDma' }, () => {
-      if (!this.dmaBuffers.has(buffer)) throw new Errno('EINVAL');
       this.dmaBuffers.delete(buffer);
       this.memory.remove(buffer);
       detach(buffer);
@@ -271,8 +294,8 @@ export class FakeKernel implements Backend {
   }
 
   addressOf(buffer: ArrayBuffer): bigint {
-    const area = this.memory.get(buffer);
-    if (!area) throw Object.assign(new TypeError('buffer is not live memory from allocDma or mmap'), { code: 'ERR_INVALID_ARG_VALUE' });
+    const area = this.memory.get(arrayBufferArg(buffer, 'buffer'));
+    if (!area) throw notLive('buffer', 'any');
     return area.base;
   }
 
@@ -281,42 +304,43 @@ export class FakeKernel implements Backend {
   }
 
   mmioRead8(buffer: ArrayBuffer, offset: number): number {
-    return Number(this.mmioRead(buffer, offset, 1));
+    return Number(this.mmio.read(buffer, offset, 1));
   }
 
   mmioRead16(buffer: ArrayBuffer, offset: number): number {
-    return Number(this.mmioRead(buffer, offset, 2));
+    return Number(this.mmio.read(buffer, offset, 2));
   }
 
   mmioRead32(buffer: ArrayBuffer, offset: number): number {
-    return Number(this.mmioRead(buffer, offset, 4));
+    return Number(this.mmio.read(buffer, offset, 4));
   }
 
   mmioRead64(buffer: ArrayBuffer, offset: number): bigint {
-    return this.mmioRead(buffer, offset, 8);
+    return this.mmio.read(buffer, offset, 8);
   }
 
   mmioWrite8(buffer: ArrayBuffer, offset: number, value: number): void {
-    this.mmioWrite(buffer, offset, 1, value);
+    this.mmio.write(buffer, offset, 1, value);
   }
 
   mmioWrite16(buffer: ArrayBuffer, offset: number, value: number): void {
-    this.mmioWrite(buffer, offset, 2, value);
+    this.mmio.write(buffer, offset, 2, value);
   }
 
   mmioWrite32(buffer: ArrayBuffer, offset: number, value: number): void {
-    this.mmioWrite(buffer, offset, 4, value);
+    this.mmio.write(buffer, offset, 4, value);
   }
 
   mmioWrite64(buffer: ArrayBuffer, offset: number, value: bigint): void {
-    this.mmioWrite(buffer, offset, 8, value);
+    this.mmio.write(buffer, offset, 8, value);
   }
 
   // ---- Backend: eventfds ----
 
   eventfd(initval: number, flags: number): number {
+    integerArg(initval, 'initval', 0, 0xffff_ffff);
+    integerArg(flags, 'flags', 0, INT32_MAX);
     return this.syscall({ syscall: 'eventfd' }, () => {
-      if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) throw new Errno('EINVAL');
       if (flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC)) throw new Errno('EINVAL');
       const eventfd = new FakeEventfd(initval, (flags & EFD_SEMAPHORE) !== 0);
       return this.fds.install({ kind: 'eventfd', path: 'anon_inode:[eventfd]', eventfd });
@@ -324,17 +348,19 @@ export class FakeKernel implements Backend {
   }
 
   eventfdRead(fd: number): bigint {
+    fdArg(fd);
     return this.syscall({ syscall: 'eventfdRead', fd }, () => this.eventfdOf(fd).read());
   }
 
   eventfdWrite(fd: number, value: bigint): void {
-    this.syscall({ syscall: 'eventfdWrite', fd }, () => {
-      if (typeof value !== 'bigint') throw Object.assign(new TypeError('The "value" argument must be a bigint'), { code: 'ERR_INVALID_ARG_TYPE' });
-      this.eventfdOf(fd).write(value);
-    });
+    fdArg(fd);
+    const v = uint64Arg(value, 'value');
+    this.syscall({ syscall: 'eventfdWrite', fd }, () => this.eventfdOf(fd).write(v));
   }
 
   poll(fd: number, onReadable: (error: Error | null) => void): Poller {
+    fdArg(fd);
+    functionArg(onReadable, 'onReadable');
     return this.syscall({ syscall: 'poll', fd }, () => {
       const file = this.file(fd);
       // epoll refuses files without a poll method (VFIO fds have none).
@@ -377,31 +403,20 @@ export class FakeKernel implements Backend {
     return file.eventfd;
   }
 
-  private regionIo(fd: number, buffer: Uint8Array, offset: bigint, write: boolean): number {
-    if (!(buffer instanceof Uint8Array)) throw Object.assign(new TypeError('The "buffer" argument must be a Uint8Array'), { code: 'ERR_INVALID_ARG_TYPE' });
+  private ioArgs(fd: number, buffer: Uint8Array, offset: bigint): void {
+    fdArg(fd);
+    bytesArg(buffer, 'buffer');
+    uint64Arg(offset, 'offset', OFF_T_MAX);
+  }
+
+  private regionIo(fd: number, buffer: Uint8Array, offset: bigint | number, write: boolean): number {
+    const at = BigInt(offset);
     const file = this.file(fd);
     // An eventfd cannot seek; container and group files have no read/write.
     if (file.kind === 'eventfd') throw new Errno('ESPIPE');
-    if (file.kind !== 'device' || typeof offset !== 'bigint' || offset < 0n) throw new Errno('EINVAL');
-    const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
-    return regionRw(file.file.device, index, Number(offset & VFIO_PCI_OFFSET_MASK), buffer, write);
-  }
-
-  private mmioRead(buffer: ArrayBuffer, offset: number, width: Width): bigint {
-    checkLive(buffer);
-    checkOffset(buffer, offset, width);
-    const mapping = this.mappings.get(buffer);
-    if (!mapping) return plainRead(buffer, offset, width);
-    return mapping.file.device.readRegister(mapping.region.index, mapping.offset + offset, width);
-  }
-
-  private mmioWrite(buffer: ArrayBuffer, offset: number, width: Width, value: number | bigint): void {
-    checkLive(buffer);
-    checkOffset(buffer, offset, width);
-    const v = checkValue(value, width);
-    const mapping = this.mappings.get(buffer);
-    if (!mapping) return plainWrite(buffer, offset, width, v);
-    mapping.file.device.writeRegister(mapping.region.index, mapping.offset + offset, width, v);
+    if (file.kind !== 'device') throw new Errno('EINVAL');
+    const index = Number(at >> VFIO_PCI_OFFSET_SHIFT);
+    return regionRw(file.file.device, index, Number(at & VFIO_PCI_OFFSET_MASK), buffer, write);
   }
 
   /** The last reference to an open file went away. */

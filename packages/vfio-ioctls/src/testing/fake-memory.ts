@@ -11,6 +11,8 @@ export interface MemoryArea {
   readonly length: number;
   readonly buffer: ArrayBuffer;
   readonly kind: MemoryKind;
+  /** PROT_READ | PROT_WRITE bits the memory was mapped with. */
+  readonly prot: number;
 }
 
 // Where user mappings live on x86-64 Linux; any value works, this one reads naturally.
@@ -23,10 +25,10 @@ export class FakeAddressSpace {
   constructor(private readonly pageSize: number) {}
 
   /** Gives `buffer` a fresh address; addresses are never reused, and a guard page separates areas. */
-  add(buffer: ArrayBuffer, kind: MemoryKind): MemoryArea {
+  add(buffer: ArrayBuffer, kind: MemoryKind, prot: number): MemoryArea {
     const page = BigInt(this.pageSize);
     const pages = (BigInt(buffer.byteLength) + page - 1n) / page;
-    const area: MemoryArea = { base: this.next, length: buffer.byteLength, buffer, kind };
+    const area: MemoryArea = { base: this.next, length: buffer.byteLength, buffer, kind, prot };
     this.next += (pages + 1n) * page;
     this.areas.set(buffer, area);
     return area;

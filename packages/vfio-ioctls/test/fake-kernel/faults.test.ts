@@ -23,7 +23,7 @@ describe('fault injection', () => {
     ['eventfd', 'eventfd', () => kernel.eventfd(0, 0)],
     ['eventfdRead', 'read', () => kernel.eventfdRead(kernel.eventfd(1, 0))],
     ['eventfdWrite', 'write', () => kernel.eventfdWrite(kernel.eventfd(0, 0), 1n)],
-    ['poll', 'poll', () => kernel.poll(kernel.eventfd(0, 0), () => {}).close()],
+    ['poll', 'uv_poll_init', () => kernel.poll(kernel.eventfd(0, 0), () => {}).close()],
     ['allocDma', 'mmap', () => kernel.allocDma(4096)],
     ['freeDma', 'munmap', () => kernel.freeDma(kernel.allocDma(4096))],
   ];
@@ -33,6 +33,13 @@ describe('fault injection', () => {
     expect(thrown(call)).toMatchObject({ name: 'VfioError', code: 'EIO', errno: -5, syscall: name });
     expect(kernel.pendingFaults()).toBe(0);
     expect(call).not.toThrow();
+  });
+
+  test('errors have the native shape: libuv code, negative errno, syscall, "CODE: strerror, syscall"', () => {
+    kernel.failNext({ syscall: 'ioctl', errno: 'EAGAIN' });
+    const error = thrown(() => kernel.ioctl(container, VFIO_GET_API_VERSION));
+    expect(error).toMatchObject({ name: 'VfioError', code: 'EAGAIN', errno: -11, syscall: 'ioctl' });
+    expect(error.message).toBe('EAGAIN: resource temporarily unavailable, ioctl');
   });
 
   test('skip lets that many matching calls succeed first', () => {

@@ -11,3 +11,4 @@ export type {
   FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeIrqSpec, FakeIrqState, FakeKernelOptions, FakeRegionSpec,
   MmioReadHook, MmioWriteHook,
 } from './types';
+export { emulateEdu, EDU_DMA_BUFFER, EDU_DMA_BUFFER_SIZE, EDU_ID, EDU_REG, type EduModel } from './edu-model';

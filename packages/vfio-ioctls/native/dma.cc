@@ -25,7 +25,12 @@ Napi::Value AllocDma(const Napi::CallbackInfo& info) {
   auto size = static_cast<size_t>(
       IntegerArg(info, 0, "size", 1, kMaxSafeInteger - static_cast<int64_t>(page)));
   size_t length = (size + page - 1) / page * page;
-  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // MAP_POPULATE write-faults every page in now. Untouched anonymous memory
+  // reads as the shared zero page, and a read-only MAP_DMA (the device only
+  // reads) pins that page (seen on Linux 6.1): the IOMMU would keep
+  // showing the device zeros whatever the program writes afterwards.
+  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (addr == MAP_FAILED) ThrowErrno(info.Env(), errno, "mmap");
   // A forked child (child_process) must not share these pages copy-on-write:
   // the parent's next write would move it to a new page behind the IOMMU's back.

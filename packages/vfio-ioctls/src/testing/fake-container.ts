@@ -30,7 +30,8 @@ export class FakeContainer {
   fdOpen = true;
   private iommu: { type: number; dma: DmaTable } | null = null;
 
-  constructor(private readonly options: ResolvedOptions, private readonly memory: FakeAddressSpace) {}
+  /** `pinned` is what the whole process has pinned so far, for the RLIMIT_MEMLOCK check. */
+  constructor(private readonly options: ResolvedOptions, private readonly memory: FakeAddressSpace, private readonly pinned: () => bigint) {}
 
   /** Still referenced by its fd or by an attached group. */
   get alive(): boolean {
@@ -140,7 +141,11 @@ export class FakeContainer {
     if (map.flags & ~known || map.flags & VFIO_DMA_MAP_FLAG_VADDR) throw new Errno('EINVAL');
     dma.map(
       { iova: map.iova, size: map.size, vaddr: map.vaddr, read: !!(map.flags & VFIO_DMA_MAP_FLAG_READ), write: !!(map.flags & VFIO_DMA_MAP_FLAG_WRITE) },
-      (vaddr, size) => this.memory.find(vaddr, size) !== undefined,
+      (vaddr, size) => {
+        if (!this.memory.find(vaddr, size)) return 'EFAULT';
+        if (this.pinned() + size > this.options.memlockLimit) return 'ENOMEM';
+        return undefined;
+      },
     );
     return 0;
   }

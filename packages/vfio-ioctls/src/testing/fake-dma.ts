@@ -34,10 +34,11 @@ export class DmaTable {
   }
 
   /**
-   * VFIO_IOMMU_MAP_DMA. `pinnable` says whether [vaddr, vaddr + size) is
-   * memory the process owns (the kernel learns it while pinning pages).
+   * VFIO_IOMMU_MAP_DMA. `pin` stands for pinning the pages: it answers
+   * EFAULT when [vaddr, vaddr + size) is not the process's memory, ENOMEM
+   * past RLIMIT_MEMLOCK, or nothing when the pages are pinned.
    */
-  map(request: FakeDmaMapping, pinnable: (vaddr: bigint, size: bigint) => boolean): void {
+  map(request: FakeDmaMapping, pin: (vaddr: bigint, size: bigint) => 'EFAULT' | 'ENOMEM' | undefined): void {
     const { iova, size, vaddr } = request;
     const mask = this.options.pageSize - 1n;
     if (!request.read && !request.write) throw new Errno('EINVAL');
@@ -46,7 +47,8 @@ export class DmaTable {
     if (this.overlapping(iova, size).length > 0) throw new Errno('EEXIST');
     if (this.available <= 0) throw new Errno('ENOSPC');
     if (!this.options.ranges.some((r) => iova >= r.start && iova + size - 1n <= r.end)) throw new Errno('EINVAL');
-    if (!pinnable(vaddr, size)) throw new Errno('EFAULT');
+    const refused = pin(vaddr, size);
+    if (refused) throw new Errno(refused);
     this.mappings.push({ ...request });
     this.mappings.sort((a, b) => (a.iova < b.iova ? -1 : 1));
   }

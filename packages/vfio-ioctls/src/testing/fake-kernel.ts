@@ -187,7 +187,7 @@ export class FakeKernel implements Backend {
     integerArg(flags, 'flags', 0, INT32_MAX); // the access mode is not modelled: VFIO nodes are opened O_RDWR
     return this.syscall({ syscall: 'open', path }, () => {
       if (path === `${this.devRoot}/vfio`) {
-        const container = new FakeContainer(this.options, this.memory);
+        const container = new FakeContainer(this.options, this.memory, () => this.pinnedBytes());
         this.containers.add(container);
         return this.fds.install({ kind: 'container', path, container });
       }
@@ -477,6 +477,10 @@ export class FakeKernel implements Backend {
       return file.group.id;
     },
   };
+
+  private pinnedBytes(): bigint {
+    return this.dmaMappings().reduce((sum, m) => sum + m.size, 0n);
+  }
 
   /** Resolves a device DMA through its container's IOMMU to the bytes of process memory. */
   private dmaView(device: FakeDevice, iova: bigint, length: number, write: boolean): Uint8Array {

@@ -15,6 +15,7 @@ export function resolveOptions(options: FakeKernelOptions = {}): ResolvedOptions
     dmaAvail: 65535,
     interruptRemapping: true,
     type1Only: false,
+    memlockLimit: 1n << 64n,
     devRoot: '/dev/vfio',
     ...dropUndefined(options),
   };

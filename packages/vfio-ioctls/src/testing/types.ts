@@ -64,6 +64,8 @@ export interface FakeKernelOptions {
   interruptRemapping?: boolean;
   /** Only the TYPE1 IOMMU (no TYPE1v2 extension); default false. */
   type1Only?: boolean;
+  /** RLIMIT_MEMLOCK in bytes: MAP_DMA past it (all containers together) is ENOMEM; default unlimited. */
+  memlockLimit?: bigint;
   /** Virtual prefix of the device nodes open() understands; default '/dev/vfio'. */
   devRoot?: string;
 }

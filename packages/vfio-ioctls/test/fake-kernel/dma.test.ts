@@ -70,6 +70,16 @@ describe('type1 DMA mapping rules', () => {
     expect(thrown(() => map(0n, PAGE, at))).toMatchObject({ code: 'EFAULT' });
   });
 
+  test('pinning past memlockLimit (RLIMIT_MEMLOCK) is ENOMEM', () => {
+    const { kernel: k, container: c } = openDevice({ memlockLimit: 2n * PAGE });
+    const at = k.addressOf(k.allocDma(3 * 4096));
+    mapDma(k, c, { vaddr: at, iova: 0n, size: PAGE });
+    const error = thrown(() => mapDma(k, c, { vaddr: at + PAGE, iova: PAGE, size: 2n * PAGE }));
+    expect(error).toMatchObject({ code: 'ENOMEM', errno: -12 });
+    expect(mapDma(k, c, { vaddr: at + PAGE, iova: PAGE, size: PAGE })).toBe(0);
+    k.dispose();
+  });
+
   test('mmapped device memory can be DMA-mapped (peer to peer)', () => {
     const { kernel: k, container: c, device } = openDevice();
     const bar = k.mmap(device, 0x1000, 3, 0n);

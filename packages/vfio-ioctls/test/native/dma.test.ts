@@ -1,5 +1,17 @@
+import * as fs from 'node:fs';
 import { nativeBackend as native } from '../../src/native';
 import { thrown } from './helpers';
+
+/** The /proc/self/smaps entry of the mapping that starts at `address`. */
+function smaps(address: bigint): { rssKb: number; flags: string[] } {
+  const start = address.toString(16);
+  const blocks = fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+  const block = blocks.find((entry) => entry.startsWith(`${start}-`));
+  if (!block) throw new Error(`no mapping at 0x${start}`);
+  const rss = /^Rss:\s+(\d+) kB$/m.exec(block);
+  const flags = /^VmFlags:(.*)$/m.exec(block);
+  return { rssKb: Number(rss?.[1]), flags: (flags?.[1] ?? '').trim().split(/\s+/) };
+}
 
 const page = native.pageSize();
 
@@ -18,6 +30,17 @@ describe('DMA memory', () => {
       } finally {
         native.freeDma(buffer);
       }
+    }
+  });
+
+  it('has its own pages from the start (populated, so a read-only MAP_DMA never pins the zero page) and is not inherited by fork', () => {
+    const buffer = native.allocDma(16 * page);
+    try {
+      const { rssKb, flags } = smaps(native.addressOf(buffer));
+      expect(rssKb).toBe((16 * page) / 1024);
+      expect(flags).toContain('dc'); // MADV_DONTFORK
+    } finally {
+      native.freeDma(buffer);
     }
   });
 

@@ -241,6 +241,11 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
     checkAligned('buffer.size', size, allocator.alignment);
     const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : this.checkIova(allocator, requested, size, maxIova);
     const vaddr = bufferAddress(buffer);
+    // The kernel needs the process address aligned like the IOVA; memory
+    // from allocDma is only CPU-page aligned, less than a larger IOMMU page.
+    if (vaddr % allocator.alignment !== 0n) {
+      throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
+    }
     const flags = (read ? b.VFIO_DMA_MAP_FLAG_READ : 0) | (write ? b.VFIO_DMA_MAP_FLAG_WRITE : 0);
     const arg = encodeArg(b.vfio_iommu_type1_dma_map, { flags, vaddr, iova, size });
     const fd = this.fd;

@@ -1,0 +1,180 @@
+/**
+ * What every guest test file shares: the devices of the test bed by role,
+ * the resource counters behind the leak checks, edu's register map, and
+ * assertions for the library's errors.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, before } from 'node:test';
+import { VfioError, type Interrupts } from 'vfio-ioctls';
+
+/** One device of $VFIO_TESTBED (written by the guest's init, see tools/vm/README.md). */
+export interface TestbedDevice {
+  role: string;
+  model: string;
+  address: string;
+  vendorDevice: string;
+  iommuGroup: number;
+  groupPath: string;
+  driver: string;
+}
+
+let cachedTestbed: Record<string, TestbedDevice> | undefined;
+
+/**
+ * The device with `role` ('edu', 'e1000e', 'nvme', 'shared-edu-1', ...).
+ * A missing device throws: the suite runs only in the guest, and a test bed
+ * without the device is a failure, never a reason to skip.
+ */
+export function device(role: string): TestbedDevice {
+  if (!cachedTestbed) {
+    const file = process.env.VFIO_TESTBED;
+    if (!file) throw new Error('VFIO_TESTBED is not set: run this suite in the guest (pnpm test:guest)');
+    cachedTestbed = (JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, TestbedDevice> }).devices;
+  }
+  const found = cachedTestbed[role];
+  if (!found) throw new Error(`the test bed has no '${role}' device; use the suite profile`);
+  return found;
+}
+
+/** The process resources a VFIO program holds: open fds, and memory pinned by DMA mappings (VmLck). */
+export interface Resources {
+  fds: number;
+  lockedKiB: number;
+}
+
+export function resources(): Resources {
+  const fds = readdirSync('/proc/self/fd').length - 1; // minus the one readdir itself holds
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const locked = /^VmLck:\s+(\d+) kB$/m.exec(status);
+  if (!locked) throw new Error('no VmLck line in /proc/self/status');
+  return { fds, lockedKiB: Number(locked[1]) };
+}
+
+/**
+ * Asserts that `fn` throws a VfioError with these properties (code,
+ * operation, errno...). Returns the error for further checks.
+ */
+export function throwsVfio(fn: () => unknown, expected: Partial<Record<keyof VfioError, unknown>>): VfioError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof VfioError, `expected a VfioError ${JSON.stringify(expected)}, got ${caught === undefined ? 'no error' : String(caught)}`);
+  for (const [key, value] of Object.entries(expected)) {
+    assert.equal((caught as unknown as Record<string, unknown>)[key], value, `VfioError.${key} (${caught.message})`);
+  }
+  return caught;
+}
+
+/** Asserts a RangeError/TypeError raised in TypeScript, before any syscall. */
+export function throwsArg(fn: () => unknown, name: 'RangeError' | 'TypeError', code?: string): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.equal((error as Error).name, name, String(error));
+    if (code !== undefined) assert.equal((error as { code?: string }).code, code, String(error));
+    return true;
+  });
+}
+
+/**
+ * Generous for TCG: the guest runs 15-20x slower than the host, and an
+ * interrupt that never comes must fail the test, not hang the suite.
+ */
+export const IRQ_TIMEOUT_MS = 10_000;
+
+/** The next interrupt, or a failure after IRQ_TIMEOUT_MS. */
+export function nextInterrupt(irqs: Interrupts) {
+  return irqs.next({ signal: AbortSignal.timeout(IRQ_TIMEOUT_MS) });
+}
+
+/** Asserts that no interrupt arrives within `ms`. */
+export async function assertNoInterrupt(irqs: Interrupts, ms: number): Promise<void> {
+  try {
+    const event = await irqs.next({ signal: AbortSignal.timeout(ms) });
+    assert.fail(`unexpected interrupt ${JSON.stringify(event)}`);
+  } catch (error) {
+    if ((error as Error).name !== 'AbortError') throw error;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `done` every few ms until it holds, failing after `ms`. */
+export async function waitFor(what: string, done: () => boolean, ms = IRQ_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** QEMU's edu device (docs/specs/edu.rst): BAR0 registers and facts. */
+export const EDU = {
+  ID: 0x00,
+  LIVENESS: 0x04,
+  FACTORIAL: 0x08,
+  STATUS: 0x20,
+  IRQ_STATUS: 0x24,
+  IRQ_RAISE: 0x60,
+  IRQ_ACK: 0x64,
+  DMA_SRC: 0x80,
+  DMA_DST: 0x88,
+  DMA_COUNT: 0x90,
+  DMA_CMD: 0x98,
+  /** The identification register's value (version 1.0, 'ed'). */
+  IDENT: 0x010000ed,
+  /** STATUS bit 0: computing; bit 7: raise an interrupt when the factorial is done. */
+  STATUS_COMPUTING: 0x01,
+  STATUS_IRQ_ON_FACTORIAL: 0x80,
+  /** Interrupt status bits: factorial done, DMA done. */
+  IRQ_FACTORIAL: 0x001,
+  IRQ_DMA: 0x100,
+  DMA_START: 0x1,
+  DMA_TO_RAM: 0x2,
+  DMA_IRQ: 0x4,
+  /** The device-side DMA buffer (4 KiB; QEMU 7.2 aborts on a transfer covering all of it). */
+  BUFFER: 0x40000,
+  MAX_TRANSFER: 2048,
+  /** edu's DMA mask is 28 bits. */
+  MAX_IOVA: 2 ** 28 - 1,
+} as const;
+
+/** PCI config space: the command register and its bus master bit. */
+export const PCI_COMMAND = 0x04;
+export const PCI_COMMAND_MASTER = 0x4;
+
+/**
+ * The per-file leak check. Records the resources before the first test;
+ * the returned assertion, run as the file's last test, checks that every fd
+ * and every pinned page came back. Handles passed to keep() are closed
+ * after each test, newest first, so a test that fails half-way does not
+ * leave a device open for the tests after it (closing twice is harmless).
+ */
+export function trackResources(): { keep: <T extends { close(): void }>(handle: T) => T; assertNoLeaks: () => void } {
+  let start: Resources | undefined;
+  const handles: { close(): void }[] = [];
+  before(() => {
+    start = resources();
+  });
+  afterEach(() => {
+    for (const handle of handles.splice(0).reverse()) {
+      try {
+        handle.close();
+      } catch {
+        // The test that failed has reported it.
+      }
+    }
+  });
+  return {
+    keep: (handle) => {
+      handles.push(handle);
+      return handle;
+    },
+    assertNoLeaks: () => {
+      assert.ok(start, 'before() ran');
+      assert.deepEqual(resources(), start);
+    },
+  };
+}

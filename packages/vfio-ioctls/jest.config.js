@@ -3,5 +3,7 @@ module.exports = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
+  // test/guest needs the real kernel: it runs in the QEMU guest (pnpm test:guest), not here.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/guest/'],
   testTimeout: 60000,
 };

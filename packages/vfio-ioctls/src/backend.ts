@@ -42,7 +42,12 @@ export interface Backend {
   mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer;
   /** Detaches `buffer` (views then throw) and munmaps it. Throws if not a live mapping. */
   munmap(buffer: ArrayBuffer): void;
-  /** Volatile MMIO accessors on a live mapping; offset is bounds- and alignment-checked. */
+  /**
+   * Volatile MMIO accessors on a live mapping (or DMA buffer); offset is
+   * bounds- and alignment-checked, and writes to a mapping without
+   * PROT_WRITE are refused rather than left to fault. A buffer that is not a
+   * live mapping is a TypeError (ERR_INVALID_ARG_VALUE).
+   */
   mmioRead8(buffer: ArrayBuffer, offset: number): number;
   mmioRead16(buffer: ArrayBuffer, offset: number): number;
   mmioRead32(buffer: ArrayBuffer, offset: number): number;
@@ -60,11 +65,13 @@ export interface Backend {
   eventfdWrite(fd: number, value: bigint): void;
   /**
    * Watches `fd` for readability on the calling environment's event loop.
-   * The callback gets an error when polling fails. Created stopped.
+   * The callback gets an error when polling fails. Created stopped. The
+   * poller does not drain the fd: the callback must read it (eventfdRead),
+   * or it is called again on the next loop turn.
    */
   poll(fd: number, onReadable: (error: Error | null) => void): Poller;
 
-  /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer. */
+  /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer of `size` rounded up to whole pages. */
   allocDma(size: number): ArrayBuffer;
   /** Detaches and frees memory from allocDma. */
   freeDma(buffer: ArrayBuffer): void;

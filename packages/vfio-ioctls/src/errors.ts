@@ -75,7 +75,8 @@ export class VfioError extends Error {
     const hint = context.hint ?? hintFor(context.operation, code);
     super(hint ? `${message} (hint: ${hint})` : message);
     this.code = code;
-    this.errno = context.errno ?? -(errnoByName[code] ?? 0);
+    // `|| 0` turns the -0 of library codes (no errno) into a plain 0.
+    this.errno = context.errno ?? (-(errnoByName[code] ?? 0) || 0);
     this.syscall = context.syscall;
     this.operation = context.operation;
     this.path = context.path;

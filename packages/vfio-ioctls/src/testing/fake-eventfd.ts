@@ -84,6 +84,7 @@ export class FakePoller implements Poller {
   constructor(
     private readonly eventfd: FakeEventfd,
     private readonly onReadable: (error: Error | null) => void,
+    private readonly onClose: () => void = () => {},
   ) {
     eventfd.attach(this);
   }
@@ -106,6 +107,7 @@ export class FakePoller implements Poller {
     this.stop();
     this.closed = true;
     this.eventfd.detach(this);
+    this.onClose();
   }
 
   ref(): void {

@@ -102,11 +102,6 @@ export class FakeRegion {
     this.write(w.offset, kept);
     detach(buffer);
   }
-
-  /** Unmapped by the region's owner (reset of contents is the test's business): true while any mapping lives. */
-  get mapped(): boolean {
-    return this.storeMapped || this.windows.length > 0;
-  }
 }
 
 /** Copies between a window and an access buffer where they overlap ('in': window to access). */

@@ -1,0 +1,185 @@
+import { Errno } from './errno';
+import { FakeContainer } from './fake-container';
+import type { DeviceIoctlContext } from './device-ioctls';
+import { FakeDevice, type DeviceHost } from './fake-device';
+import type { FakeEventfd } from './fake-eventfd';
+import { FakeGroup, type GroupIoctlContext } from './fake-group';
+import { FakeAddressSpace } from './fake-memory';
+import type { FakeRegion } from './fake-region';
+import { FdTable, type DeviceFile, type OpenFile } from './fd-table';
+import type { ResolvedOptions } from './options';
+import type { FakeDeviceSpec, FakeDmaMapping } from './types';
+
+/** A live mmap of a device region. */
+export interface Mapping {
+  file: DeviceFile;
+  region: FakeRegion;
+  /** Where the mapping starts inside the region. */
+  offset: number;
+}
+
+/**
+ * The kernel's object graph behind the syscalls: the fd table, the VFIO
+ * devices, groups and containers, live mappings and DMA memory, and the
+ * reference rules tying them together (what closing a file releases).
+ */
+export class FakeMachine {
+  readonly fds = new FdTable();
+  readonly memory: FakeAddressSpace;
+  readonly groups = new Map<number, FakeGroup>();
+  readonly devices = new Map<string, FakeDevice>();
+  readonly mappings = new Map<ArrayBuffer, Mapping>();
+  readonly dmaBuffers = new Set<ArrayBuffer>();
+  private readonly containers = new Set<FakeContainer>();
+  private readonly host: DeviceHost = { dmaView: (device, iova, length, write) => this.dmaView(device, iova, length, write) };
+
+  constructor(private readonly options: ResolvedOptions) {
+    this.memory = new FakeAddressSpace(options.pageSize);
+  }
+
+  addDevice(spec: FakeDeviceSpec): FakeDevice {
+    if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(spec.address)) {
+      throw new RangeError(`address must look like 0000:00:03.0, got ${spec.address}`);
+    }
+    if (this.devices.has(spec.address)) throw new Error(`device ${spec.address} already exists`);
+    if (!Number.isSafeInteger(spec.group) || spec.group < 0) throw new RangeError(`group must be a non-negative integer, got ${spec.group}`);
+    const device = new FakeDevice(spec, this.options.pageSize, this.host);
+    let group = this.groups.get(spec.group);
+    if (!group) this.groups.set(spec.group, (group = new FakeGroup(spec.group)));
+    group.devices.push(device);
+    this.devices.set(spec.address, device);
+    return device;
+  }
+
+  /** open(2) of a VFIO node: `${devRoot}/vfio` or `${devRoot}/N`. */
+  openNode(path: string): number {
+    const root = this.options.devRoot;
+    if (path === `${root}/vfio`) {
+      const container = new FakeContainer(this.options, this.memory, () => this.pinnedBytes());
+      this.containers.add(container);
+      return this.fds.install({ kind: 'container', path, container });
+    }
+    const m = path.startsWith(`${root}/`) ? /^(\d+)$/.exec(path.slice(root.length + 1)) : null;
+    const group = m ? this.groups.get(Number(m[1])) : undefined;
+    if (!group) throw new Errno('ENOENT');
+    group.open();
+    return this.fds.install({ kind: 'group', path, group });
+  }
+
+  file(fd: number): OpenFile {
+    const file = this.fds.get(fd);
+    if (!file) throw new Errno('EBADF');
+    return file;
+  }
+
+  eventfdOf(fd: number): FakeEventfd {
+    const file = this.file(fd);
+    if (file.kind !== 'eventfd') throw new Errno('EINVAL');
+    return file.eventfd;
+  }
+
+  /** close(2): the fd goes away, whatever else still holds its file. */
+  close(fd: number): void {
+    const file = this.fds.remove(fd);
+    if (!file) throw new Errno('EBADF');
+    this.release(file);
+  }
+
+  /** munmap of a device mapping: drops the mapping's hold on its device file. */
+  unmapped(buffer: ArrayBuffer): void {
+    const mapping = this.mappings.get(buffer)!;
+    this.mappings.delete(buffer);
+    this.memory.remove(buffer);
+    mapping.region.unmap(buffer);
+    this.dropDeviceRef(mapping.file);
+  }
+
+  /** IOMMU mappings of one open container, or of every container still alive. */
+  dmaMappings(containerFd?: number): FakeDmaMapping[] {
+    if (containerFd !== undefined) {
+      const file = this.fds.get(containerFd);
+      if (file?.kind !== 'container') throw new RangeError(`fd ${containerFd} is not an open container`);
+      return file.container.dma?.list() ?? [];
+    }
+    return [...this.containers].filter((c) => c.alive).flatMap((c) => c.dma?.list() ?? []);
+  }
+
+  readonly groupContext: GroupIoctlContext = {
+    containerOfFd: (fd) => {
+      const file = this.file(fd);
+      if (file.kind !== 'container') throw new Errno('EBADFD');
+      return file.container;
+    },
+    openDevice: (device, group) => {
+      device.openFiles++;
+      return this.fds.install({ kind: 'device', path: `${this.options.devRoot}/${group.id}:${device.address}`, file: { device, group, refs: 1 } });
+    },
+  };
+
+  readonly deviceContext: DeviceIoctlContext = {
+    eventfd: (fd) => this.eventfdOf(fd),
+    deviceAt: (address) => this.devices.get(address),
+    groupOfFd: (fd) => {
+      const file = this.file(fd);
+      if (file.kind !== 'group') throw new Errno('EINVAL');
+      return file.group.id;
+    },
+  };
+
+  /** The last reference to an open file went away. */
+  private release(file: OpenFile): void {
+    switch (file.kind) {
+      case 'container':
+        file.container.fdOpen = false;
+        this.forgetIfDead(file.container);
+        break;
+      case 'group': {
+        const container = file.group.container;
+        file.group.closeFd();
+        if (container) this.forgetIfDead(container);
+        break;
+      }
+      case 'device':
+        this.dropDeviceRef(file.file);
+        break;
+      case 'eventfd':
+        file.eventfd.closed();
+        break;
+    }
+  }
+
+  private dropDeviceRef(file: DeviceFile): void {
+    if (--file.refs > 0) return;
+    const { device, group } = file;
+    device.openFiles--;
+    // vfio-pci's last close turns every interrupt off and drops the eventfds.
+    if (device.openFiles === 0) device.irqs.disableAll();
+    const container = group.container;
+    group.deviceFileClosed();
+    if (container) this.forgetIfDead(container);
+  }
+
+  private forgetIfDead(container: FakeContainer): void {
+    if (!container.alive) this.containers.delete(container);
+  }
+
+  /** What the process has pinned, all containers together (RLIMIT_MEMLOCK counts per process). */
+  private pinnedBytes(): bigint {
+    return this.dmaMappings().reduce((sum, m) => sum + m.size, 0n);
+  }
+
+  /** Resolves a device DMA through its container's IOMMU to the bytes of process memory. */
+  private dmaView(device: FakeDevice, iova: bigint, length: number, write: boolean): Uint8Array {
+    const where = `${device.address} DMA ${write ? 'write' : 'read'} of ${length} bytes at IOVA 0x${iova.toString(16)}`;
+    const dma = this.groups.get(device.group)?.container?.dma;
+    if (!dma) throw new Error(`IOMMU fault: ${where}: the group has no IOMMU context`);
+    const mapping = dma.lookup(iova, BigInt(length));
+    if (!mapping) throw new Error(`IOMMU fault: ${where}: not mapped`);
+    if (write ? !mapping.write : !mapping.read) throw new Error(`IOMMU fault: ${where}: mapping does not allow it`);
+    const vaddr = mapping.vaddr + (iova - mapping.iova);
+    const area = this.memory.find(vaddr, BigInt(length));
+    const at = area ? Number(vaddr - area.base) : 0;
+    if (!area || at + length > area.buffer.byteLength) throw new Error(`${where}: the memory behind the mapping was freed or unmapped`);
+    return new Uint8Array(area.buffer, at, length);
+  }
+}

@@ -81,6 +81,8 @@ export class DmaBuffer implements Disposable {
 
   /**
    * Frees the memory; its views are detached and throw afterwards. Idempotent.
+   * When the free itself fails the buffer stays open, and close() may be
+   * called again.
    * @throws VfioError ERR_VFIO_BUFFER_MAPPED while a mapping covers the buffer (unmap it first).
    */
   close(): void {
@@ -91,10 +93,10 @@ export class DmaBuffer implements Disposable {
         hint: 'unmap its DmaMapping (or close the container) before closing the buffer',
       });
     }
+    kernelCall({ syscall: 'freeDma' }, () => state.backend.freeDma(state.memory));
     states.delete(this);
     this.#bytes = undefined;
     leakedBuffers.unregister(this);
-    kernelCall({ syscall: 'freeDma' }, () => state.backend.freeDma(state.memory));
   }
 
   [Symbol.dispose](): void {

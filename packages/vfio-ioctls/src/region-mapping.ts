@@ -85,12 +85,16 @@ export class MmioWindow {
     return this.#buffer;
   }
 
-  /** @internal Detaches and munmaps the window (views then throw); idempotent. */
+  /**
+   * @internal Detaches and munmaps the window (views then throw);
+   * idempotent. When munmap fails the window stays mapped and owned, so a
+   * later unmap (or the device's close) tries again instead of leaking it.
+   */
   unmap(): void {
     const buffer = this.#buffer;
     if (!buffer) return;
-    this.#buffer = undefined;
     kernelCall({ syscall: 'munmap' }, () => this.#backend.munmap(buffer));
+    this.#buffer = undefined;
   }
 }
 
@@ -155,15 +159,16 @@ export class RegionMapping implements Disposable {
     this.window(offset, 8).write64(offset, value);
   }
 
-  /** Unmaps every window; idempotent. Accessors throw ERR_VFIO_CLOSED afterwards. */
+  /**
+   * Unmaps every window; idempotent. Accessors throw ERR_VFIO_CLOSED
+   * afterwards. If a munmap fails, the mapping stays (partly) mapped and
+   * unmap() may be called again; closing the device retries it too.
+   */
   unmap(): void {
     if (!this.#mapped) return;
+    runAll(this.windows.map((w) => () => w.unmap()));
     this.#mapped = false;
-    try {
-      runAll(this.windows.map((w) => () => w.unmap()));
-    } finally {
-      this.#onUnmap();
-    }
+    this.#onUnmap();
   }
 
   [Symbol.dispose](): void {

@@ -1,0 +1,132 @@
+/**
+ * Fault injection: a full open -> map -> MMIO -> IRQ -> close scenario is run
+ * once to record its syscalls, then once per recorded step k with step k
+ * failing. Whatever fails, the scenario's ordinary cleanup (`using`) must
+ * leave no fd, mmap, DMA buffer, IOMMU mapping or poller behind.
+ */
+import * as b from 'vfio-bindings';
+import { Device, DmaBuffer, type VfioOptions } from '../src';
+import type { FakeCall, FakeKernel } from '../src/testing';
+import { EDU, EDU2, GROUP, kernel } from './helpers';
+
+const MSI = b.VFIO_PCI_MSI_IRQ_INDEX;
+const DEVICES = [
+  { address: EDU, group: GROUP, reset: true },
+  { address: EDU2, group: GROUP },
+];
+
+interface Handles {
+  buffer?: DmaBuffer;
+  small?: DmaBuffer;
+}
+
+/** What a careful program does; `using` runs the cleanup in reverse order. */
+async function scenario(env: VfioOptions, handles: Handles): Promise<void> {
+  // Declared first, so it is released last, after the device (and with it
+  // the container) has dropped the mapping that pins it.
+  using buffer = DmaBuffer.alloc(0x2000, env);
+  handles.buffer = buffer;
+  using small = DmaBuffer.alloc(0x1000, env);
+  handles.small = small;
+  using device = Device.open(EDU, env);
+  using second = Device.open(EDU2, env); // shares the group and container
+  using mapping = device.iommu!.map(buffer);
+  buffer.bytes.fill(0xa5);
+  using fixed = second.iommu!.map(small, { iova: 0x10_0000, write: false });
+  void fixed;
+  const bar = device.region(0)!;
+  using mmio = bar.map();
+  mmio.write32(0x04, 0x12345678);
+  if (mmio.read32(0x04) !== 0x12345678) throw new Error('MMIO readback');
+  bar.writeUint32(0x08, 1);
+  device.config!.writeUint16(4, device.config!.readUint16(4) | 0x4); // bus master
+  device.reset();
+  using irqs = device.enableIrq(MSI);
+  irqs.trigger();
+  const event = await irqs.next();
+  if (event.vector !== 0) throw new Error('wrong vector');
+  void mapping;
+  void second;
+}
+
+/** Every error code in an error and its suppressed/aggregated causes. */
+function codes(error: unknown): string[] {
+  if (error === null || typeof error !== 'object') return [];
+  const e = error as { code?: string; error?: unknown; suppressed?: unknown; errors?: unknown[] };
+  return [
+    ...(e.code ? [e.code] : []),
+    ...codes(e.error),
+    ...codes(e.suppressed),
+    ...(Array.isArray(e.errors) ? e.errors.flatMap(codes) : []),
+  ];
+}
+
+function leftovers(fake: FakeKernel) {
+  return {
+    fds: fake.openFds(),
+    mmaps: fake.liveMmaps(),
+    buffers: fake.liveDmaBuffers(),
+    mappings: fake.dmaMappings(),
+    pollers: fake.livePollers(),
+  };
+}
+
+const CLEAN = { fds: [], mmaps: 0, buffers: 0, mappings: [], pollers: 0 };
+
+/** The fault that fails exactly call k of a recorded run. */
+function faultFor(calls: FakeCall[], k: number) {
+  const target = calls[k]!;
+  const same = (c: FakeCall) => c.syscall === target.syscall && (target.request === undefined || c.request === target.request);
+  return { syscall: target.syscall, request: target.request, errno: 'EIO', skip: calls.slice(0, k).filter(same).length };
+}
+
+describe('fault injection over a full scenario', () => {
+  let recorded: FakeCall[] = [];
+
+  beforeAll(async () => {
+    const { fake, env } = kernel(DEVICES);
+    await scenario(env, {});
+    recorded = [...fake.calls];
+    fake.dispose();
+  });
+
+  test('the fault-free run is clean and long enough to mean something', async () => {
+    const { fake, env } = kernel(DEVICES);
+    await scenario(env, {});
+    expect(leftovers(fake)).toEqual(CLEAN);
+    expect(recorded.length).toBeGreaterThan(40);
+    const kinds = new Set(recorded.map((c) => c.syscall));
+    for (const syscall of ['open', 'ioctl', 'close', 'mmap', 'munmap', 'eventfd', 'poll', 'allocDma', 'freeDma', 'pread', 'pwrite']) {
+      expect(kinds).toContain(syscall);
+    }
+  });
+
+  test('failing any one step k leaves nothing behind', async () => {
+    const failures: string[] = [];
+    for (let k = 0; k < recorded.length; k++) {
+      const { fake, env } = kernel(DEVICES);
+      const fault = faultFor(recorded, k);
+      fake.failNext(fault);
+      const handles: Handles = {};
+      let outcome: unknown = 'resolved';
+      try {
+        await scenario(env, handles);
+      } catch (error) {
+        outcome = error;
+      }
+      // A free that failed leaves the buffer open for a retry (it is not lost).
+      for (const buffer of [handles.buffer, handles.small]) {
+        if (buffer && !buffer.closed && !buffer.mapped) buffer.close();
+      }
+      const step = `step ${k} (${fault.syscall}${fault.request === undefined ? '' : ` 0x${(fault.request >>> 0).toString(16)}`}, skip ${fault.skip})`;
+      if (fake.pendingFaults() !== 0) failures.push(`${step}: the fault never fired`);
+      else if (!codes(outcome).includes('EIO')) failures.push(`${step}: the failure was not reported (${String(outcome)})`);
+      const left = leftovers(fake);
+      if (JSON.stringify(left, (_, v) => (typeof v === 'bigint' ? v.toString() : v)) !== JSON.stringify(CLEAN)) {
+        failures.push(`${step}: left ${JSON.stringify(left, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+      }
+      fake.dispose();
+    }
+    expect(failures).toEqual([]);
+  });
+});

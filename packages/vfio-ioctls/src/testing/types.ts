@@ -46,7 +46,11 @@ export interface FakeDeviceSpec {
   regions?: FakeRegionSpec[];
   /** Default: INTx 1 and MSI 1. Indexes not listed have count 0. */
   irqs?: FakeIrqSpec[];
-  /** Addresses GET_PCI_HOT_RESET_INFO lists (include the device itself); absent: ENODEV, as on a root bus. */
+  /**
+   * Addresses GET_PCI_HOT_RESET_INFO lists (include the device itself), with
+   * their group numbers (0 for an address not added to the fake); absent:
+   * ENODEV, as on a root bus.
+   */
   hotResetDependents?: string[];
 }
 

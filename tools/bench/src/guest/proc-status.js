@@ -1,6 +1,8 @@
 'use strict';
-// What a leak would show: open fds, memory locked for DMA (vfio type1
-// charges pinned pages to locked_vm, VmLck), pinned pages (VmPin) and RSS.
+// What a leak would show: open fds (and what they are, to name a leak),
+// memory locked for DMA (vfio type1 charges pinned pages to locked_vm,
+// VmLck), pinned pages (VmPin), RSS, and V8's own view (heap vs external
+// memory), which tells a JS-side leak from a native one.
 const fs = require('node:fs');
 
 function kib(status, key) {
@@ -8,14 +10,38 @@ function kib(status, key) {
   return m ? Number(m[1]) : null;
 }
 
-function snapshot() {
+function fdTargets() {
+  const out = {};
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      out[fd] = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // the fd of the readdir itself is gone by now
+    }
+  }
+  return out;
+}
+
+function snapshot({ detail = false } = {}) {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
-  return {
+  const mem = process.memoryUsage();
+  const s = {
     fds: fs.readdirSync('/proc/self/fd').length,
     lockedKiB: kib(status, 'VmLck'),
     pinnedKiB: kib(status, 'VmPin'),
     rssKiB: kib(status, 'VmRSS'),
+    heapUsedKiB: Math.round(mem.heapUsed / 1024),
+    externalKiB: Math.round(mem.external / 1024),
   };
+  if (detail) s.fdTargets = fdTargets();
+  return s;
 }
 
-module.exports = { snapshot };
+/** The fds open at `end` that were not at `start` (number -> target). */
+function newFds(start, end) {
+  const out = {};
+  for (const [fd, target] of Object.entries(end.fdTargets ?? {})) if (start.fdTargets?.[fd] !== target) out[fd] = target;
+  return out;
+}
+
+module.exports = { snapshot, newFds };

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
 const b = require('vfio-bindings');
 const { Container, Group, DmaBuffer } = require('vfio-ioctls');
-const { snapshot } = require('./proc-status');
+const { snapshot, newFds } = require('./proc-status');
 const edu = require('./edu');
 
 const RSS_TOLERANCE_KIB = 2048;
@@ -86,8 +86,11 @@ async function soak(label, dev, cycles, mode, log) {
     // Warm-up (module loading, JIT, first-use caches) only where it cannot
     // leak: a dropped cycle's leftovers must count.
     if (mode === 'close') for (let i = 0; i < WARMUP_CYCLES; i++) await one();
+    // Node opens its stdio handles (the console, /dev/null) on first use:
+    // open them now, or the first progress line looks like a leak.
+    void process.stdin, void process.stdout, void process.stderr;
     await collect();
-    start = snapshot();
+    start = snapshot({ detail: true });
     t0 = process.hrtime.bigint();
     for (; done < cycles; done++) {
       await one();
@@ -104,9 +107,12 @@ async function soak(label, dev, cycles, mode, log) {
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   await collect();
-  const end = snapshot();
+  const end = snapshot({ detail: true });
+  const leakedFds = newFds(start, end);
+  delete start.fdTargets;
+  delete end.fdTargets;
   const clean = !failure && end.fds === start.fds && end.lockedKiB === start.lockedKiB && end.pinnedKiB === start.pinnedKiB && end.rssKiB - start.rssKiB <= RSS_TOLERANCE_KIB;
-  return { label, mode, cycles: done, requested: cycles, seconds, start, end, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB };
+  return { label, mode, cycles: done, requested: cycles, seconds, start, end, leakedFds, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB };
 }
 
 const MODES = [
@@ -126,6 +132,7 @@ async function runSoaks(dev, cycles, log) {
     log(`soak: ${label}, ${cycles} cycles`);
     const child = spawnSync(process.execPath, ['--expose-gc', __filename, mode, label, String(cycles)], {
       encoding: 'utf8',
+      timeout: Math.max(120, cycles) * 1000, // a hung child must not hang the boot
       stdio: ['ignore', 'pipe', 'inherit'],
       env: process.env,
     });
@@ -140,7 +147,12 @@ if (require.main === module) {
   const [mode, label, cycles] = process.argv.slice(2);
   const dev = JSON.parse(fs.readFileSync(process.env.VFIO_TESTBED, 'utf8')).devices.edu;
   soak(label, dev, Number(cycles), mode, (m) => process.stderr.write(`bench(guest): ${m}\n`)).then(
-    (r) => console.log(JSON.stringify(r)),
+    // Exit explicitly: a leaked, started interrupt poller keeps the event
+    // loop alive, as it should for a live device, and would hang the bench.
+    (r) => {
+      console.log(JSON.stringify(r));
+      process.exit(0);
+    },
     (e) => {
       process.stderr.write(`${e.stack || e}\n`);
       process.exit(1);

@@ -14,6 +14,7 @@ const { consoleTable, missed } = require('./report');
 const { renderReadmeSection } = require('./readme-section');
 const { updateReadme } = require('./readme');
 const { RESULTS_JSON, CACHE_DIR } = require('./paths');
+const { addonSource } = require('./addon');
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
 
@@ -44,6 +45,7 @@ async function main() {
     results.soak = g.soak;
     if (g.profile) results.guestProfile = g.profile;
   }
+  results.addonSource = addonSource();
   results.seconds = (Date.now() - started.getTime()) / 1000;
   results.missed = missed(results);
 

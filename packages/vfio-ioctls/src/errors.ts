@@ -1,4 +1,5 @@
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 
 /** What a VfioError knows of the failed call, beyond the errno. */
 export interface VfioErrorContext {
@@ -15,7 +16,15 @@ export interface VfioErrorContext {
 }
 
 const errnoByName: Record<string, number> = osConstants.errno as Record<string, number>;
-const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([name, value]) => [value, name]));
+
+/**
+ * libuv's name for an errno, as the native addon reports it (EAGAIN, not its
+ * alias EWOULDBLOCK); `E<n>` where libuv has none (EBADFD is 77).
+ */
+function errnoName(errno: number): string {
+  const name = getSystemErrorName(-Math.abs(errno));
+  return name.startsWith('E') ? name : `E${Math.abs(errno)}`;
+}
 
 /** The hints for the common causes, keyed by VFIO operation, then by code. */
 const hints: Record<string, Record<string, string>> = {
@@ -86,7 +95,7 @@ export class VfioError extends Error {
 
   /** Builds the error for a failed syscall from its errno (positive or negative). */
   static fromErrno(errno: number, context: VfioErrorContext): VfioError {
-    const code = nameByErrno.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+    const code = errnoName(errno);
     const what = [context.operation, context.syscall].filter(Boolean).join(' ');
     const about = context.device ?? context.path;
     const message = `${code}: ${what || 'call'} failed${about ? ` on ${about}` : ''}`;
@@ -98,7 +107,7 @@ export class VfioError extends Error {
    * came from the backend, keeping its code and errno. Other errors pass through.
    */
   static annotate(error: unknown, context: VfioErrorContext): unknown {
-    if (!(error instanceof VfioError) && !isErrnoError(error)) return error;
+    if (!isErrnoError(error)) return error;
     const errno = (error as { errno: number }).errno;
     const syscall = context.syscall ?? (error as { syscall?: string }).syscall;
     return VfioError.fromErrno(errno, { ...context, syscall });
@@ -109,9 +118,15 @@ function hintFor(operation: string | undefined, code: string): string | undefine
   return (operation ? hints[operation]?.[code] : undefined) ?? genericHints[code];
 }
 
+/**
+ * A failed syscall by shape, not by class: errors from fs or the addon may
+ * come from another realm (worker, vm, jest), where instanceof fails. A
+ * library-coded error (errno 0) is not one and passes through unchanged.
+ */
 function isErrnoError(error: unknown): boolean {
-  return error instanceof Error && typeof (error as { errno?: unknown }).errno === 'number'
-    && typeof (error as { code?: unknown }).code === 'string';
+  if (error === null || typeof error !== 'object') return false;
+  const { errno, code } = error as { errno?: unknown; code?: unknown };
+  return typeof errno === 'number' && errno !== 0 && typeof code === 'string';
 }
 
 /** The error for any call on a handle after close(). */

@@ -1,0 +1,94 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { groupDevices, groupOf, listIommuGroups, pciDevice } from '../src';
+import { EDU, EDU2, kernel } from './helpers';
+
+const NIC = '0000:00:02.0';
+
+function machine() {
+  return kernel([
+    { address: EDU, group: 5 },
+    { address: EDU2, group: 5, driver: null, vendor: 0x8086, device: 0x2448, class: 0x060400 },
+    { address: NIC, group: 2, driver: 'e1000e', vendor: 0x8086, device: 0x10d3, class: 0x020000 },
+  ]);
+}
+
+describe('pciDevice', () => {
+  test('describes ids, class, driver and group', () => {
+    const { fake } = machine();
+    const options = { sysfsRoot: fake.sysfsRoot };
+    expect(pciDevice(EDU, options)).toEqual({
+      address: EDU, vendor: 0x1234, device: 0x11e8, class: 0x00ff00, driver: 'vfio-pci', iommuGroup: 5,
+      sysfsPath: `${fake.sysfsRoot}/bus/pci/devices/${EDU}`,
+    });
+    expect(pciDevice('00:02.0', options)).toMatchObject({ address: NIC, driver: 'e1000e', class: 0x020000, iommuGroup: 2 });
+    const bridge = pciDevice(EDU2, options);
+    expect(bridge.driver).toBeUndefined();
+    expect('driver' in bridge).toBe(false);
+  });
+
+  test('malformed addresses are RangeErrors; unknown devices ENOENT with the path', () => {
+    const { fake } = machine();
+    const options = { sysfsRoot: fake.sysfsRoot };
+    expect(() => pciDevice('0000:00:3', options)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('address') }));
+    expect(() => pciDevice('0000:00:20.0', options)).toThrow(expect.objectContaining({ name: 'RangeError' })); // slot > 0x1f
+    expect(() => pciDevice(42 as never, options)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => pciDevice('0000:00:1f.0', options)).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ENOENT', path: `${fake.sysfsRoot}/bus/pci/devices/0000:00:1f.0` }));
+    expect(() => pciDevice(EDU, { sysfsRoot: 5 } as never)).toThrow(expect.objectContaining({ name: 'TypeError', message: expect.stringContaining('options.sysfsRoot') }));
+  });
+});
+
+describe('groupOf', () => {
+  test('the group number of a PCI address', () => {
+    const { fake } = machine();
+    expect(groupOf(EDU, { sysfsRoot: fake.sysfsRoot })).toBe(5);
+    expect(groupOf('0000:00:02.0', { sysfsRoot: `${fake.sysfsRoot}/` })).toBe(2);
+  });
+
+  test('a device without an IOMMU group, and a missing device, are told apart', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vfio-sysfs-'));
+    try {
+      mkdirSync(join(root, 'bus/pci/devices', EDU), { recursive: true });
+      expect(() => groupOf(EDU, { sysfsRoot: root })).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU_GROUP', device: EDU, hint: expect.stringContaining('iommu=on') }));
+      expect(() => groupOf(EDU2, { sysfsRoot: root })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('listIommuGroups / groupDevices', () => {
+  test('every group with its devices, sorted', () => {
+    const { fake } = machine();
+    const groups = listIommuGroups({ sysfsRoot: fake.sysfsRoot });
+    expect(groups.map((g) => [g.id, g.devices.map((d) => d.address)])).toEqual([
+      [2, [NIC]],
+      [5, [EDU, EDU2]],
+    ]);
+    expect(groups[1]!.devices[0]).toMatchObject({ driver: 'vfio-pci', iommuGroup: 5 });
+    expect(groupDevices(2, { sysfsRoot: fake.sysfsRoot })).toEqual([expect.objectContaining({ address: NIC, driver: 'e1000e' })]);
+  });
+
+  test('no iommu_groups folder (IOMMU off) is an empty list; an unknown group is ENOENT', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vfio-sysfs-'));
+    try {
+      expect(listIommuGroups({ sysfsRoot: root })).toEqual([]);
+      expect(() => groupDevices(7, { sysfsRoot: root })).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ENOENT', hint: expect.stringContaining('group 7') }));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('unreadable device files are reported with their path', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vfio-sysfs-'));
+    try {
+      const dev = join(root, 'kernel/iommu_groups/3/devices', EDU);
+      mkdirSync(dev, { recursive: true });
+      writeFileSync(join(dev, 'vendor'), '0x1234\n');
+      expect(() => listIommuGroups({ sysfsRoot: root })).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ENOENT', path: dev }));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

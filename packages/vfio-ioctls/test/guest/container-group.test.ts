@@ -30,6 +30,11 @@ test('discovery: sysfs agrees with the test bed', () => {
   // The short form (domain 0) names the same device.
   assert.equal(groupOf(edu.address.slice(5)), edu.iommuGroup);
 
+  const context = VfioContext.from();
+  assert.equal(VfioContext.from({}), context); // equal options, one shared context
+  assert.equal(context.containerPath, '/dev/vfio/vfio');
+  assert.equal(context.groupPath(edu.iommuGroup), edu.groupPath);
+
   const groups = listIommuGroups();
   const mine = groups.find((g) => g.id === edu.iommuGroup);
   assert.deepEqual(mine?.devices.map((d) => d.address), [edu.address]);

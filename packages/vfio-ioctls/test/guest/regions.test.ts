@@ -87,6 +87,8 @@ test('edu: BAR0 mmapped, 32- and 64-bit MMIO, unmap detaches', () => {
   assert.equal(window.offset, 0);
   assert.equal(window.size, 0x10_0000);
   assert.equal(mmio.window(EDU.ID), window);
+  assert.equal(window.contains(0xf_fffc, 4), true);
+  assert.equal(window.contains(0xf_fffc, 8), false);
 
   assert.equal(mmio.read32(EDU.ID), EDU.IDENT);
   assert.equal(window.read32(EDU.ID), EDU.IDENT);
@@ -170,7 +172,7 @@ test('e1000e and nvme: the MSI-X BAR is mappable (MSIX_MAPPABLE capability)', ()
   }
 });
 
-test('nvme: 64-bit registers by pread and mmap, 16-bit MMIO, 4 KiB config space', () => {
+test('nvme: 64-bit registers by pread/pwrite and mmap, 16-bit MMIO, 4 KiB config space', () => {
   const dev = keep(Device.open(device('nvme').address));
   const bar0 = dev.region(0)!;
   const mmio = bar0.map();
@@ -183,6 +185,11 @@ test('nvme: 64-bit registers by pread and mmap, 16-bit MMIO, 4 KiB config space'
   assert.equal(version >>> 16, 1);
   assert.equal(mmio.read16(8), version & 0xffff);
   assert.equal(bar0.readUint16(8), version & 0xffff);
+  // ASQ (offset 0x28), the admin queue base: a plain 64-bit register while the controller is disabled.
+  bar0.writeBigUint64(0x28, 0x1234_5678_9abc_d000n);
+  assert.equal(mmio.read64(0x28), 0x1234_5678_9abc_d000n);
+  mmio.write64(0x28, 0);
+  assert.equal(bar0.readBigUint64(0x28), 0n);
 
   const config = dev.config!;
   assert.equal(config.size, 4096n);

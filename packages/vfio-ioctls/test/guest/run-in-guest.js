@@ -5,6 +5,8 @@
 // console; the TAP report lands in <repo>/.cache/test-results/guest.tap,
 // where tools/scripts/summarize-tests.js counts it.
 //
+// VFIO_GUEST_TIMEOUT (seconds, default 900) bounds the whole guest run.
+//
 // Exit status: the guest command's (non-zero when a test failed), or the
 // harness's 125 when the test bed itself failed. Whenever the run failed
 // without the TAP file recording a failure (the guest died, QEMU aborted,
@@ -39,7 +41,7 @@ const guestCommand = [
 const started = Date.now();
 const run = spawnSync(process.execPath, [
   path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--profile', 'suite',
-  '--results', results, '--env', 'NO_COLOR=1', '--timeout', '900',
+  '--results', results, '--env', 'NO_COLOR=1', '--timeout', process.env.VFIO_GUEST_TIMEOUT ?? '900',
   '--', ...guestCommand,
 ], { cwd: packageDir, stdio: 'inherit' });
 const seconds = ((Date.now() - started) / 1000).toFixed(1);

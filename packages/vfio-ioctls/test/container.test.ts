@@ -165,6 +165,22 @@ describe('Container.iommuInfo', () => {
     fake.failNext({ syscall: 'ioctl', request: b.VFIO_IOMMU_GET_INFO, errno: 'EFAULT' });
     expect(() => container.iommuInfo()).toThrow(expect.objectContaining({ code: 'EFAULT', operation: 'VFIO_IOMMU_GET_INFO' }));
   });
+
+  test('iovaRanges() and pageSizes() need an IOMMU too, and query it once', () => {
+    const { fake, env } = kernel();
+    using container = Container.open(env);
+    expect(() => container.iovaRanges()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU' }));
+    expect(() => container.pageSizes()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU' }));
+    using group = Group.open(GROUP, env);
+    group.attach(container);
+    const infoCalls = () => fake.calls.filter((c) => c.request === b.VFIO_IOMMU_GET_INFO).length;
+    container.iovaRanges();
+    const first = infoCalls(); // one query (two ioctls when the capabilities need a larger argsz)
+    expect(first).toBeGreaterThan(0);
+    container.pageSizes();
+    container.iovaRanges();
+    expect(infoCalls()).toBe(first);
+  });
 });
 
 describe('Container.close', () => {

@@ -59,6 +59,17 @@ describe('DmaBuffer', () => {
     }
     expect(fake.liveDmaBuffers()).toBe(0);
   });
+
+  test('a failed free leaves the buffer open for another close()', () => {
+    const { fake, env } = kernel();
+    const buffer = DmaBuffer.alloc(4096, env);
+    fake.failNext({ syscall: 'freeDma', errno: 'EINVAL' });
+    expect(() => buffer.close()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'EINVAL' }));
+    expect(buffer.closed).toBe(false);
+    expect(buffer.bytes).toHaveLength(4096);
+    buffer.close();
+    expect(fake.liveDmaBuffers()).toBe(0);
+  });
 });
 
 describe('Container.map', () => {
@@ -290,6 +301,21 @@ describe('DmaMapping.unmap and Container.unmapAll', () => {
     buffer.close();
     group.close();
     container.close();
+    expectNothingLeft(fake);
+  });
+
+  test('a failed unmapAll keeps every mapping', () => {
+    const { fake, container, group } = attached();
+    const buffer = DmaBuffer.alloc(4096, { backend: fake });
+    const mapping = container.map(buffer);
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_IOMMU_UNMAP_DMA, errno: 'EIO' });
+    expect(() => container.unmapAll()).toThrow(expect.objectContaining({ code: 'EIO', operation: 'VFIO_IOMMU_UNMAP_DMA' }));
+    expect(mapping.mapped).toBe(true);
+    container.unmapAll();
+    expect(mapping.mapped).toBe(false);
+    buffer.close();
+    container.close();
+    group.close();
     expectNothingLeft(fake);
   });
 });

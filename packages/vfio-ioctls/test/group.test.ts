@@ -81,6 +81,18 @@ describe('Group status', () => {
     fake.failNext({ syscall: 'ioctl', request: b.VFIO_GROUP_GET_STATUS, errno: 'EIO' });
     expect(() => group.status()).toThrow(expect.objectContaining({ code: 'EIO', operation: 'VFIO_GROUP_GET_STATUS', path: group.path }));
   });
+
+  test('assertViable() passes for a viable group and names the culprits otherwise', () => {
+    const { fake, env } = kernel([
+      { address: EDU, group: GROUP },
+      { address: EDU2, group: GROUP, driver: null },
+    ]);
+    using group = Group.open(GROUP, env);
+    expect(() => group.assertViable()).not.toThrow();
+    expect(group.blockingDevices()).toEqual([]); // an unbound device does not block
+    fake.bindDriver(EDU2, 'xhci_hcd');
+    expect(() => group.assertViable()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_GROUP_NOT_VIABLE', message: expect.stringContaining(`${EDU2} (xhci_hcd)`) }));
+  });
 });
 
 describe('Group.attach / detach', () => {

@@ -370,4 +370,22 @@ describe('Interrupts', () => {
     expect(fake.openFds()).toEqual([]);
     expect(fake.livePollers()).toBe(0);
   });
+
+  test('a failing trigger or mask ioctl is annotated', () => {
+    const { fake, device } = open();
+    const irqs = device.enableIrq(INTX, { resample: false });
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_SET_IRQS, errno: 'EIO' });
+    expect(() => irqs.trigger()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'EIO', operation: 'VFIO_DEVICE_SET_IRQS', device: EDU }));
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_SET_IRQS, errno: 'EIO' });
+    expect(() => irqs.mask()).toThrow(expect.objectContaining({ code: 'EIO' }));
+    device.close();
+  });
+
+  test('a failing resample write is annotated', () => {
+    const { fake, device } = open();
+    const irqs = device.enableIrq(INTX);
+    fake.failNext({ syscall: 'eventfdWrite', errno: 'EAGAIN' });
+    expect(() => irqs.unmask()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'EAGAIN', device: EDU }));
+    device.close();
+  });
 });

@@ -269,4 +269,19 @@ describe('Region.map', () => {
     expect(mapping.mapped).toBe(false);
     expect(fake.liveMmaps()).toBe(0);
   });
+
+  test('a failed munmap keeps the mapping, and unmap() (or the device close) retries it', () => {
+    const { fake, device } = open();
+    const mapping = device.region(1)!.map();
+    fake.failNext({ syscall: 'munmap', errno: 'EINVAL', skip: 1 });
+    expect(() => mapping.unmap()).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'munmap' }));
+    expect(mapping.mapped).toBe(true);
+    expect(mapping.windows.map((w) => w.mapped)).toEqual([false, true]);
+    expect(() => mapping.read32(0)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_CLOSED' }));
+    expect(mapping.read32(0x4000)).toBe(0);
+    expect(fake.liveMmaps()).toBe(1);
+    device.close();
+    expect(mapping.mapped).toBe(false);
+    expect(fake.liveMmaps()).toBe(0);
+  });
 });

@@ -33,8 +33,11 @@ export interface DeviceInfo {
 export interface HotResetDevice {
   /** Its IOMMU group number. */
   groupId: number;
+  /** PCI segment (domain). */
   segment: number;
+  /** PCI bus number. */
   bus: number;
+  /** Device and function: slot << 3 | function. */
   devfn: number;
   /** 'DDDD:BB:DD.F'. */
   address: string;
@@ -42,6 +45,7 @@ export interface HotResetDevice {
 
 /** What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports. */
 export interface HotResetInfo {
+  /** The kernel's flags (none defined yet). */
   flags: number;
   /** Every device the bus reset would reset (the device itself included). */
   devices: HotResetDevice[];

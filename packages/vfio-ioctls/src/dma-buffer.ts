@@ -99,6 +99,7 @@ export class DmaBuffer implements Disposable {
     leakedBuffers.unregister(this);
   }
 
+  /** Same as close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

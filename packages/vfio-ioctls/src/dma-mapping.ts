@@ -57,6 +57,7 @@ export class DmaMapping implements Disposable {
     this.unmap();
   }
 
+  /** Same as unmap(), for `using`. */
   [Symbol.dispose](): void {
     this.unmap();
   }

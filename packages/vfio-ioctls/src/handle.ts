@@ -107,6 +107,7 @@ export abstract class FdHandle implements Disposable {
   /** Operation-independent context for errors: path or device. */
   protected abstract errorContext(): { path?: string; device?: string };
 
+  /** Same as close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

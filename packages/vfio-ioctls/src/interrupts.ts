@@ -195,6 +195,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     return new EventQueue(this, signal);
   }
 
+  /** Same as events() without a signal: `for await (const event of irqs)`. */
   [Symbol.asyncIterator](): AsyncIterableIterator<InterruptEvent> {
     return this.events();
   }
@@ -250,6 +251,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     this.disable();
   }
 
+  /** Same as disable(), for `using`. */
   [Symbol.dispose](): void {
     this.disable();
   }

@@ -2,7 +2,9 @@ import type { IovaRange } from './iommu-context';
 
 /** A reserved span of IOVA space: [start, start + size). */
 export interface IovaSpan {
+  /** First IOVA of the span. */
   start: bigint;
+  /** Length in bytes. */
   size: bigint;
 }
 
@@ -17,7 +19,9 @@ function alignUp(value: bigint, alignment: bigint): bigint {
  * both pick good IOVAs and reject bad caller-chosen ones up front.
  */
 export class IovaAllocator {
+  /** The valid ranges, sorted by start. */
   readonly ranges: readonly IovaRange[];
+  /** Every IOVA handed out is a multiple of this. */
   readonly alignment: bigint;
   /** Reserved spans, sorted by start. */
   readonly #spans: IovaSpan[] = [];

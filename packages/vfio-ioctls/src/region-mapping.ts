@@ -46,30 +46,38 @@ export class MmioWindow {
     return this.#buffer !== undefined;
   }
 
+  /** Reads a byte at region offset `offset` (a volatile 8-bit load). */
   read8(offset: number): number {
     return this.#backend.mmioRead8(this.at(offset, 1), offset - this.offset);
   }
+  /** Reads 16 bits at region offset `offset` (2-aligned; one volatile load). */
   read16(offset: number): number {
     return this.#backend.mmioRead16(this.at(offset, 2), offset - this.offset);
   }
+  /** Reads 32 bits at region offset `offset` (4-aligned; one volatile load). */
   read32(offset: number): number {
     return this.#backend.mmioRead32(this.at(offset, 4), offset - this.offset);
   }
+  /** Reads 64 bits at region offset `offset` (8-aligned; one volatile load). */
   read64(offset: number): bigint {
     return this.#backend.mmioRead64(this.at(offset, 8), offset - this.offset);
   }
+  /** Writes a byte at region offset `offset` (a volatile 8-bit store). */
   write8(offset: number, value: number): void {
     checkInteger('value', value, 0, 0xff);
     this.#backend.mmioWrite8(this.at(offset, 1), offset - this.offset, value);
   }
+  /** Writes 16 bits at region offset `offset` (2-aligned; one volatile store). */
   write16(offset: number, value: number): void {
     checkInteger('value', value, 0, 0xffff);
     this.#backend.mmioWrite16(this.at(offset, 2), offset - this.offset, value);
   }
+  /** Writes 32 bits at region offset `offset` (4-aligned; one volatile store). */
   write32(offset: number, value: number): void {
     checkInteger('value', value, 0, 0xffff_ffff);
     this.#backend.mmioWrite32(this.at(offset, 4), offset - this.offset, value);
   }
+  /** Writes 64 bits at region offset `offset` (8-aligned; one volatile store). */
   write64(offset: number, value: bigint | number): void {
     const big = checkU64('value', value);
     this.#backend.mmioWrite64(this.at(offset, 8), offset - this.offset, big);
@@ -134,27 +142,35 @@ export class RegionMapping implements Disposable {
     return window;
   }
 
+  /** Reads a byte at region offset `offset` (a volatile 8-bit load). */
   read8(offset: number): number {
     return this.window(offset, 1).read8(offset);
   }
+  /** Reads 16 bits at region offset `offset` (2-aligned; one volatile load). */
   read16(offset: number): number {
     return this.window(offset, 2).read16(offset);
   }
+  /** Reads 32 bits at region offset `offset` (4-aligned; one volatile load). */
   read32(offset: number): number {
     return this.window(offset, 4).read32(offset);
   }
+  /** Reads 64 bits at region offset `offset` (8-aligned; one volatile load). */
   read64(offset: number): bigint {
     return this.window(offset, 8).read64(offset);
   }
+  /** Writes a byte at region offset `offset` (a volatile 8-bit store). */
   write8(offset: number, value: number): void {
     this.window(offset, 1).write8(offset, value);
   }
+  /** Writes 16 bits at region offset `offset` (2-aligned; one volatile store). */
   write16(offset: number, value: number): void {
     this.window(offset, 2).write16(offset, value);
   }
+  /** Writes 32 bits at region offset `offset` (4-aligned; one volatile store). */
   write32(offset: number, value: number): void {
     this.window(offset, 4).write32(offset, value);
   }
+  /** Writes 64 bits at region offset `offset` (8-aligned; one volatile store). */
   write64(offset: number, value: bigint | number): void {
     this.window(offset, 8).write64(offset, value);
   }
@@ -171,6 +187,7 @@ export class RegionMapping implements Disposable {
     this.#onUnmap();
   }
 
+  /** Same as unmap(), for `using`. */
   [Symbol.dispose](): void {
     this.unmap();
   }

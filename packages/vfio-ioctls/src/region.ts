@@ -16,7 +16,9 @@ export interface RegionHost {
 
 /** An mmappable part of a region (SPARSE_MMAP capability), relative to the region. */
 export interface SparseMmapArea {
+  /** Offset of the area within the region. */
   offset: bigint;
+  /** Length in bytes. */
   size: bigint;
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
-import { Container, Device, DmaBuffer, DmaMapping, Interrupts, IovaAllocator, type InterruptEvent, type Region, type RegionMapping } from 'vfio-ioctls';
+import { Container, Device, DmaBuffer, DmaMapping, Interrupts, IovaAllocator, type InterruptEvent, type RegionMapping } from 'vfio-ioctls';
 import { EduDevice } from '../../examples/edu-driver';
 import {
   assertNoInterrupt,
@@ -25,11 +25,11 @@ import {
 const { keep, assertNoLeaks } = trackResources();
 
 /** Opens edu with BAR0 mapped and bus mastering on (DMA needs it). */
-function openEdu(role = 'edu'): { dev: Device; mmio: RegionMapping; config: Region } {
-  const dev = keep(Device.open(device(role).address));
+function openEdu(): { dev: Device; mmio: RegionMapping } {
+  const dev = keep(Device.open(device('edu').address));
   const config = dev.config!;
   config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
-  return { dev, mmio: dev.region(0)!.map(), config };
+  return { dev, mmio: dev.region(0)!.map() };
 }
 
 /** Starts one edu DMA transfer. */
@@ -211,7 +211,7 @@ test('MSI: factorial-done and raise-interrupt delivered to JS', async () => {
   dev.close();
 });
 
-test('INTx: automasked, unmasked through the resample eventfd; mask holds an interrupt back', async () => {
+test('INTx: raise and factorial-done interrupts, unmasked through the resample eventfd; mask holds one back', async () => {
   const { dev, mmio } = openEdu();
   const irqs = keep(dev.enableIrq(b.VFIO_PCI_INTX_IRQ_INDEX));
   assert.equal(irqs.info.automasked && irqs.info.maskable, true);
@@ -224,6 +224,16 @@ test('INTx: automasked, unmasked through the resample eventfd; mask holds an int
     mmio.write32(EDU.IRQ_ACK, 0x1);
     irqs.unmask();
   }
+
+  // The factorial-done interrupt, over INTx this time.
+  mmio.write32(EDU.STATUS, EDU.STATUS_IRQ_ON_FACTORIAL);
+  const done = nextInterrupt(irqs);
+  mmio.write32(EDU.FACTORIAL, 6);
+  assert.equal((await done).index, b.VFIO_PCI_INTX_IRQ_INDEX);
+  assert.equal(mmio.read32(EDU.FACTORIAL), 720);
+  mmio.write32(EDU.IRQ_ACK, EDU.IRQ_FACTORIAL);
+  mmio.write32(EDU.STATUS, 0);
+  irqs.unmask();
 
   // Masked, a raised interrupt is held back; unmasking delivers it.
   irqs.mask();

@@ -34,12 +34,15 @@ function soakLines(soak) {
   const out = [];
   for (const run of soak.runs ?? []) {
     const d = (k) => `${run.start[k]} -> ${run.end[k]}`;
+    const leaked = Object.values(run.leakedFds ?? {});
     out.push(
-      `- ${run.label}: ${run.cycles} cycles in ${run.seconds.toFixed(1)} s (${(run.seconds * 1000 / run.cycles).toFixed(1)} ms/cycle); ` +
-        `fds ${d('fds')}, locked ${d('lockedKiB')} KiB, RSS ${d('rssKiB')} KiB: ${run.clean ? 'clean' : 'NOT CLEAN'}`,
+      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles in ${run.seconds.toFixed(1)} s` +
+        `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}; ` +
+        `fds ${d('fds')}, VmLck ${d('lockedKiB')} KiB, VmPin ${d('pinnedKiB')} KiB, RSS ${d('rssKiB')} KiB ` +
+        `(V8 heap ${d('heapUsedKiB')} KiB, external ${d('externalKiB')} KiB): **${run.clean ? 'clean' : 'NOT CLEAN'}**` +
+        `${leaked.length ? `; fds left open: ${leaked.join(', ')}` : ''}${run.failure ? `; stopped: ${run.failure}` : ''}`,
     );
   }
-  if (soak.note) out.push(`- ${soak.note}`);
   return out;
 }
 

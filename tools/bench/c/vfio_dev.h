@@ -43,6 +43,11 @@ static inline void vdev_open(struct vdev *d, const char *group_path, const char 
 		exit(2);
 	}
 	d->bar0 = p;
+	/* Time the right thing or nothing: edu's identification register. */
+	if (*(volatile uint32_t *)d->bar0 != 0x010000ed) {
+		fprintf(stderr, "BAR0 id register is not edu's 0x010000ed\n");
+		exit(2);
+	}
 }
 
 static inline uint32_t vdev_read32(struct vdev *d, unsigned off)

@@ -9,7 +9,8 @@ function renderReadmeSection(r) {
   const lines = [
     `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\`, ${r.seconds.toFixed(0)} s in all.`,
     '',
-    `- Host: ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, Linux ${h.kernel}, Node ${h.node}${h.hypervisorFlag ? ' (itself a VM)' : ''}.`,
+    `- Host: ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, Linux ${h.kernel}, Node ${h.node}${h.hypervisorFlag ? ' (itself a VM)' : ''}` +
+      `${h.loadAverage ? `, load average ${h.loadAverage.join(' / ')} at the start (shared with other work)` : ''}.`,
   ];
   if (g) {
     lines.push(

@@ -2,6 +2,7 @@
 // edu's BAR0 registers (QEMU docs/specs/edu.rst), the same as c/vfio_bench.c.
 module.exports = {
   EDU_ID: 0x00, // identification, read-only
+  EDU_ID_VALUE: 0x010000ed,
   EDU_LIVENESS: 0x04, // reads back inverted: a harmless write target
   EDU_IRQ_RAISE: 0x60, // value ORed into the interrupt status; MSI sent
   EDU_IRQ_ACK: 0x64,

@@ -22,6 +22,9 @@ function openRig(dev) {
   const mmio = bar0.map();
   const config = device.config;
   config.writeUint16(edu.PCI_COMMAND, config.readUint16(edu.PCI_COMMAND) | edu.PCI_COMMAND_MASTER);
+  // Time the right thing or nothing: the mapping must show edu's id.
+  const id = mmio.read32(edu.EDU_ID);
+  if (id !== edu.EDU_ID_VALUE) throw new Error(`BAR0 id register reads 0x${id.toString(16)}, not edu's 0x${edu.EDU_ID_VALUE.toString(16)}`);
   const irqs = device.enableIrq(b.VFIO_PCI_MSI_IRQ_INDEX);
   // One persistent listener that settles whichever wait is pending: adding
   // and removing a listener per interrupt would be measured too.

@@ -32,7 +32,11 @@ export class Group extends FdHandle {
   /** The node it was opened from. */
   readonly path: string;
   #container: Container | undefined;
-  readonly #devices = new Set<Device>();
+  /**
+   * Held weakly: the group (kept by the Device.open registry) must not keep
+   * a device the program dropped from its FinalizationRegistry safety net.
+   */
+  readonly #devices = new Set<WeakRef<Device>>();
   /**
    * @internal Set by the Device.open registry: runs when the last device
    * closes, so a shared group lives exactly as long as its devices.
@@ -224,13 +228,19 @@ export class Group extends FdHandle {
       this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(deviceName)),
     );
     const device = Device.adopt(deviceFd, { context: this.context, name: deviceName, owner: this, group: this });
-    this.#devices.add(device);
+    this.#devices.add(new WeakRef(device));
     return device;
   }
 
   /** The open devices of the group. */
   devices(): readonly Device[] {
-    return [...this.#devices];
+    const live: Device[] = [];
+    for (const ref of this.#devices) {
+      const device = ref.deref();
+      if (device) live.push(device);
+      else this.#devices.delete(ref);
+    }
+    return live;
   }
 
   /** @internal The IOMMU context devices of this group map DMA through. */
@@ -240,8 +250,15 @@ export class Group extends FdHandle {
 
   /** @internal A device of this group closed. */
   deviceClosed(device: Device): void {
-    if (!this.#devices.delete(device)) return;
-    if (this.#devices.size === 0) this.whenUnused?.();
+    const ref = [...this.#devices].find((r) => r.deref() === device);
+    if (!ref) return;
+    this.#devices.delete(ref);
+    if (this.devices().length === 0) this.whenUnused?.();
+  }
+
+  /** @internal A device of this group was dropped and collected; its fd is already closed. */
+  deviceLeaked(): void {
+    if (!this.closed && this.devices().length === 0) this.whenUnused?.();
   }
 
   /** @internal Closes every open device of the group (the first step of every teardown). */

@@ -4,6 +4,8 @@ import { closedError, VfioError } from './errors';
 interface Leaked {
   backend: Backend;
   fd: number;
+  /** Tells an owner that outlives the handle (a group) that the handle is gone. */
+  afterLeak?: () => void;
 }
 
 /**
@@ -12,11 +14,16 @@ interface Leaked {
  * it must not run the ordered close (devices, then group unset, then
  * container); the kernel tolerates fds closed in any order.
  */
-const leakedFds = new FinalizationRegistry<Leaked>(({ backend, fd }) => {
+const leakedFds = new FinalizationRegistry<Leaked>(({ backend, fd, afterLeak }) => {
   try {
     backend.close(fd);
   } catch {
     // Nothing to report to: the program dropped the handle.
+  }
+  try {
+    afterLeak?.();
+  } catch {
+    // Same.
   }
 });
 
@@ -33,11 +40,15 @@ export abstract class FdHandle implements Disposable {
   readonly #what: string;
   protected readonly backend: Backend;
 
-  protected constructor(backend: Backend, fd: number, what: string) {
+  /**
+   * @param afterLeak - run by the safety net after it closed the fd of a
+   *   dropped handle; must not reference the handle itself.
+   */
+  protected constructor(backend: Backend, fd: number, what: string, afterLeak?: () => void) {
     this.backend = backend;
     this.#fd = fd;
     this.#what = what;
-    leakedFds.register(this, { backend, fd }, this);
+    leakedFds.register(this, afterLeak ? { backend, fd, afterLeak } : { backend, fd }, this);
   }
 
   /** True once close() has run. */

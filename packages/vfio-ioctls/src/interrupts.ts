@@ -32,6 +32,30 @@ export interface IrqHost {
 const NO_EVENTFD = -1;
 
 /**
+ * The safety net for interrupts the program dropped together with their
+ * device: stops the pollers (a started one would keep the process alive
+ * for nobody) and closes the eventfds. Never the main path.
+ */
+const leakedInterrupts = new FinalizationRegistry<{ backend: { close(fd: number): void }; pollers: Poller[]; fds: number[] }>(
+  ({ backend, pollers, fds }) => {
+    for (const poller of pollers) {
+      try {
+        poller.close();
+      } catch {
+        // Nothing to report to.
+      }
+    }
+    for (const fd of fds) {
+      try {
+        backend.close(fd);
+      } catch {
+        // Nothing to report to.
+      }
+    }
+  },
+);
+
+/**
  * The enabled vectors [start, start + count) of one IRQ index, each
  * signalling an eventfd the library created. Delivers interrupts as
  * 'interrupt' events ({@link InterruptEvent}) and as an async iterator
@@ -87,7 +111,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     const pollers: Poller[] = [];
     let unmaskFd: number | undefined;
     let triggerSet = false;
-    let self: WeakRef<Interrupts> | undefined;
+    const self: { ref?: WeakRef<Interrupts> } = {};
     try {
       for (let i = 0; i < count; i++) fds.push(kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0)));
       if (resample && info.automasked && info.maskable && count === 1) {
@@ -100,17 +124,13 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
       }
       // The pollers hold the Interrupts weakly: a native poller must not keep
       // alive an object the program (and its device) let go of. Pollers start
-      // stopped, so none can fire before `self` is set.
+      // stopped, so none can fire before `self.ref` is set.
       fds.forEach((fd, i) => {
-        pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () =>
-          backend.poll(fd, (error) => {
-            const irqs = self?.deref();
-            if (irqs) irqs.#onReadable(i, error);
-          }),
-        ));
+        pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () => backend.poll(fd, pollCallback(self, i))));
       });
       const irqs = new Interrupts(host, info, start, count, fds, unmaskFd, pollers);
-      self = new WeakRef(irqs);
+      self.ref = new WeakRef(irqs);
+      leakedInterrupts.register(irqs, { backend, pollers, fds: unmaskFd === undefined ? fds : [...fds, unmaskFd] }, irqs);
       return irqs;
     } catch (error) {
       const steps: (() => void)[] = pollers.map((poller) => () => poller.close());
@@ -224,6 +244,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     if (!this.#enabled) return;
     this.#enabled = false;
     this.#watching = false;
+    leakedInterrupts.unregister(this);
     const { backend } = this.#host.context;
     const fds = this.#unmaskFd === undefined ? this.#fds : [...this.#fds, this.#unmaskFd];
     try {
@@ -273,7 +294,8 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     }
   }
 
-  #onReadable(i: number, error: Error | null): void {
+  /** @internal The poller of vector start + i reported readiness (or an error). */
+  onReadable(i: number, error: Error | null): void {
     if (!this.#enabled) return;
     const device = this.#host.name;
     if (error) {
@@ -312,6 +334,15 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     }
     return vector === undefined ? [this.start, this.count] : [vector, 1];
   }
+}
+
+/**
+ * Made outside Interrupts.enable on purpose: a closure shares its scope's
+ * context with the other closures of that scope, and enable's other closures
+ * see the device; this one must see nothing but the weak reference.
+ */
+function pollCallback(self: { ref?: WeakRef<Interrupts> }, i: number): (error: Error | null) => void {
+  return (error) => self.ref?.deref()?.onReadable(i, error);
 }
 
 function abortError(signal: AbortSignal): Error {

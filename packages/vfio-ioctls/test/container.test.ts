@@ -1,5 +1,5 @@
 import * as b from 'vfio-bindings';
-import { Container, Group } from '../src';
+import { Container, DmaBuffer, Group } from '../src';
 import { EDU, GROUP, expectNothingLeft, ioctls, kernel } from './helpers';
 
 describe('Container.open', () => {
@@ -138,9 +138,15 @@ describe('Container.iommuInfo', () => {
       { start: 0xfef00000n, end: 0x7fffffffffn },
     ]);
     expect(info.dmaAvail).toBe(100);
+    expect(info.migration).toEqual({ flags: 0, pageSizes: 0x1000n, maxDirtyBitmapSize: expect.any(BigInt) });
     expect(info.capabilities.map((c) => c.id)).toEqual(expect.arrayContaining([b.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, b.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL]));
     expect(container.iovaRanges()).toEqual(info.iovaRanges);
     expect(container.pageSizes()).toBe(0x40201000n);
+    const buffer = DmaBuffer.alloc(4096, env);
+    container.map(buffer);
+    expect(container.iommuInfo().dmaAvail).toBe(99); // dma_avail counts down with each mapping
+    container.unmapAll();
+    buffer.close();
   });
 
   test('custom IOVA ranges and page sizes come through', () => {

@@ -102,6 +102,16 @@ describe('handles', () => {
     expect(await collectUntil(() => fake.liveDmaBuffers() === 0)).toBe(true);
   });
 
+  test('the finalizer stops the pollers and closes the eventfds of dropped interrupts', async () => {
+    const { fake, env } = kernel();
+    (() => {
+      const device = Device.open(EDU, env);
+      device.enableIrq(1).on('interrupt', () => {});
+    })();
+    expect(fake.livePollers()).toBe(1);
+    expect(await collectUntil(() => fake.livePollers() === 0 && fake.openFds().length === 0)).toBe(true);
+  });
+
   test('an explicitly closed handle is not closed again by the finalizer', async () => {
     const { fake, env } = kernel();
     (() => {

@@ -75,7 +75,17 @@ async function main() {
   log(`wrote ${o.out}`);
 }
 
-main().catch((e) => {
+// An await that nothing can settle (an interrupt that never arrives, a
+// poller that does not hold the loop) lets Node exit with status 0 and no
+// results: make that a failure with a reason.
+let finished = false;
+process.on('exit', (code) => {
+  if (finished || code !== 0) return;
+  process.stderr.write('bench(guest): the event loop ran dry before the end (an awaited interrupt never came?)\n');
+  process.exitCode = 3;
+});
+
+main().then(() => (finished = true)).catch((e) => {
   process.stderr.write(`bench(guest): ${e.stack || e}\n`);
   process.exit(1);
 });

@@ -78,8 +78,6 @@ export interface EnableIrqOptions {
 /** @internal Whoever handed the device its fd and must hear of its close. */
 export interface DeviceOwner {
   deviceClosed(device: Device): void;
-  /** A device the program dropped without close() was collected (its fd is closed). */
-  deviceLeaked(): void;
 }
 
 /**
@@ -105,10 +103,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   readonly #interrupts = new Set<Interrupts>();
 
   private constructor(context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) {
-    const owner = links.owner;
-    // Dropped without close(): the safety net closes the fd, then lets the
-    // owner (a group, held by the Device.open registry) release itself.
-    super(context.backend, fd, `device ${name}`, owner ? () => owner.deviceLeaked() : undefined);
+    super(context.backend, fd, `device ${name}`);
     this.context = context;
     this.name = name;
     this.info = info;

@@ -33,8 +33,8 @@ export class Group extends FdHandle {
   readonly path: string;
   #container: Container | undefined;
   /**
-   * Held weakly: the group (kept by the Device.open registry) must not keep
-   * a device the program dropped from its FinalizationRegistry safety net.
+   * Held weakly, so that a device the program dropped (while keeping the
+   * group) still reaches the FinalizationRegistry safety net.
    */
   readonly #devices = new Set<WeakRef<Device>>();
   /**
@@ -254,11 +254,6 @@ export class Group extends FdHandle {
     if (!ref) return;
     this.#devices.delete(ref);
     if (this.devices().length === 0) this.whenUnused?.();
-  }
-
-  /** @internal A device of this group was dropped and collected; its fd is already closed. */
-  deviceLeaked(): void {
-    if (!this.closed && this.devices().length === 0) this.whenUnused?.();
   }
 
   /** @internal Closes every open device of the group (the first step of every teardown). */

@@ -4,8 +4,6 @@ import { closedError, VfioError } from './errors';
 interface Leaked {
   backend: Backend;
   fd: number;
-  /** Tells an owner that outlives the handle (a group) that the handle is gone. */
-  afterLeak?: () => void;
 }
 
 /**
@@ -14,16 +12,11 @@ interface Leaked {
  * it must not run the ordered close (devices, then group unset, then
  * container); the kernel tolerates fds closed in any order.
  */
-const leakedFds = new FinalizationRegistry<Leaked>(({ backend, fd, afterLeak }) => {
+const leakedFds = new FinalizationRegistry<Leaked>(({ backend, fd }) => {
   try {
     backend.close(fd);
   } catch {
     // Nothing to report to: the program dropped the handle.
-  }
-  try {
-    afterLeak?.();
-  } catch {
-    // Same.
   }
 });
 
@@ -40,15 +33,11 @@ export abstract class FdHandle implements Disposable {
   readonly #what: string;
   protected readonly backend: Backend;
 
-  /**
-   * @param afterLeak - run by the safety net after it closed the fd of a
-   *   dropped handle; must not reference the handle itself.
-   */
-  protected constructor(backend: Backend, fd: number, what: string, afterLeak?: () => void) {
+  protected constructor(backend: Backend, fd: number, what: string) {
     this.backend = backend;
     this.#fd = fd;
     this.#what = what;
-    leakedFds.register(this, afterLeak ? { backend, fd, afterLeak } : { backend, fd }, this);
+    leakedFds.register(this, { backend, fd }, this);
   }
 
   /** True once close() has run. */

@@ -9,10 +9,14 @@ import { Group } from './group';
  * node can be open only once, so a second device of a group must reuse the
  * first one's group; and the group must stay attached until its last device
  * closes (rust-vmm's vfio-ioctls detached it with the first).
+ *
+ * Held weakly: the devices keep their group (and it its container) alive,
+ * so when the program drops every device without closing it, the whole set
+ * becomes garbage and the safety net closes each fd.
  */
 interface Shared {
-  container: Container | undefined;
-  groups: Map<number, Group>;
+  container: WeakRef<Container> | undefined;
+  groups: Map<number, WeakRef<Group>>;
 }
 
 const sharedByContext = new WeakMap<VfioContext, Shared>();
@@ -26,8 +30,8 @@ function sharedOf(context: VfioContext): Shared {
 /** @internal Device.open(): opens `name` in group `groupId`, opening or reusing the group and a container. */
 export function openSharedDevice(context: VfioContext, name: string, groupId: number, container?: Container): Device {
   const shared = sharedOf(context);
-  let group = shared.groups.get(groupId);
-  if (group?.closed) {
+  let group = shared.groups.get(groupId)?.deref();
+  if (!group || group.closed) {
     shared.groups.delete(groupId);
     group = undefined;
   }
@@ -47,15 +51,16 @@ export function openSharedDevice(context: VfioContext, name: string, groupId: nu
     created.push(newGroup);
     let target = container;
     if (!target) {
-      if (!shared.container || shared.container.closed) {
-        shared.container = Container.open(context);
-        created.push(shared.container);
+      target = shared.container?.deref();
+      if (!target || target.closed) {
+        target = Container.open(context);
+        created.push(target);
+        shared.container = new WeakRef(target);
       }
-      target = shared.container;
     }
     newGroup.attach(target);
     const device = newGroup.openDevice(name);
-    shared.groups.set(groupId, newGroup);
+    shared.groups.set(groupId, new WeakRef(newGroup));
     newGroup.whenUnused = () => newGroup.close();
     newGroup.whenClosed = () => groupClosed(shared, groupId, newGroup);
     return device;
@@ -68,14 +73,14 @@ export function openSharedDevice(context: VfioContext, name: string, groupId: nu
         // The open failure is the one worth reporting.
       }
     }
-    if (shared.container?.closed) shared.container = undefined;
+    if (shared.container?.deref()?.closed) shared.container = undefined;
     throw error;
   }
 }
 
 function groupClosed(shared: Shared, groupId: number, group: Group): void {
-  if (shared.groups.get(groupId) === group) shared.groups.delete(groupId);
-  const container = shared.container;
+  if (shared.groups.get(groupId)?.deref() === group) shared.groups.delete(groupId);
+  const container = shared.container?.deref();
   if (container && !container.closed && container.groups().length === 0) {
     shared.container = undefined;
     container.close();

@@ -102,7 +102,7 @@ describe('handles', () => {
     expect(await collectUntil(() => fake.liveDmaBuffers() === 0)).toBe(true);
   });
 
-  test('the finalizer stops the pollers and closes the eventfds of dropped interrupts', async () => {
+  test('a dropped Device.open device: the safety net closes device, group and container fds, pollers and eventfds', async () => {
     const { fake, env } = kernel();
     (() => {
       const device = Device.open(EDU, env);

@@ -167,6 +167,7 @@ test('a group that is not viable: the library names the culprit, the kernel answ
   try {
     const group = keep(Group.open(one.iommuGroup));
     assert.equal(group.status().viable, false);
+    throwsVfio(() => group.assertViable(), { code: 'ERR_VFIO_GROUP_NOT_VIABLE', path: two.groupPath });
     assert.deepEqual(group.blockingDevices().map((d) => [d.address, d.driver]), [[two.address, 'uio_pci_generic']]);
     const container = keep(Container.open());
     const error = throwsVfio(() => group.attach(container), { code: 'ERR_VFIO_GROUP_NOT_VIABLE' });

@@ -121,6 +121,13 @@ export class EduDevice {
     }
   }
 
+  /** What VFIO set up for us, in words. */
+  describe(): string {
+    const group = this.#device.group!;
+    const bar0Size = Number(this.#device.region(0)!.size);
+    return `IOMMU group ${group.id} (${group.path}), BAR0 ${bar0Size / 1024} KiB mmapped, MSI with ${this.#msi.count} vector`;
+  }
+
   /** Reads the identification register: 0xRRrr00ed, major.minor version. */
   identify(): EduIdentity {
     const id = this.#bar0.read32(REG.ID);
@@ -206,6 +213,7 @@ export async function main(address = process.argv[2], log: (line: string) => voi
   {
     // `using` closes the device when the block ends, even if a step throws.
     using edu = EduDevice.open(target);
+    log(`   ${edu.describe()}`);
     const { id, major, minor } = edu.identify();
     log(`2. identify: register 0x${id.toString(16).padStart(8, '0')}, edu version ${major}.${minor}`);
     log(`3. liveness check: ${edu.isAlive() ? 'the device inverts what it is given: alive' : 'NOT answering'}`);

@@ -63,6 +63,22 @@ function newRunDir() {
   return dir;
 }
 
+// The guest mounts a fresh tmpfs on /tmp; folders of the job that live under
+// the host's /tmp (a CI clone there, say) must be carried over it. Returns
+// their top-level /tmp/NAME folders, which the guest keeps visible.
+function hostTmpTops(dirs) {
+  const tops = new Set();
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const rel = path.relative('/tmp', path.resolve(dir));
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) continue;
+    const top = path.join('/tmp', rel.split(path.sep)[0]);
+    if (/\s/.test(top)) throw new VmError(`cannot carry ${top} into the guest: its name has white space`);
+    tops.add(top);
+  }
+  return [...tops].sort();
+}
+
 // Writes the mailbox for one run and returns the paths the host reads back.
 function prepareRunDir({ profile, command, env, cwd, resultsDir, kernelVersion }) {
   const runDir = newRunDir();
@@ -71,6 +87,7 @@ function prepareRunDir({ profile, command, env, cwd, resultsDir, kernelVersion }
     VM_PROFILE: profile.name,
     VM_RUN_DIR: runDir,
     VM_RESULTS_DIR: resultsDir && resultsDir !== runDir ? resultsDir : '',
+    VM_KEEP_TMP: hostTmpTops([cwd, runDir, resultsDir]).join(' '),
   };
   fs.writeFileSync(path.join(runDir, 'vm.conf'),
     Object.entries(conf).map(([k, v]) => `${k}=${shQuote(v)}\n`).join(''));
@@ -106,4 +123,4 @@ function prepareRunDir({ profile, command, env, cwd, resultsDir, kernelVersion }
   };
 }
 
-module.exports = { prepareRunDir, commandLine, parseEnv, shQuote };
+module.exports = { prepareRunDir, commandLine, parseEnv, shQuote, hostTmpTops };

@@ -3,7 +3,7 @@
 // fast on machines without the test bed. The real proof is `vm.js run`.
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
-const { commandLine, parseEnv, shQuote } = require('../lib/job');
+const { commandLine, parseEnv, shQuote, hostTmpTops } = require('../lib/job');
 const { qemuArgs } = require('../lib/qemu');
 const { jobOutput } = require('../lib/run');
 const { PROFILES } = require('../lib/profiles');
@@ -49,6 +49,11 @@ const tests = {
     assert.equal(kvm[kvm.indexOf('-machine') + 1], 'q35,kernel-irqchip=split');
     assert.ok(kvm.some((a) => a.includes('mount_tag=results')));
     assert.equal(kvm.filter((a) => a.startsWith('nvme,')).length, 1);
+  },
+  'folders under the host /tmp are carried into the guest by their top folder'() {
+    assert.deepEqual(hostTmpTops(['/tmp/ci/packages/x', '/tmp/ci/.cache/vm/runs/1', '/work/main', undefined, '/tmpfoo/a']), ['/tmp/ci']);
+    assert.deepEqual(hostTmpTops(['/tmp', '/tmp/../etc']), []);
+    assert.throws(() => hostTmpTops(['/tmp/a b/c']), /white space/);
   },
   'jobOutput keeps only what the job printed'() {
     const console = '[  1.0] boot\r\n@@vm-start@@\r\nhello\r\nworld\r\n@@vm-exit 3@@\r\n[  2.0] reboot\r\n';

@@ -37,7 +37,9 @@ function prepare({ log = () => {} } = {}) {
     return setup({ log });
   }
   const initramfs = ensureInitramfs(state.kernel, log);
-  if (initramfs.key !== state.initramfs.key) {
+  // The path is compared too: a state written through another checkout of
+  // the same cache (a symlinked .cache) may name an image that is gone.
+  if (initramfs.key !== state.initramfs.key || initramfs.path !== state.initramfs.path) {
     state.initramfs = initramfs;
     fs.writeFileSync(paths.statePath, JSON.stringify(state, null, 2) + '\n');
   }

@@ -46,18 +46,20 @@ function closeAll(h) {
 }
 
 /**
- * GCs with turns of the event loop between, until the fd count stops
- * falling: FinalizationRegistry callbacks run as tasks after a GC, and one
- * collection may free what lets the next one free more.
+ * GCs with turns of the event loop between: FinalizationRegistry callbacks
+ * run as tasks after a GC, and one collection may free what lets the next
+ * one free more. Given `fds`, goes on (within a bound) until the fd count is
+ * back there, i.e. until the finalizers have closed what was dropped;
+ * otherwise until the count stops falling.
  */
-async function collect() {
-  let fds = Infinity;
-  for (let i = 0; i < 10; i++) {
+async function collect(fds) {
+  let last = Infinity;
+  for (let i = 0; i < 40; i++) {
     global.gc();
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await new Promise((resolve) => setTimeout(resolve, i < 3 ? 1 : 10));
     const now = snapshot().fds;
-    if (now >= fds && i >= 2) break;
-    fds = now;
+    if (fds !== undefined ? now <= fds : now >= last && i >= 2) break;
+    last = now;
   }
 }
 
@@ -71,13 +73,15 @@ async function soak(label, dev, cycles, mode, log) {
     close: async () => closeAll(await cycle(dev)),
     drop: async () => {
       await cycle(dev);
-      await collect();
+      await collect(baseline);
     },
     'drop-but-irq': async () => {
       (await cycle(dev)).irqs.close();
-      await collect();
+      await collect(baseline);
     },
   }[mode];
+  // The fd count between cycles, for the dropped modes to wait on.
+  let baseline;
   let done = 0;
   let failure = null;
   let start = null;
@@ -91,6 +95,7 @@ async function soak(label, dev, cycles, mode, log) {
     void process.stdin, void process.stdout, void process.stderr;
     await collect();
     start = snapshot({ detail: true });
+    baseline = start.fds;
     t0 = process.hrtime.bigint();
     for (; done < cycles; done++) {
       await one();

@@ -9,11 +9,11 @@ const { parseOptions } = require('./options');
 const cprog = require('./c-programs');
 const { runHost } = require('./host');
 const { runGuestParts } = require('./guest-boot');
-const { describeHere } = require('./machine');
+const { describeHere, sourceState } = require('./machine');
 const { consoleTable, missed } = require('./report');
 const { renderReadmeSection } = require('./readme-section');
 const { updateReadme } = require('./readme');
-const { RESULTS_JSON, CACHE_DIR } = require('./paths');
+const { RESULTS_JSON, CACHE_DIR, REPO_ROOT } = require('./paths');
 const { addonSource } = require('./addon');
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
@@ -29,6 +29,7 @@ async function main() {
     date: started.toISOString(),
     command: `node tools/bench/src/cli.js ${process.argv.slice(2).join(' ')}`.trim(),
     options: { rounds: opts.rounds, samples: opts.samples, warmup: opts.warmup, soakCycles: opts.soak ? opts.soakCycles : 0 },
+    source: sourceState(REPO_ROOT),
     host: describeHere(),
     guest: null,
     measurements: [],

@@ -3,6 +3,7 @@
 // and accelerator (a TCG guest is 15-20x slower than KVM) is not comparable.
 const fs = require('node:fs');
 const os = require('node:os');
+const { execFileSync } = require('node:child_process');
 
 function describeHere() {
   const cpus = os.cpus();
@@ -27,4 +28,18 @@ function readOr(file, fallback) {
   }
 }
 
-module.exports = { describeHere };
+/**
+ * Which code was measured: the commit, and whether the library packages
+ * had uncommitted changes (then the figures describe no commit exactly).
+ */
+function sourceState(repoRoot) {
+  const git = (...args) => execFileSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8' }).trim();
+  try {
+    const dirty = git('status', '--porcelain', '--', 'packages').split('\n').filter(Boolean);
+    return { commit: git('rev-parse', 'HEAD'), packagesDirty: dirty.length > 0, dirtyFiles: dirty.slice(0, 20) };
+  } catch {
+    return null;
+  }
+}
+
+module.exports = { describeHere, sourceState };

@@ -9,6 +9,7 @@ function renderReadmeSection(r) {
   const lines = [
     `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\`, ${r.seconds.toFixed(0)} s in all.`,
     '',
+    ...(r.source ? [`- Code: commit ${r.source.commit.slice(0, 7)}${r.source.packagesDirty ? ' with uncommitted changes in packages/ (see `source.dirtyFiles` in the JSON)' : ''}.`] : []),
     `- Host: ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, Linux ${h.kernel}, Node ${h.node}${h.hypervisorFlag ? ' (itself a VM)' : ''}` +
       `${h.loadAverage ? `, load average ${h.loadAverage.join(' / ')} at the start (shared with other work)` : ''}.`,
   ];

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from './abi';
-import type { Container } from './container';
+import { Container } from './container';
 import { kernelCall, VfioContext, type VfioOptions } from './context';
 import { groupOf, groupOfSysfsPath } from './discovery';
 import { VfioError } from './errors';
@@ -124,6 +124,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     checkString('target', target);
     const opts = checkOptions('options', options);
     const context = VfioContext.from(opts);
+    if (opts.container !== undefined) checkInstance('options.container', opts.container, Container);
     let name: string;
     let groupId: number;
     if (target.startsWith('/')) {

@@ -32,6 +32,17 @@ export interface IrqHost {
 const NO_EVENTFD = -1;
 
 /**
+ * How a poller callback reaches its Interrupts: weakly while nobody
+ * listens (so a dropped, unwatched Interrupts can be collected), strongly
+ * while someone does (so an awaited next() or a listener on an otherwise
+ * unreferenced Interrupts still gets its event).
+ */
+interface PollTarget {
+  weak?: WeakRef<Interrupts>;
+  strong?: Interrupts;
+}
+
+/**
  * The safety net for interrupts the program dropped together with their
  * device: stops the pollers (a started one would keep the process alive
  * for nobody) and closes the eventfds. Never the main path.
@@ -81,8 +92,20 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
   #watching = false;
   #refed = true;
 
-  private constructor(host: IrqHost, info: IrqInfo, start: number, count: number, fds: number[], unmaskFd: number | undefined, pollers: Poller[]) {
+  readonly #target: PollTarget;
+
+  private constructor(
+    host: IrqHost,
+    info: IrqInfo,
+    start: number,
+    count: number,
+    fds: number[],
+    unmaskFd: number | undefined,
+    pollers: Poller[],
+    target: PollTarget,
+  ) {
     super();
+    this.#target = target;
     this.#host = host;
     this.info = info;
     this.index = info.index;
@@ -111,7 +134,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     const pollers: Poller[] = [];
     let unmaskFd: number | undefined;
     let triggerSet = false;
-    const self: { ref?: WeakRef<Interrupts> } = {};
+    const target: PollTarget = {};
     try {
       for (let i = 0; i < count; i++) fds.push(kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0)));
       if (resample && info.automasked && info.maskable && count === 1) {
@@ -122,14 +145,12 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
       if (unmaskFd !== undefined) {
         host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_UNMASK, info.index, start, 1, { fds: [unmaskFd] });
       }
-      // The pollers hold the Interrupts weakly: a native poller must not keep
-      // alive an object the program (and its device) let go of. Pollers start
-      // stopped, so none can fire before `self.ref` is set.
+      // Pollers start stopped, so none can fire before `target` is set.
       fds.forEach((fd, i) => {
-        pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () => backend.poll(fd, pollCallback(self, i))));
+        pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () => backend.poll(fd, pollCallback(target, i))));
       });
-      const irqs = new Interrupts(host, info, start, count, fds, unmaskFd, pollers);
-      self.ref = new WeakRef(irqs);
+      const irqs = new Interrupts(host, info, start, count, fds, unmaskFd, pollers, target);
+      target.weak = new WeakRef(irqs);
       leakedInterrupts.register(irqs, { backend, pollers, fds: unmaskFd === undefined ? fds : [...fds, unmaskFd] }, irqs);
       return irqs;
     } catch (error) {
@@ -244,6 +265,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     if (!this.#enabled) return;
     this.#enabled = false;
     this.#watching = false;
+    this.#target.strong = undefined;
     leakedInterrupts.unregister(this);
     const { backend } = this.#host.context;
     const fds = this.#unmaskFd === undefined ? this.#fds : [...this.#fds, this.#unmaskFd];
@@ -284,6 +306,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
   #watch(on: boolean): void {
     if (!this.#enabled || on === this.#watching) return;
     this.#watching = on;
+    this.#target.strong = on ? this : undefined;
     for (const poller of this.#pollers) {
       if (on) {
         poller.start();
@@ -339,10 +362,10 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
 /**
  * Made outside Interrupts.enable on purpose: a closure shares its scope's
  * context with the other closures of that scope, and enable's other closures
- * see the device; this one must see nothing but the weak reference.
+ * see the device; this one must see nothing but its PollTarget.
  */
-function pollCallback(self: { ref?: WeakRef<Interrupts> }, i: number): (error: Error | null) => void {
-  return (error) => self.ref?.deref()?.onReadable(i, error);
+function pollCallback(target: PollTarget, i: number): (error: Error | null) => void {
+  return (error) => (target.strong ?? target.weak?.deref())?.onReadable(i, error);
 }
 
 function abortError(signal: AbortSignal): Error {

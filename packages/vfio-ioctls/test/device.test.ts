@@ -97,6 +97,7 @@ describe('Device.open', () => {
     const { fake, env } = kernel();
     expect(() => Device.open('not-an-address', env)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('target') }));
     expect(() => Device.open(3 as never, env)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => Device.open(EDU, { ...env, container: {} as never })).toThrow(expect.objectContaining({ name: 'TypeError', message: expect.stringContaining('options.container') }));
     expect(() => Device.open('0000:00:1f.7', env)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     expect(fake.calls).toEqual([]);
   });

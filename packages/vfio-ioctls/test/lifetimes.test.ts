@@ -106,10 +106,31 @@ describe('handles', () => {
     const { fake, env } = kernel();
     (() => {
       const device = Device.open(EDU, env);
-      device.enableIrq(1).on('interrupt', () => {});
+      device.enableIrq(1);
     })();
     expect(fake.livePollers()).toBe(1);
     expect(await collectUntil(() => fake.livePollers() === 0 && fake.openFds().length === 0)).toBe(true);
+  });
+
+  test('interrupts someone listens to stay alive even when nothing else references them', async () => {
+    const { fake, env, devices } = kernel();
+    const events: number[] = [];
+    (() => {
+      Device.open(EDU, env).enableIrq(1).on('interrupt', (event) => events.push(event.vector));
+    })();
+    await collectUntil(() => false);
+    expect(fake.livePollers()).toBe(1);
+    devices[0]!.triggerIrq(1, 0);
+    await tick(5);
+    expect(events).toEqual([0]);
+  });
+
+  test('an awaited next() on otherwise unreferenced interrupts still resolves', async () => {
+    const { env, devices } = kernel();
+    const next = (() => Device.open(EDU, env).enableIrq(1).next())();
+    await collectUntil(() => false);
+    devices[0]!.triggerIrq(1, 0);
+    await expect(next).resolves.toEqual({ index: 1, vector: 0, count: 1 });
   });
 
   test('an explicitly closed handle is not closed again by the finalizer', async () => {

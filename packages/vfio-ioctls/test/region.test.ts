@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import * as b from 'vfio-bindings';
 import { Device } from '../src';
 import { EDU, GROUP, kernel, wrap } from './helpers';
@@ -119,6 +120,25 @@ describe('Region read/write', () => {
     expect(() => bar.read(0.5, 1)).toThrow(expect.objectContaining({ name: 'TypeError' }));
     expect(() => bar.write(0, [1] as never)).toThrow(expect.objectContaining({ name: 'TypeError', message: expect.stringContaining('bytes') }));
     expect(fake.calls.length).toBe(before);
+    device.close();
+  });
+
+  test('property: a span is read iff it lies inside the region, and a refused one never reaches the kernel', () => {
+    const { fake, device, fakeDevice } = open();
+    const io = device.region(2)!; // 32 bytes
+    fakeDevice.region(2).set(Array.from({ length: 32 }, (_, i) => i));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }), (offset, length) => {
+        const before = fake.calls.length;
+        if (offset + length <= 32) {
+          expect([...io.read(offset, length)]).toEqual(Array.from({ length }, (_, i) => offset + i));
+        } else {
+          expect(() => io.read(offset, length)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+          expect(() => io.write(offset, new Uint8Array(length))).toThrow(expect.objectContaining({ name: 'RangeError' }));
+          expect(fake.calls.length).toBe(before);
+        }
+      }),
+    );
     device.close();
   });
 

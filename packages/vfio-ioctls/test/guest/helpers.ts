@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, before } from 'node:test';
 import { VfioError, type Interrupts } from 'vfio-ioctls';
+import { EDU_DMA_BUFFER, EDU_ID, EDU_REG } from 'vfio-ioctls/testing';
 
 /** One device of $VFIO_TESTBED (written by the guest's init, see tools/vm/README.md). */
 export interface TestbedDevice {
@@ -110,21 +111,15 @@ export async function waitFor(what: string, done: () => boolean, ms = IRQ_TIMEOU
   }
 }
 
-/** QEMU's edu device (docs/specs/edu.rst): BAR0 registers and facts. */
+/**
+ * QEMU's edu device (docs/specs/edu.rst): BAR0 registers and facts. The
+ * register offsets are the ones the fake kernel's edu model uses, so the
+ * model and the real device are held to one table.
+ */
 export const EDU = {
-  ID: 0x00,
-  LIVENESS: 0x04,
-  FACTORIAL: 0x08,
-  STATUS: 0x20,
-  IRQ_STATUS: 0x24,
-  IRQ_RAISE: 0x60,
-  IRQ_ACK: 0x64,
-  DMA_SRC: 0x80,
-  DMA_DST: 0x88,
-  DMA_COUNT: 0x90,
-  DMA_CMD: 0x98,
+  ...EDU_REG,
   /** The identification register's value (version 1.0, 'ed'). */
-  IDENT: 0x010000ed,
+  IDENT: EDU_ID,
   /** STATUS bit 0: computing; bit 7: raise an interrupt when the factorial is done. */
   STATUS_COMPUTING: 0x01,
   STATUS_IRQ_ON_FACTORIAL: 0x80,
@@ -135,7 +130,7 @@ export const EDU = {
   DMA_TO_RAM: 0x2,
   DMA_IRQ: 0x4,
   /** The device-side DMA buffer (4 KiB; QEMU 7.2 aborts on a transfer covering all of it). */
-  BUFFER: 0x40000,
+  BUFFER: Number(EDU_DMA_BUFFER),
   MAX_TRANSFER: 2048,
   /** edu's DMA mask is 28 bits. */
   MAX_IOVA: 2 ** 28 - 1,

@@ -8,6 +8,16 @@ export const EFD_SEMAPHORE = 0o1;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 
+/**
+ * An in-kernel listener on an eventfd's wait queue, as vfio's virqfd: woken
+ * (EPOLLIN) by every write or signal, and told (EPOLLHUP) when the last fd
+ * on the eventfd is closed.
+ */
+export interface EventfdWaiter {
+  wake(): void;
+  hangup(): void;
+}
+
 // The counter saturates one below 2^64 - 1; writing 2^64 - 1 itself is EINVAL.
 const COUNTER_MAX = 0xffff_ffff_ffff_fffen;
 
@@ -15,6 +25,7 @@ const COUNTER_MAX = 0xffff_ffff_ffff_fffen;
 export class FakeEventfd {
   private value: bigint;
   private readonly pollers = new Set<FakePoller>();
+  private readonly waiters = new Set<EventfdWaiter>();
 
   constructor(initval: number, readonly semaphore: boolean) {
     this.value = BigInt(initval);
@@ -48,6 +59,21 @@ export class FakeEventfd {
     this.add(this.value < COUNTER_MAX ? 1n : 0n);
   }
 
+  /** eventfd_ctx_do_read(): what an in-kernel waiter takes, never failing on zero. */
+  drain(): bigint {
+    const taken = this.semaphore && this.value > 0n ? 1n : this.value;
+    this.value -= taken;
+    return taken;
+  }
+
+  addWaiter(waiter: EventfdWaiter): void {
+    this.waiters.add(waiter);
+  }
+
+  removeWaiter(waiter: EventfdWaiter): void {
+    this.waiters.delete(waiter);
+  }
+
   attach(poller: FakePoller): void {
     this.pollers.add(poller);
   }
@@ -58,12 +84,16 @@ export class FakeEventfd {
 
   /** The last fd on it was closed: pollers hear EBADF once and stop, as epoll drops a closed file. */
   closed(): void {
+    for (const waiter of [...this.waiters]) waiter.hangup();
     for (const poller of [...this.pollers]) poller.fail(kernelError('EBADF', 'poll'));
   }
 
   private add(value: bigint): void {
     const wasZero = this.value === 0n;
     this.value += value;
+    // The kernel wakes its waiters on every write, even of 0; a virqfd drains
+    // the counter there, so pollers see only what the waiters left.
+    for (const waiter of [...this.waiters]) waiter.wake();
     if (wasZero && this.value > 0n) for (const poller of this.pollers) poller.kick();
   }
 }

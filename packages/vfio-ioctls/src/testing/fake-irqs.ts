@@ -6,7 +6,7 @@ import {
   VFIO_PCI_NUM_IRQS,
 } from 'vfio-bindings';
 import { Errno } from './errno';
-import type { FakeEventfd } from './fake-eventfd';
+import type { EventfdWaiter, FakeEventfd } from './fake-eventfd';
 import type { FakeIrqSpec, FakeIrqState } from './types';
 
 /** A decoded VFIO_DEVICE_SET_IRQS request whose argsz, flags and range passed the common checks. */
@@ -26,6 +26,13 @@ interface Vector {
   pending: boolean;
 }
 
+/** An eventfd registered with ACTION_UNMASK on INTx (the kernel's virqfd in ctx->unmask). */
+interface UnmaskIrqfd {
+  fd: number;
+  eventfd: FakeEventfd;
+  waiter: EventfdWaiter;
+}
+
 /** Looks up the eventfd behind an fd number for SET_IRQS (EBADF or EINVAL as eventfd_ctx_fdget). */
 export type EventfdLookup = (fd: number) => FakeEventfd;
 
@@ -41,6 +48,7 @@ export class FakeIrqs {
   private active: number | null = null;
   private vectors: Vector[] = [];
   private readonly single = new Map<number, Vector>();
+  private unmaskIrqfd: UnmaskIrqfd | null = null;
 
   constructor(specs: FakeIrqSpec[]) {
     this.counts = new Array(VFIO_PCI_NUM_IRQS).fill(0);
@@ -72,6 +80,7 @@ export class FakeIrqs {
       eventfds: vectors.map((v) => v.fd),
       masked: vectors.map((v) => v.masked),
       pending: vectors.map((v) => v.pending),
+      unmaskEventfd: index === VFIO_PCI_INTX_IRQ_INDEX ? this.unmaskIrqfd?.fd ?? null : null,
     };
   }
 
@@ -80,7 +89,7 @@ export class FakeIrqs {
     const action = req.flags & (VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_ACTION_TRIGGER);
     if (req.index === VFIO_PCI_INTX_IRQ_INDEX) {
       if (action === VFIO_IRQ_SET_ACTION_TRIGGER) return this.intxTrigger(req, lookup);
-      return this.intxMask(req, action === VFIO_IRQ_SET_ACTION_MASK);
+      return this.intxMask(req, action === VFIO_IRQ_SET_ACTION_MASK, lookup);
     }
     if (req.index === VFIO_PCI_MSI_IRQ_INDEX || req.index === VFIO_PCI_MSIX_IRQ_INDEX) {
       // vfio-pci has no mask/unmask handler for MSI and MSI-X.
@@ -114,6 +123,7 @@ export class FakeIrqs {
 
   /** Everything off, eventfds released: what closing the last device fd does. */
   disableAll(): void {
+    this.dropUnmaskIrqfd();
     this.active = null;
     this.vectors = [];
     this.single.clear();
@@ -135,16 +145,52 @@ export class FakeIrqs {
     if (req.flags & VFIO_IRQ_SET_DATA_NONE || req.data[0]) signal(this.vectors[0]);
   }
 
-  private intxMask(req: IrqSetRequest, mask: boolean): void {
+  private intxMask(req: IrqSetRequest, mask: boolean, lookup: EventfdLookup): void {
     if (this.active !== VFIO_PCI_INTX_IRQ_INDEX || req.start !== 0 || req.count !== 1) throw new Errno('EINVAL');
-    // Unmasking through an irqfd is not modelled.
-    if (req.flags & VFIO_IRQ_SET_DATA_EVENTFD) throw new Errno('EINVAL');
+    if (req.flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+      // vfio-pci has no mask irqfd ("XXX implement me"): ENOTTY.
+      if (mask) throw new Errno('ENOTTY');
+      return this.setUnmaskIrqfd(req.data[0], lookup);
+    }
     if (req.flags & VFIO_IRQ_SET_DATA_BOOL && !req.data[0]) return;
-    const v = this.vectors[0];
     if (mask) {
-      v.masked = true;
+      this.vectors[0].masked = true;
       return;
     }
+    this.unmaskIntx();
+  }
+
+  /**
+   * vfio_virqfd_enable/disable for ctx->unmask: a negative fd unregisters;
+   * a second registration is EBUSY (after the fd is resolved, as the
+   * kernel checks); each write to the eventfd then unmasks as the ioctl does.
+   */
+  private setUnmaskIrqfd(fd: number, lookup: EventfdLookup): void {
+    if (fd < 0) return this.dropUnmaskIrqfd();
+    const eventfd = lookup(fd);
+    if (this.unmaskIrqfd) throw new Errno('EBUSY');
+    const waiter: EventfdWaiter = {
+      wake: () => {
+        eventfd.drain();
+        this.unmaskIntx();
+      },
+      // Closing the eventfd's last fd releases the virqfd (EPOLLHUP).
+      hangup: () => this.dropUnmaskIrqfd(),
+    };
+    eventfd.addWaiter(waiter);
+    this.unmaskIrqfd = { fd, eventfd, waiter };
+    // A count already there acts as a write missed before registering; it is not drained.
+    if (eventfd.readable) this.unmaskIntx();
+  }
+
+  private dropUnmaskIrqfd(): void {
+    this.unmaskIrqfd?.eventfd.removeWaiter(this.unmaskIrqfd.waiter);
+    this.unmaskIrqfd = null;
+  }
+
+  /** vfio_pci_intx_unmask_handler(), then re-sending a still-pending interrupt. */
+  private unmaskIntx(): void {
+    const v = this.vectors[0];
     v.masked = false;
     // A level-triggered line still asserted fires again on unmask.
     if (v.pending) {

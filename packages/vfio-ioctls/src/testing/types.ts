@@ -102,6 +102,8 @@ export interface FakeIrqState {
   masked: boolean[];
   /** Per vector: an interrupt arrived while masked and waits for unmask. */
   pending: boolean[];
+  /** INTx: the eventfd registered with ACTION_UNMASK | DATA_EVENTFD (a write to it unmasks), or null. */
+  unmaskEventfd: number | null;
 }
 
 /** Reads a register: return the value, or undefined to read the region's backing bytes. */

@@ -1,0 +1,144 @@
+import { unlinkSync } from 'node:fs';
+import { VFIO_DEVICE_GET_IRQ_INFO } from 'vfio-bindings';
+import { Group, type VfioContext } from 'vfio-ioctls';
+import type { FakeKernel } from 'vfio-ioctls/testing';
+import { run, testMachine } from './helpers';
+
+let kernel: FakeKernel;
+let context: VfioContext;
+beforeEach(() => ({ kernel, context } = testMachine()));
+afterEach(() => {
+  // Whatever the command did, it closed everything it opened.
+  expect(kernel.openFds()).toEqual([]);
+  expect(kernel.liveMmaps()).toBe(0);
+  kernel.dispose();
+});
+
+test('text: flags, regions with capabilities, IRQs, IOMMU and hot reset', () => {
+  const r = run(['info', '01:00.0'], { context });
+  expect(r).toMatchObject({ code: 0, stderr: '' });
+  expect(r.stdout.split('\n')).toEqual([
+    '0000:01:00.0  1b36:0010  class 010802  driver vfio-pci  IOMMU group 8 (/dev/vfio/8)',
+    'device: reset pci, 10 region indexes, 5 IRQ indexes',
+    '',
+    'regions:',
+    '  index  name             size    access           capabilities',
+    '  0      BAR0             16 KiB  read write mmap  sparse mmap 0x0+4 KiB, 0x3000+4 KiB; msix-mappable',
+    '  7      config           4 KiB   read write',
+    '  9      device-specific  256 B   read             type 0x80860000:0x3',
+    '',
+    'IRQs:',
+    '  index  name   count  flags',
+    '  0      INTx   1      eventfd maskable automasked',
+    '  1      MSI    0      eventfd noresize',
+    '  2      MSI-X  65     eventfd noresize',
+    '  3      ERR    0      eventfd noresize',
+    '  4      REQ    0      eventfd noresize',
+    '',
+    'IOMMU: type1v2 (VFIO API 0)',
+    '  page sizes   4 KiB, 2 MiB, 1 GiB (0x40201000)',
+    '  IOVA ranges  0x0-0xfedfffff, 0xfef00000-0x7fffffffff',
+    '  dma_avail    65535',
+    '',
+    'hot reset: resets 0000:01:00.0 (group 8)',
+    '',
+  ]);
+});
+
+test('a device without reset or hot reset says so', () => {
+  const r = run(['info', '0000:00:03.0'], { context });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('device: pci (no reset), 9 region indexes, 5 IRQ indexes\n');
+  expect(r.stdout).toContain('  0      BAR0    1 MiB  read write mmap\n');
+  expect(r.stdout).toMatch(/\nhot reset: not available \(ENODEV\)\n$/);
+});
+
+test('--json: every number checkable, 64-bit values as 0x strings', () => {
+  const r = run(['info', '--json', '0000:01:00.0'], { context });
+  expect(r.code).toBe(0);
+  const info = JSON.parse(r.stdout);
+  expect(info).toMatchObject({
+    address: '0000:01:00.0', vendorDevice: '1b36:0010', class: 0x010802, driver: 'vfio-pci',
+    group: { id: 8, node: '/dev/vfio/8' },
+    device: { flags: 3, flagNames: ['reset', 'pci'], numRegions: 10, numIrqs: 5 },
+    iommu: { apiVersion: 0, type: 'type1v2', pageSizes: '0x40201000', dmaAvail: 65535,
+      iovaRanges: [{ start: '0x0', end: '0xfedfffff' }, { start: '0xfef00000', end: '0x7fffffffff' }] },
+    hotReset: { available: true, devices: [{ address: '0000:01:00.0', groupId: 8 }], reason: null },
+  });
+  expect(info.regions.map((g: { index: number }) => g.index)).toEqual([0, 7, 9]);
+  expect(info.regions[0]).toEqual({
+    index: 0, name: 'BAR0', size: '0x4000', offset: '0x0', flags: 15, flagNames: ['read', 'write', 'mmap', 'caps'],
+    sparseMmap: [{ offset: '0x0', size: '0x1000' }, { offset: '0x3000', size: '0x1000' }],
+    type: null, msixMappable: true, capabilities: ['SPARSE_MMAP', 'MSIX_MAPPABLE'],
+  });
+  expect(info.regions[1]).toMatchObject({ name: 'config', offset: '0x70000000000', sparseMmap: null, capabilities: [] });
+  expect(info.regions[2]).toMatchObject({ name: 'device-specific', type: { type: 0x80860000, subtype: 3 }, capabilities: ['TYPE'] });
+  expect(info.irqs[2]).toEqual({ index: 2, name: 'MSI-X', count: 65, flags: 9, flagNames: ['eventfd', 'noresize'] });
+  const edu = JSON.parse(run(['info', '--json', '00:03.0'], { context }).stdout);
+  expect(edu.hotReset).toEqual({ available: false, devices: [], reason: 'ENODEV' });
+});
+
+test('the device is opened through container, group and device, and everything is closed', () => {
+  run(['info', '00:03.0'], { context });
+  const opens = kernel.calls.filter((c) => c.syscall === 'open').map((c) => c.path);
+  expect(opens).toEqual(['/dev/vfio/vfio', '/dev/vfio/1']);
+  expect(kernel.calls.filter((c) => c.syscall === 'close')).toHaveLength(3); // device fd, group, container
+});
+
+describe('errors: one line on stderr, nothing on stdout', () => {
+  test.each([
+    [['info'], 2, "vfio: info: missing PCI address (like 0000:00:03.0) (see 'vfio help')"],
+    [['info', '00:20.0'], 2, "vfio: info: '00:20.0' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
+    [['info', 'edu'], 2, "vfio: info: 'edu' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
+    [['info', '00:03.0', '01:00.0'], 2, "vfio: info: unexpected argument '01:00.0'"],
+  ])('%j', (argv, code, line) => {
+    expect(run(argv, { context })).toEqual({ code, stdout: '', stderr: `${line}\n` });
+  });
+
+  test('no such device', () => {
+    const r = run(['info', '00:09.0'], { context });
+    expect(r).toEqual({ code: 1, stdout: '', stderr: `vfio: info: no PCI device 0000:00:09.0 in ${kernel.sysfsRoot}/bus/pci/devices (see 'vfio list')\n` });
+  });
+
+  test('device bound to another driver, or to none', () => {
+    kernel.bindDriver('0000:00:03.0', 'e1000e');
+    expect(run(['info', '00:03.0'], { context }).stderr).toBe("vfio: info: 0000:00:03.0 is bound to e1000e, not vfio-pci: run 'vfio bind 0000:00:03.0' first\n");
+    kernel.bindDriver('0000:00:03.0', null);
+    const r = run(['info', '00:03.0'], { context });
+    expect(r).toEqual({ code: 1, stdout: '', stderr: "vfio: info: 0000:00:03.0 is not bound to any driver, not vfio-pci: run 'vfio bind 0000:00:03.0' first\n" });
+  });
+
+  test('group not viable: the library error names the device to rebind', () => {
+    kernel.bindDriver('0000:03:02.0', 'e1000e');
+    const r = run(['info', '03:01.0'], { context });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^vfio: IOMMU group 9 is not viable: not bound to vfio-pci: 0000:03:02.0 \(e1000e\).* \[ERR_VFIO_GROUP_NOT_VIABLE\]\n$/);
+    expect(r.stderr.split('\n')).toHaveLength(2);
+  });
+
+  test('no IOMMU group', () => {
+    unlinkSync(`${kernel.sysfsRoot}/bus/pci/devices/0000:00:03.0/iommu_group`);
+    expect(run(['info', '00:03.0'], { context }).stderr).toBe('vfio: info: 0000:00:03.0 has no IOMMU group: turn the IOMMU on (intel_iommu=on or amd_iommu=on)\n');
+  });
+
+  test('group held by another user: EBUSY with the library hint', () => {
+    const group = Group.open(1, context);
+    try {
+      const r = run(['info', '00:03.0'], { context });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^vfio: EBUSY: open failed on \/dev\/vfio\/1.*\n$/);
+    } finally {
+      group.close();
+    }
+  });
+
+  test('a failing ioctl mid-way reports it and still closes everything', () => {
+    kernel.failNext({ syscall: 'ioctl', request: VFIO_DEVICE_GET_IRQ_INFO, errno: 'EIO', skip: 2 });
+    const r = run(['info', '00:03.0'], { context });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^vfio: EIO: VFIO_DEVICE_GET_IRQ_INFO ioctl failed on 0000:00:03.0[^\n]*\n$/);
+    expect(kernel.pendingFaults()).toBe(0);
+  });
+});

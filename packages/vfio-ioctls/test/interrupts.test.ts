@@ -1,6 +1,6 @@
 import * as b from 'vfio-bindings';
 import { Device, type InterruptEvent, type Poller } from '../src';
-import type { FakeIrqSpec, FakeKernel } from '../src/testing';
+import type { FakeIrqSpec } from '../src/testing';
 import { EDU, GROUP, kernel, tick, wrap } from './helpers';
 
 const INTX = b.VFIO_PCI_INTX_IRQ_INDEX;
@@ -12,49 +12,10 @@ const IRQS: FakeIrqSpec[] = [
   { index: MSIX, count: 8 },
 ];
 
-/**
- * A backend over the fake that also records the pollers the library makes,
- * and models what the fake does not: INTx unmask through a resample eventfd
- * (SET_IRQS ACTION_UNMASK | DATA_EVENTFD), where a write to that eventfd
- * unmasks the line as the kernel's virqfd does.
- */
-function instrumented(fake: FakeKernel) {
-  const pollers: Poller[] = [];
-  const resample = new Map<number, number>(); // eventfd -> device fd
-  const backend = wrap(fake, {
-    poll(fd, onReadable) {
-      const poller = fake.poll(fd, onReadable);
-      pollers.push(poller);
-      return poller;
-    },
-    ioctl(fd, request, arg) {
-      if (request === b.VFIO_DEVICE_SET_IRQS && arg instanceof Uint8Array) {
-        const set = b.decodeIrqSet(arg);
-        if (set.flags & b.VFIO_IRQ_SET_ACTION_UNMASK && set.flags & b.VFIO_IRQ_SET_DATA_EVENTFD) {
-          fake.calls.push({ syscall: 'ioctl', request, fd });
-          resample.set(set.eventfds![0]!, fd);
-          return 0;
-        }
-      }
-      return fake.ioctl(fd, request, arg);
-    },
-    eventfdWrite(fd, value) {
-      fake.eventfdWrite(fd, value);
-      const deviceFd = resample.get(fd);
-      if (deviceFd !== undefined) {
-        fake.eventfdRead(fd);
-        fake.ioctl(deviceFd, b.VFIO_DEVICE_SET_IRQS, b.encodeIrqSet({ flags: b.VFIO_IRQ_SET_DATA_NONE | b.VFIO_IRQ_SET_ACTION_UNMASK, index: INTX, start: 0, count: 1 }));
-      }
-    },
-  });
-  return { backend, pollers, resample };
-}
-
 function open(irqs = IRQS) {
   const k = kernel([{ address: EDU, group: GROUP, irqs }]);
-  const tools = instrumented(k.fake);
-  const device = Device.open(EDU, { ...k.env, backend: tools.backend });
-  return { ...k, ...tools, device, fakeDevice: k.devices[0]! };
+  const device = Device.open(EDU, k.env);
+  return { ...k, device, fakeDevice: k.devices[0]! };
 }
 
 function nextEvent(irqs: NodeJS.EventEmitter): Promise<InterruptEvent> {
@@ -247,7 +208,17 @@ describe('Interrupts', () => {
   });
 
   test("pollers run (and hold the loop) only while someone listens; unref() and ref()", () => {
-    const { device, pollers } = open();
+    // The fake's pollers are recorded to see whether each holds the loop.
+    const k = kernel([{ address: EDU, group: GROUP, irqs: IRQS }]);
+    const pollers: Poller[] = [];
+    const backend = wrap(k.fake, {
+      poll(fd, onReadable) {
+        const poller = k.fake.poll(fd, onReadable);
+        pollers.push(poller);
+        return poller;
+      },
+    });
+    const device = Device.open(EDU, { ...k.env, backend });
     const irqs = device.enableIrq(MSIX, { count: 2 });
     const holds = () => pollers.map((p) => (p as unknown as { holdsLoop: boolean }).holdsLoop);
     expect(holds()).toEqual([false, false]);
@@ -298,9 +269,11 @@ describe('Interrupts', () => {
   });
 
   test('INTx: automasked, unmasked through the resample eventfd', async () => {
-    const { device, fakeDevice, resample } = open();
+    const { fake, device, fakeDevice } = open();
     const irqs = device.enableIrq(INTX);
-    expect(resample.size).toBe(1);
+    const { eventfds: [triggerFd], unmaskEventfd } = fakeDevice.irqState(INTX);
+    expect(unmaskEventfd).toEqual(expect.any(Number));
+    expect(unmaskEventfd).not.toBe(triggerFd);
     const first = nextEvent(irqs);
     fakeDevice.triggerIrq(INTX, 0);
     await expect(first).resolves.toEqual({ index: INTX, vector: 0, count: 1 });
@@ -308,16 +281,22 @@ describe('Interrupts', () => {
     fakeDevice.triggerIrq(INTX, 0); // while masked: pending
     expect(fakeDevice.irqState(INTX).pending).toEqual([true]);
     const second = nextEvent(irqs);
+    const before = fake.calls.length;
     irqs.unmask();
-    expect(fakeDevice.irqState(INTX).pending).toEqual([false]);
-    await expect(second).resolves.toMatchObject({ vector: 0 });
+    // A write to the resample eventfd, no ioctl: the kernel unmasks and re-sends the pending interrupt.
+    expect(fake.calls.slice(before)).toEqual([{ syscall: 'eventfdWrite', fd: unmaskEventfd }]);
+    expect(fakeDevice.irqState(INTX)).toMatchObject({ masked: [true], pending: [false] });
+    await expect(second).resolves.toEqual({ index: INTX, vector: 0, count: 1 });
+    irqs.unmask();
+    expect(fakeDevice.irqState(INTX).masked).toEqual([false]);
     device.close();
+    expect(fake.openFds()).toEqual([]);
   });
 
   test('INTx without resample: mask and unmask by ioctl', async () => {
-    const { device, fakeDevice, resample } = open();
+    const { device, fakeDevice } = open();
     const irqs = device.enableIrq(INTX, { resample: false });
-    expect(resample.size).toBe(0);
+    expect(fakeDevice.irqState(INTX).unmaskEventfd).toBeNull();
     irqs.mask(0);
     expect(fakeDevice.irqState(INTX).masked).toEqual([true]);
     fakeDevice.triggerIrq(INTX, 0);
@@ -329,9 +308,10 @@ describe('Interrupts', () => {
   });
 
   test('disable() frees eventfds and pollers, emits close, and is idempotent; then calls throw', () => {
-    const { fake, device } = open();
+    const { fake, device, fakeDevice } = open();
     const fds = fake.openFds();
     const irqs = device.enableIrq(INTX);
+    expect(fakeDevice.irqState(INTX).unmaskEventfd).not.toBeNull();
     let closed = 0;
     irqs.on('close', () => closed++);
     irqs.disable();
@@ -340,6 +320,7 @@ describe('Interrupts', () => {
     expect(irqs.enabled).toBe(false);
     expect(fake.openFds()).toEqual(fds);
     expect(fake.livePollers()).toBe(0);
+    expect(fakeDevice.irqState(INTX)).toMatchObject({ enabled: false, unmaskEventfd: null });
     expect(() => irqs.trigger()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_CLOSED' }));
     expect(() => irqs.unmask()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_CLOSED' }));
     device.close();
@@ -381,11 +362,15 @@ describe('Interrupts', () => {
     device.close();
   });
 
-  test('a failing resample write is annotated', () => {
-    const { fake, device } = open();
+  test('a failing resample write is annotated and leaves the line masked', () => {
+    const { fake, device, fakeDevice } = open();
     const irqs = device.enableIrq(INTX);
+    fakeDevice.triggerIrq(INTX, 0);
     fake.failNext({ syscall: 'eventfdWrite', errno: 'EAGAIN' });
     expect(() => irqs.unmask()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'EAGAIN', device: EDU }));
+    expect(fakeDevice.irqState(INTX).masked).toEqual([true]);
+    irqs.unmask();
+    expect(fakeDevice.irqState(INTX).masked).toEqual([false]);
     device.close();
   });
 });

@@ -71,7 +71,7 @@ function probe(env: CommandEnv, address: string, groupId: number) {
       group: { id: groupId, node: group.path },
       device: { flags: device.info.flags, flagNames: flagNames(device.info.flags, DEVICE_FLAGS), numRegions: device.info.numRegions, numIrqs: device.info.numIrqs },
       regions: [...device.regions.values()].map((r) => regionJson(r, device!.info.pci)),
-      irqs: Array.from({ length: device.info.numIrqs }, (_, i) => irqJson(device!, i)),
+      irqs: Array.from({ length: device.info.numIrqs }, (_, i) => irqJson(device!, i)).filter((q) => q !== undefined),
       iommu: iommuJson(container),
       hotReset: hotResetJson(device),
     };
@@ -111,8 +111,18 @@ function regionJson(r: Region, pci: boolean) {
   };
 }
 
+/**
+ * Undefined for an index the device lacks: vfio-pci answers EINVAL for the
+ * ERR index of a conventional (non-PCIe) device, as edu on q35's root bus is.
+ */
 function irqJson(device: Device, index: number) {
-  const irq = device.irqInfo(index);
+  let irq;
+  try {
+    irq = device.irqInfo(index);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EINVAL') return undefined;
+    throw error;
+  }
   const name = (device.info.pci ? PCI_IRQ_NAMES[index] : undefined) ?? `irq ${index}`;
   return { index, name, count: irq.count, flags: irq.flags, flagNames: flagNames(irq.flags, IRQ_FLAGS) };
 }

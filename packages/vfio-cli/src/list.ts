@@ -1,11 +1,12 @@
 /** `vfio list`: every IOMMU group, its devices, and whether VFIO can use it. */
 import { listIommuGroups, type PciDeviceInfo } from 'vfio-ioctls';
-import { blocksGroup, CliError, type CommandEnv } from './env';
+import { blocksGroup, CliError, isVfioDriver, type CommandEnv } from './env';
 import { className, hex, json, table } from './format';
 
 export const listUsage = `vfio list [--json]
   Lists the IOMMU groups with their devices (address, vendor:device, class,
-  driver). A group is viable when none of its devices is bound to a driver
+  driver), the group's /dev/vfio node (made once a device is on vfio-pci),
+  and whether the group is viable: none of its devices is bound to a driver
   that claims DMA (anything but vfio-pci, pci-stub, pcieport, or no driver).`;
 
 /** A device as `list --json` and `bind --json` report it. */
@@ -28,8 +29,8 @@ export function list(env: CommandEnv): void {
     const blocking = g.devices.filter((d) => blocksGroup(d.driver));
     return {
       id: g.id,
-      // Where the group node would be; it exists once a device of the group is bound to vfio-pci.
-      node: `${env.devRoot}/${g.id}`,
+      // The kernel makes the group node once a device of the group is bound to vfio-pci.
+      node: g.devices.some((d) => isVfioDriver(d.driver)) ? `${env.devRoot}/${g.id}` : null,
       viable: blocking.length === 0,
       blocking: blocking.map((d) => d.address),
       devices: g.devices.map(deviceJson),
@@ -48,7 +49,7 @@ export function list(env: CommandEnv): void {
   const lines: string[] = [];
   for (const g of groups) {
     const verdict = g.viable ? 'viable' : `not viable: ${g.blocking.length === 1 ? 'bind' : 'bind all of'} ${g.blocking.join(', ')} to vfio-pci`;
-    lines.push(`IOMMU group ${g.id}  ${g.node}  ${verdict}`, ...rows.splice(0, g.devices.length));
+    lines.push(`IOMMU group ${g.id}  ${g.node ?? '(no node)'}  ${verdict}`, ...rows.splice(0, g.devices.length));
   }
   env.stdout.write(`${lines.join('\n')}\n`);
 }

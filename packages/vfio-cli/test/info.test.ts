@@ -133,6 +133,14 @@ describe('errors: one line on stderr, nothing on stdout', () => {
     }
   });
 
+  test('an IRQ index the kernel refuses with EINVAL is absent, as ERR on a conventional PCI device', () => {
+    kernel.failNext({ syscall: 'ioctl', request: VFIO_DEVICE_GET_IRQ_INFO, errno: 'EINVAL', skip: 3 });
+    const r = run(['info', '--json', '00:03.0'], { context });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).irqs.map((q: { name: string }) => q.name)).toEqual(['INTx', 'MSI', 'MSI-X', 'REQ']);
+    expect(kernel.pendingFaults()).toBe(0);
+  });
+
   test('a failing ioctl mid-way reports it and still closes everything', () => {
     kernel.failNext({ syscall: 'ioctl', request: VFIO_DEVICE_GET_IRQ_INFO, errno: 'EIO', skip: 2 });
     const r = run(['info', '00:03.0'], { context });

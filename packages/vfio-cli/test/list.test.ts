@@ -30,7 +30,8 @@ test('a device bound to a host driver makes its group not viable and is named', 
   kernel.bindDriver('0000:03:02.0', 'e1000e');
   kernel.bindDriver('0000:03:01.0', 'igb');
   const r = run(['list'], { context });
-  expect(r.stdout).toContain('IOMMU group 9  /dev/vfio/9  not viable: bind all of 0000:03:01.0, 0000:03:02.0 to vfio-pci\n');
+  // No device on vfio-pci: the kernel has made no group node.
+  expect(r.stdout).toContain('IOMMU group 9  (no node)  not viable: bind all of 0000:03:01.0, 0000:03:02.0 to vfio-pci\n');
   kernel.bindDriver('0000:03:01.0', 'vfio-pci');
   expect(run(['list'], { context }).stdout).toContain('IOMMU group 9  /dev/vfio/9  not viable: bind 0000:03:02.0 to vfio-pci\n');
 });
@@ -55,6 +56,8 @@ test('--json: groups with ids, node, viability and devices', () => {
     class: 0x010802, className: 'Mass storage controller', driver: 'vfio-pci', iommuGroup: 8,
   }]);
   expect(groups[2].devices[0].driver).toBeNull();
+  kernel.bindDriver('0000:03:01.0', null);
+  expect(JSON.parse(run(['list', '--json'], { context }).stdout).groups[2]).toMatchObject({ node: null, viable: false });
 });
 
 test('--sysfs-root and --dev-root without a context, or overriding its roots', () => {

@@ -50,6 +50,10 @@ const hints: Record<string, Record<string, string>> = {
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: {
     ENODEV: 'the device cannot be bus-reset (on the root bus, or no reset-capable bridge above it)',
   },
+  VFIO_DEVICE_PCI_HOT_RESET: {
+    // Seen for an nvme behind a QEMU pcie-root-port: the group proof passed, then pci_reset_bus() had no way to reset.
+    ENOTTY: 'the groups were accepted, but neither the slot nor the bus can be reset (the bridge above cannot, or a device on the bus forbids bus reset); use reset() where the device has a reset of its own',
+  },
   VFIO_DEVICE_SET_IRQS: {
     EINVAL: 'only one of INTx, MSI and MSI-X can be enabled at a time; disable the other first',
   },

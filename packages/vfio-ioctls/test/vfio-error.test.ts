@@ -1,4 +1,7 @@
+import * as b from 'vfio-bindings';
+import { Device } from '../src';
 import { VfioError } from '../src/errors';
+import { EDU, GROUP, kernel } from './helpers';
 
 describe('VfioError', () => {
   test('fromErrno uses the names the native addon reports (libuv), not their aliases', () => {
@@ -20,11 +23,26 @@ describe('VfioError', () => {
     ['VFIO_IOMMU_MAP_DMA', 'ENOMEM', /RLIMIT_MEMLOCK/],
     ['VFIO_GROUP_GET_DEVICE_FD', 'EBUSY', /already open/],
     ['VFIO_GROUP_GET_STATUS', 'EACCES', /permission/],
+    ['VFIO_DEVICE_PCI_HOT_RESET', 'ENOTTY', /neither the slot nor the bus can be reset/],
   ])('%s answering %s carries a hint', (operation, code, hint) => {
     const errno = require('node:os').constants.errno[code] as number;
     const e = VfioError.fromErrno(errno, { syscall: 'ioctl', operation });
     expect(e.hint).toMatch(hint);
     expect(e.message).toContain(`(hint: ${e.hint})`);
+  });
+
+  test('Device.hotReset answering ENOTTY carries the hot reset hint', () => {
+    const { fake, env } = kernel([{ address: EDU, group: GROUP, hotResetDependents: [EDU] }]);
+    const device = Device.open(EDU, env);
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_PCI_HOT_RESET, errno: 'ENOTTY' });
+    expect(() => device.hotReset()).toThrow(expect.objectContaining({
+      name: 'VfioError', code: 'ENOTTY', operation: 'VFIO_DEVICE_PCI_HOT_RESET', device: EDU, hint: expect.stringContaining('neither the slot nor the bus'),
+    }));
+    device.close();
+  });
+
+  test('ENOTTY elsewhere has no hint', () => {
+    expect(VfioError.fromErrno(25, { syscall: 'ioctl', operation: 'VFIO_DEVICE_FEATURE' }).hint).toBeUndefined();
   });
 
   test('an error without a common cause has no hint', () => {

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { groupDevices, type PciDeviceInfo } from 'vfio-ioctls';
-import { blocksGroup, CliError, findDevice, isVfioDriver, pciAddress, type CommandEnv } from './env';
+import { blocksGroup, CliError, findDevice, isVfioDriver, pciAddress, usageError, type CommandEnv } from './env';
 import { json } from './format';
 import { deviceJson } from './list';
 
@@ -61,7 +61,7 @@ export function unbind(env: CommandEnv): void {
 }
 
 function target(env: CommandEnv, command: string): { address: string; before: PciDeviceInfo } {
-  if (env.args.length > 1) throw new CliError(`${command}: unexpected argument '${env.args[1]}'`, 2);
+  if (env.args.length > 1) throw usageError(`${command}: unexpected argument '${env.args[1]}'`);
   const address = pciAddress(env.args[0], command);
   return { address, before: findDevice(env, address, command) };
 }

@@ -1,7 +1,7 @@
 /** `vfio info <address>`: what VFIO reports about a device, opened and closed again. */
 import * as b from 'vfio-bindings';
 import { Container, Group, type Device, type Region } from 'vfio-ioctls';
-import { CliError, findDevice, isVfioDriver, pciAddress, type CommandEnv } from './env';
+import { CliError, findDevice, isVfioDriver, pciAddress, usageError, type CommandEnv } from './env';
 import { flagNames, hex, hex0x, json, pageSizes, size, table } from './format';
 
 export const infoUsage = `vfio info <pci-address> [--json]
@@ -39,7 +39,7 @@ const PCI_IRQ_NAMES: Record<number, string> = {
 const IOMMU_TYPES: Record<number, string> = { [b.VFIO_TYPE1_IOMMU]: 'type1', [b.VFIO_TYPE1v2_IOMMU]: 'type1v2' };
 
 export function info(env: CommandEnv): void {
-  if (env.args.length > 1) throw new CliError(`info: unexpected argument '${env.args[1]}'`, 2);
+  if (env.args.length > 1) throw usageError(`info: unexpected argument '${env.args[1]}'`);
   const address = pciAddress(env.args[0], 'info');
   const pci = findDevice(env, address, 'info');
   if (!isVfioDriver(pci.driver)) {

@@ -1,6 +1,6 @@
 /** `vfio list`: every IOMMU group, its devices, and whether VFIO can use it. */
 import { listIommuGroups, type PciDeviceInfo } from 'vfio-ioctls';
-import { blocksGroup, CliError, isVfioDriver, type CommandEnv } from './env';
+import { blocksGroup, isVfioDriver, usageError, type CommandEnv } from './env';
 import { className, hex, json, table } from './format';
 
 export const listUsage = `vfio list [--json]
@@ -24,7 +24,7 @@ export function deviceJson(d: PciDeviceInfo) {
 }
 
 export function list(env: CommandEnv): void {
-  if (env.args.length > 0) throw new CliError(`list: unexpected argument '${env.args[0]}'`, 2);
+  if (env.args.length > 0) throw usageError(`list: unexpected argument '${env.args[0]}'`);
   const groups = listIommuGroups({ sysfsRoot: env.sysfsRoot }).map((g) => {
     const blocking = g.devices.filter((d) => blocksGroup(d.driver));
     return {

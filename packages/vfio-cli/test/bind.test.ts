@@ -148,7 +148,7 @@ describe.each(['bind', 'unbind'])('%s: argument errors', (command) => {
   test.each([
     [[], 2, `vfio: ${command}: missing PCI address (like 0000:00:03.0) (see 'vfio help')`],
     [['0000:00:3.0'], 2, `vfio: ${command}: '0000:00:3.0' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')`],
-    [['00:03.0', 'x'], 2, `vfio: ${command}: unexpected argument 'x'`],
+    [['00:03.0', 'x'], 2, `vfio: ${command}: unexpected argument 'x' (see 'vfio help')`],
   ])('%j', (args, code, line) => {
     expect(run([command, ...args], { context, writeSysfs: bindingModel(kernel).writeSysfs })).toEqual({ code, stdout: '', stderr: `${line}\n` });
   });

@@ -90,7 +90,7 @@ describe('errors: one line on stderr, nothing on stdout', () => {
     [['info'], 2, "vfio: info: missing PCI address (like 0000:00:03.0) (see 'vfio help')"],
     [['info', '00:20.0'], 2, "vfio: info: '00:20.0' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
     [['info', 'edu'], 2, "vfio: info: 'edu' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
-    [['info', '00:03.0', '01:00.0'], 2, "vfio: info: unexpected argument '01:00.0'"],
+    [['info', '00:03.0', '01:00.0'], 2, "vfio: info: unexpected argument '01:00.0' (see 'vfio help')"],
   ])('%j', (argv, code, line) => {
     expect(run(argv, { context })).toEqual({ code, stdout: '', stderr: `${line}\n` });
   });

@@ -85,5 +85,5 @@ test('no IOMMU groups: a hint about the IOMMU, still exit 0; --json gives an emp
 });
 
 test('list takes no arguments', () => {
-  expect(run(['list', '9'], { context })).toEqual({ code: 2, stdout: '', stderr: "vfio: list: unexpected argument '9'\n" });
+  expect(run(['list', '9'], { context })).toEqual({ code: 2, stdout: '', stderr: "vfio: list: unexpected argument '9' (see 'vfio help')\n" });
 });

@@ -27,7 +27,7 @@ commands:
 ${Object.values(commands).map((c) => `  ${c.usage.replace(/\n/g, '\n  ')}`).join('\n\n')}
 
   vfio help [command]
-  Prints this help, or one command's.
+    Prints this help, or one command's.
 
 options:
   --json              print one JSON document instead of text

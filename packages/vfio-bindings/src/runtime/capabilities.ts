@@ -1,6 +1,7 @@
 import { CAPABILITY_TABLE, type CapabilityKind } from '../capability-table';
 import { vfio_info_cap_header } from '../generated/vfio';
 import { checkBytes, checkOffset } from './bytes';
+import { internals } from './codec';
 import { bindingsRangeError, bindingsTypeError } from './errors';
 import { describe } from './scalars';
 
@@ -39,13 +40,19 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     checkOffset(argsz, infoName, 'argsz');
     limit = Math.min(limit, argsz);
   }
-  const view = bytes.subarray(0, limit);
+  // One DataView for the whole walk, ending at the limit, so every struct's
+  // own bounds check is against min(argsz, bytes.length).
+  const view = new DataView(bytes.buffer, bytes.byteOffset, limit);
+  const header = internals(vfio_info_cap_header);
   const caps: Capability[] = [];
-  const taken: [number, number][] = [];
+  const taken: number[] = []; // start, end pairs
   let offset = firstOffset;
-  let pointer = `${infoName}.cap_offset`;
-  const field = () => (caps.length ? 'next' : 'cap_offset');
-  const fail = (msg: string) => bindingsRangeError(caps.length ? H : infoName, field(), `${msg} (${pointer} = ${offset})`);
+  let from = -1; // where the pointer being followed was read: -1 for cap_offset
+  // The error text names that pointer; built only when there is an error.
+  const fail = (msg: string) => {
+    const pointer = from < 0 ? `${infoName}.cap_offset` : `${H}.next at ${from}`;
+    return bindingsRangeError(from < 0 ? infoName : H, from < 0 ? 'cap_offset' : 'next', `${msg} (${pointer} = ${offset})`);
+  };
 
   while (offset !== 0) {
     if (offset < table.info.size) throw fail(`points inside ${infoName}, which is ${table.info.size} bytes`);
@@ -53,32 +60,36 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     if (offset + vfio_info_cap_header.size > limit) {
       throw fail(`leaves no room for a capability header before the end (${limit} bytes${argsz !== undefined ? ', argsz included' : ''})`);
     }
-    const header = vfio_info_cap_header.decode(view, offset);
-    const entry = table.caps.get(header.id);
-    let value: object | undefined;
+    const { id, version, next } = header.read(view, offset) as { id: number; version: number; next: number };
+    const entry = table.caps.get(id);
+    let value: Record<string, unknown> | undefined;
     let end: number;
     if (entry && entry.codec) {
       // The struct's own decode bounds-checks it and its flexible array.
-      value = entry.codec.decode(view, offset);
-      end = offset + entry.codec.encodedSize(value as never);
+      const codec = internals(entry.codec);
+      const decoded: Record<string, unknown> = codec.decodeView(view, limit, offset);
+      value = decoded;
+      end = offset + codec.extent(decoded);
     } else {
       end = offset + vfio_info_cap_header.size;
     }
-    for (const [s, e] of taken) {
+    for (let i = 0; i < taken.length; i += 2) {
+      const s = taken[i];
+      const e = taken[i + 1];
       if (offset < e && s < end) {
         throw fail(offset === s ? 'loops back to a capability already read' : `overlaps the capability at ${s}..${e}`);
       }
     }
-    taken.push([offset, end]);
+    taken.push(offset, end);
     // An unknown capability's length is not known: hand back up to the next
     // one (when it follows) or to the end of the data.
-    const sliceEnd = entry && entry.codec ? end : header.next > offset ? Math.min(header.next, limit) : limit;
-    const cap: Capability = { id: header.id, version: header.version, offset, next: header.next, bytes: bytes.slice(offset, sliceEnd) };
+    const sliceEnd = value ? end : next > offset ? Math.min(next, limit) : limit;
+    const cap: Capability = { id, version, offset, next, bytes: bytes.slice(offset, sliceEnd) };
     if (entry) cap.name = entry.name;
     if (value) cap.value = value;
     caps.push(cap);
-    pointer = `${H}.next at ${offset}`;
-    offset = header.next;
+    from = offset;
+    offset = next;
   }
   return caps;
 }

@@ -1,5 +1,6 @@
 import { checkBytes, checkCount, checkOffset, viewOf } from './bytes';
 import { bindingsRangeError, bindingsTypeError } from './errors';
+import { compileStruct, type Compiled, type LayoutField, type Nested } from './compile';
 import { checkScalar, describe, isScalarType, readScalar, SCALAR_SIZE, type ScalarType, writeScalar } from './scalars';
 
 /** What encode accepts for a decoded type T: every field optional (zero when missing), 64-bit fields also as safe-integer numbers. */
@@ -129,13 +130,19 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 
 const isArrayLike = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
 
-class Codec<T> implements StructCodec<T> {
+// Field names become object keys in compiled code (see compile.ts), so they
+// must be C identifiers; '__proto__' would set the prototype instead.
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+class Codec<T> implements StructCodec<T>, Nested {
   readonly fields: readonly Field[];
   readonly flex?: FlexInfo;
   readonly pointerArrays?: readonly PointerArrayInfo[];
   private readonly byName: ReadonlyMap<string, Field>;
   private readonly fixed: readonly Field[];
   private readonly flexField?: Field;
+  // Compiled on first use (the object stays mutable although the codec is frozen).
+  private readonly impl: { c?: Compiled } = {};
 
   constructor(
     readonly name: string,
@@ -146,6 +153,8 @@ class Codec<T> implements StructCodec<T> {
     extras: StructExtras,
   ) {
     this.fields = rows.map(([fname, offset, element, ctype, count = 0, union = '']) => {
+      if (!IDENTIFIER.test(fname) || fname === '__proto__') throw bindingsTypeError(name, String(fname), 'field name must be a C identifier');
+      if (!Number.isSafeInteger(offset) || offset < 0) throw bindingsRangeError(name, fname, `offset must be a non-negative integer, got ${describe(offset)}`);
       const elemSize = isScalarType(element) ? SCALAR_SIZE[element] : element.size;
       const info: Field = {
         name: fname,
@@ -181,6 +190,12 @@ class Codec<T> implements StructCodec<T> {
     Object.freeze(this);
   }
 
+  compiled(): Compiled {
+    return (this.impl.c ??= compileStruct(this.name, this.fixed as readonly LayoutField[], this.flexField as LayoutField | undefined, (view, base, given, value) =>
+      this.checkUnions(view, base, given.map((i) => this.fixed[i]), value),
+    ));
+  }
+
   offsetOf(path: string): number {
     let codec: Codec<any> = this;
     let offset = 0;
@@ -214,6 +229,11 @@ class Codec<T> implements StructCodec<T> {
 
   encodedSize(value: EncodeInput<T>): number {
     this.checkValue(value);
+    return this.extent(value);
+  }
+
+  /** encodedSize of a value already checked (or decoded by this codec). */
+  extent(value: Record<string, unknown>): number {
     const items = this.flexItems(value);
     if (!items) return this.size;
     return Math.max(this.size, this.flexField!.offset + items.length * this.flexField!.elemSize);
@@ -236,41 +256,7 @@ class Codec<T> implements StructCodec<T> {
 
   /** Writes into zeroed bytes; value already checked to be an object. */
   write(view: DataView, base: number, value: Record<string, unknown>): void {
-    const given: Field[] = [];
-    for (const f of this.fixed) {
-      const v = value[f.name];
-      if (v === undefined) continue;
-      given.push(f);
-      this.writeField(view, base, f, v);
-    }
-    const flex = this.flexField;
-    const items = this.flexItems(value);
-    if (flex && items) {
-      for (let i = 0; i < items.length; i++) this.writeElement(view, base + flex.offset + i * flex.elemSize, flex, items[i], `${flex.name}[${i}]`);
-    }
-    this.checkUnions(view, base, given, value);
-  }
-
-  private writeField(view: DataView, base: number, f: Field, v: unknown): void {
-    if (f.arrayLength === 0) return this.writeElement(view, base + f.offset, f, v, f.name);
-    if (!isArrayLike(v)) throw bindingsTypeError(this.name, f.name, `expected an array of ${f.arrayLength}, got ${describe(v)}`);
-    if (v.length > f.arrayLength) throw bindingsRangeError(this.name, f.name, `${v.length} elements given, the array holds ${f.arrayLength}`);
-    for (let i = 0; i < v.length; i++) this.writeElement(view, base + f.offset + i * f.elemSize, f, v[i], `${f.name}[${i}]`);
-  }
-
-  private writeElement(view: DataView, at: number, f: Field, v: unknown, label: string): void {
-    if (isScalarType(f.element)) {
-      writeScalar(view, at, f.element, checkScalar(f.element, v, this.name, label));
-      return;
-    }
-    const inner: Codec<any> = f.element as Codec<any>;
-    try {
-      inner.checkValue(v);
-      inner.write(view, at, v);
-    } catch (e) {
-      // Name the path from this struct down: vfio_region_info_cap_sparse_mmap.areas[1].size.
-      throw rename(e, this.name, label, inner.name);
-    }
+    this.compiled().write(view, base, value);
   }
 
   // Members of one union that were both given must agree on the bytes they
@@ -282,8 +268,8 @@ class Codec<T> implements StructCodec<T> {
       for (const g of tagged) {
         if (f === g || !conflict(f, g)) continue;
         const scratch = new Uint8Array(this.size);
-        const sv = viewOf(scratch);
-        this.writeField(sv, 0, f, value[f.name]);
+        // Only f is given, so this write cannot come back here.
+        this.write(viewOf(scratch), 0, { [f.name]: value[f.name] });
         const lo = Math.max(f.offset, g.offset);
         const hi = Math.min(f.offset + f.size, g.offset + g.size);
         for (let i = lo; i < hi; i++) {
@@ -298,12 +284,17 @@ class Codec<T> implements StructCodec<T> {
   decode(bytes: Uint8Array, offset = 0, options?: DecodeOptions): T {
     checkBytes(bytes, this.name, '(bytes)');
     checkOffset(offset, this.name, '(bytes)');
-    if (offset + this.size > bytes.length) {
-      const f = this.fields.find((x) => offset + x.offset + x.size > bytes.length) ?? this.fields[0];
-      throw bindingsRangeError(this.name, f ? f.name : '(bytes)', `buffer too short: struct needs ${this.size} bytes at offset ${offset}, buffer has ${bytes.length}`);
+    return this.decodeView(viewOf(bytes), bytes.length, offset, options);
+  }
+
+  /** decode over a view the caller already has (walkCapabilities reuses one per buffer); offset checked. */
+  decodeView(view: DataView, length: number, offset: number, options?: DecodeOptions): T {
+    if (offset + this.size > length) {
+      const f = this.fields.find((x) => offset + x.offset + x.size > length) ?? this.fields[0];
+      throw bindingsRangeError(this.name, f ? f.name : '(bytes)', `buffer too short: struct needs ${this.size} bytes at offset ${offset}, buffer has ${length}`);
     }
-    const view = viewOf(bytes);
-    const out = this.read(view, offset);
+    const c = this.compiled();
+    const out = c.read(view, offset);
     const flex = this.flexField;
     if (flex) {
       let n: number | undefined;
@@ -314,34 +305,18 @@ class Codec<T> implements StructCodec<T> {
       }
       if (n !== undefined) {
         const start = offset + flex.offset;
-        const room = Math.floor(Math.max(0, bytes.length - start) / flex.elemSize);
+        const room = Math.floor(Math.max(0, length - start) / flex.elemSize);
         if (n > room) {
           throw bindingsRangeError(this.name, flex.name, `count ${n} needs ${n * flex.elemSize} bytes at offset ${start}, buffer has room for ${room} elements`);
         }
-        const items = new Array(n);
-        for (let i = 0; i < n; i++) items[i] = this.readElement(view, start + i * flex.elemSize, flex);
-        out[flex.name] = items;
+        out[flex.name] = c.readFlex(view, start, n);
       }
     }
     return out as T;
   }
 
   read(view: DataView, base: number): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const f of this.fixed) {
-      if (f.arrayLength === 0) out[f.name] = this.readElement(view, base + f.offset, f);
-      else {
-        const arr = new Array(f.arrayLength);
-        for (let i = 0; i < f.arrayLength; i++) arr[i] = this.readElement(view, base + f.offset + i * f.elemSize, f);
-        out[f.name] = arr;
-      }
-    }
-    return out;
-  }
-
-  private readElement(view: DataView, at: number, f: Field): unknown {
-    if (isScalarType(f.element)) return readScalar(view, at, f.element);
-    return (f.element as Codec<any>).read(view, at);
+    return this.compiled().read(view, base);
   }
 }
 
@@ -350,15 +325,9 @@ function conflict(a: FieldInfo, b: FieldInfo): boolean {
   return false;
 }
 
-function rename(e: unknown, struct: string, label: string, innerName: string): unknown {
-  const err = e as { struct?: string; field?: string; message?: string };
-  if (err && err.struct === innerName && typeof err.message === 'string' && typeof err.field === 'string') {
-    const field = err.field === '(value)' ? label : `${label}.${err.field}`;
-    err.message = `${struct}.${field}: ${err.message.slice(`${innerName}.${err.field}: `.length)}`;
-    err.struct = struct;
-    err.field = field;
-  }
-  return e;
+/** The package's own entry to decodeView/extent (walkCapabilities); every StructCodec is made by defineStruct. */
+export function internals(codec: StructCodec<any>): Codec<any> {
+  return codec as Codec<any>;
 }
 
 /** Builds a codec from the generator's table. */

@@ -8,7 +8,7 @@ import {
 } from '../generated/vfio';
 import { checkBytes, checkOffset, viewOf } from './bytes';
 import { bindingsRangeError, bindingsTypeError } from './errors';
-import { checkScalar, describe, readScalar, SCALAR_SIZE, writeScalar } from './scalars';
+import { checkScalar, describe, LITTLE_ENDIAN, SCALAR_SIZE } from './scalars';
 
 const S = 'vfio_irq_set';
 
@@ -60,24 +60,41 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
 
   const elem = eventfds ? SCALAR_SIZE.s32 : bools ? 1 : 0;
   const argsz = vfio_irq_set.size + count * elem * (data ? 1 : 0);
-  const out = vfio_irq_set.encode({ argsz, flags, index: args.index, start: args.start, count });
   const bytes = new Uint8Array(argsz);
-  bytes.set(out);
-  const view = viewOf(bytes);
-  const base = vfio_irq_set.offsetOf('data');
-  if (eventfds) {
-    eventfds.forEach((fd, i) => {
-      const v = checkScalar('s32', fd, S, `data[${i}]`) as number;
-      if (v < -1) throw bindingsRangeError(S, `data[${i}]`, `${v} is not an eventfd (use -1 to de-assign)`);
-      writeScalar(view, base + i * elem, 's32', v);
-    });
-  } else if (bools) {
-    bools.forEach((b, i) => {
+  vfio_irq_set.encode({ argsz, flags, index: args.index, start: args.start, count }, bytes);
+  if (eventfds) writeEventfds(bytes, eventfds, count);
+  else if (bools) {
+    for (let i = 0; i < count; i++) {
+      const b = bools[i];
       if (typeof b !== 'boolean') throw bindingsTypeError(S, `data[${i}]`, `expected a boolean, got ${describe(b)}`);
-      bytes[base + i] = b ? 1 : 0;
-    });
+      bytes[DATA + i] = b ? 1 : 0;
+    }
   }
   return bytes;
+}
+
+// data[] starts 4-byte aligned in a fresh buffer, so the eventfds can go
+// through an Int32Array: host byte order, as the kernel reads them.
+const DATA = vfio_irq_set.offsetOf('data');
+if (DATA % 4 !== 0) throw new Error(`vfio_irq_set.data at ${DATA} is not 4-byte aligned`);
+
+/**
+ * One pass: an inline test accepts the valid fds (integers -1..2^31-1); anything
+ * else goes to the same checks, labels and messages as before, built only then.
+ * Holes in a sparse array are undefined here and rejected, never written as 0.
+ */
+function writeEventfds(bytes: Uint8Array, eventfds: readonly number[], count: number): void {
+  const fds = new Int32Array(bytes.buffer, bytes.byteOffset + DATA, count);
+  for (let i = 0; i < count; i++) {
+    const fd = eventfds[i];
+    fds[i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
+  }
+}
+
+function checkEventfd(fd: unknown, i: number): number {
+  const v = checkScalar('s32', fd, S, `data[${i}]`) as number;
+  if (v < -1) throw bindingsRangeError(S, `data[${i}]`, `${v} is not an eventfd (use -1 to de-assign)`);
+  return v;
 }
 
 /** Reads a vfio_irq_set with its data as the DATA_* flag says; argsz must cover the data and the buffer. */
@@ -91,12 +108,19 @@ export function decodeIrqSet(bytes: Uint8Array, offset = 0): DecodedIrqSet {
   if (type === VFIO_IRQ_SET_DATA_NONE) return out;
   const elem = type === VFIO_IRQ_SET_DATA_EVENTFD ? 4 : type === VFIO_IRQ_SET_DATA_BOOL ? 1 : -1;
   if (elem < 0) throw bindingsRangeError(S, 'flags', `DATA_* bits 0x${type.toString(16)} name more than one data type`);
-  const base = offset + vfio_irq_set.offsetOf('data');
+  const base = offset + DATA;
   const end = base + count * elem;
   if (end > bytes.length) throw bindingsRangeError(S, 'data', `count ${count} needs ${count * elem} bytes of data, buffer has ${Math.max(0, bytes.length - base)}`);
   if (argsz < end - offset) throw bindingsRangeError(S, 'argsz', `${argsz} does not cover the ${count * elem} bytes of data`);
   const view = viewOf(bytes);
-  if (elem === 4) out.eventfds = Array.from({ length: count }, (_, i) => readScalar(view, base + 4 * i, 's32') as number);
-  else out.bools = Array.from({ length: count }, (_, i) => bytes[base + i] !== 0);
+  if (elem === 4) {
+    const fds = new Array<number>(count);
+    for (let i = 0; i < count; i++) fds[i] = view.getInt32(base + 4 * i, LITTLE_ENDIAN);
+    out.eventfds = fds;
+  } else {
+    const bools = new Array<boolean>(count);
+    for (let i = 0; i < count; i++) bools[i] = bytes[base + i] !== 0;
+    out.bools = bools;
+  }
   return out;
 }

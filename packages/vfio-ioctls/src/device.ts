@@ -8,7 +8,8 @@ import { Group } from './group';
 import { FdHandle, runAll } from './handle';
 import type { IommuContext } from './iommu-context';
 import { Interrupts, type IrqHost } from './interrupts';
-import { decodeIrqInfo, irqInfoArg, type IrqInfo } from './irq';
+import { fillIrqInfoArg, newIrqInfoArg, readIrqInfo, type IrqInfo } from './irq';
+import type { ArgBuffer } from './arg-buffer';
 import { Region, type RegionHost } from './region';
 import { openSharedDevice } from './registry';
 import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from './validate';
@@ -101,6 +102,8 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   readonly #iommu: IommuContext | undefined;
   #regions: Map<number, Region> | undefined;
   readonly #interrupts = new Set<Interrupts>();
+  /** Reused by irqInfo(), which reads the answer before the next query. */
+  #irqInfoArg: ArgBuffer | undefined;
 
   private constructor(context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) {
     super(context.backend, fd, `device ${name}`);
@@ -216,9 +219,14 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   irqInfo(index: number): IrqInfo {
     this.checkIrqIndex(index);
     const fd = this.fd;
-    const arg = irqInfoArg(index);
-    this.ioctl('VFIO_DEVICE_GET_IRQ_INFO', () => this.backend.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, arg));
-    return decodeIrqInfo(arg);
+    const arg = (this.#irqInfoArg ??= newIrqInfoArg());
+    fillIrqInfoArg(arg, index);
+    try {
+      this.backend.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, arg.bytes);
+    } catch (error) {
+      throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_IRQ_INFO', device: this.name });
+    }
+    return readIrqInfo(arg);
   }
 
   /**

@@ -1,4 +1,5 @@
-import { bindings as b, decodeAnswer, encodeArg } from './abi';
+import { bindings as b } from './abi';
+import { ArgBuffer, fieldAt } from './arg-buffer';
 
 /** What VFIO_DEVICE_GET_IRQ_INFO reports for one IRQ index. */
 export interface IrqInfo {
@@ -18,17 +19,37 @@ export interface IrqInfo {
   noresize: boolean;
 }
 
-/** @internal Encodes the VFIO_DEVICE_GET_IRQ_INFO argument. */
-export function irqInfoArg(index: number): Uint8Array {
-  return encodeArg(b.vfio_irq_info, { index });
+const info = b.vfio_irq_info;
+const ARGSZ = fieldAt(info, 'argsz', 4);
+const FLAGS = fieldAt(info, 'flags', 4);
+const INDEX = fieldAt(info, 'index', 4);
+const COUNT = fieldAt(info, 'count', 4);
+
+/** @internal A VFIO_DEVICE_GET_IRQ_INFO argument, reused by one device for every query. */
+export function newIrqInfoArg(): ArgBuffer {
+  return new ArgBuffer(info.size);
 }
 
-/** @internal Decodes the VFIO_DEVICE_GET_IRQ_INFO answer. */
-export function decodeIrqInfo(bytes: Uint8Array): IrqInfo {
-  const { flags, index, count } = decodeAnswer(b.vfio_irq_info, bytes, 'VFIO_DEVICE_GET_IRQ_INFO');
+/**
+ * @internal Fills the argument for `index` (already checked to be a u32):
+ * every field is written, as the codec's encode would, so no answer of a
+ * previous query is handed back to the kernel.
+ */
+export function fillIrqInfoArg(arg: ArgBuffer, index: number): void {
+  const { view } = arg;
+  view.setUint32(ARGSZ, info.size, true);
+  view.setUint32(FLAGS, 0, true);
+  view.setUint32(INDEX, index, true);
+  view.setUint32(COUNT, 0, true);
+}
+
+/** @internal Reads the kernel's answer (all u32 fields: nothing to reject). */
+export function readIrqInfo(arg: ArgBuffer): IrqInfo {
+  const { view } = arg;
+  const flags = view.getUint32(FLAGS, true);
   return {
-    index,
-    count,
+    index: view.getUint32(INDEX, true),
+    count: view.getUint32(COUNT, true),
     flags,
     eventfd: (flags & b.VFIO_IRQ_INFO_EVENTFD) !== 0,
     maskable: (flags & b.VFIO_IRQ_INFO_MASKABLE) !== 0,

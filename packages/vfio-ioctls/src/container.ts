@@ -1,7 +1,9 @@
 import { constants as fsConstants } from 'node:fs';
 import { bindings as b, capabilityChain, encodeArg, publicCapability, queryInfo, type CapabilityRef } from './abi';
 import { kernelCall, VfioContext, type VfioOptions } from './context';
-import { bufferAddress, bufferState, DmaBuffer, pinBuffer, unpinBuffer } from './dma-buffer';
+import type { ArgBuffer } from './arg-buffer';
+import { fillMapDma, fillUnmapDma, newMapDmaArg, newUnmapDmaArg } from './dma-args';
+import { bufferAddress, bufferState, DmaBuffer, unpinBuffer } from './dma-buffer';
 import { DmaMapping } from './dma-mapping';
 import { VfioError } from './errors';
 import type { Group } from './group';
@@ -50,6 +52,9 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
   #allocator: IovaAllocator | undefined;
   #unmapAllSupported: boolean | undefined;
   #rangesStale = false;
+  /** MAP_DMA / UNMAP_DMA arguments, reused: ioctls are synchronous. */
+  #mapArg: ArgBuffer | undefined;
+  #unmapArg: ArgBuffer | undefined;
 
   private constructor(context: VfioContext, fd: number, apiVersion: number) {
     super(context.backend, fd, `container ${context.containerPath}`);
@@ -227,12 +232,18 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
    */
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
     checkInstance('buffer', buffer, DmaBuffer);
-    const opts = checkOptions('options', options);
-    const read = opts.read === undefined ? true : checkBoolean('options.read', opts.read);
-    const write = opts.write === undefined ? true : checkBoolean('options.write', opts.write);
-    if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');
-    const requested = opts.iova === undefined ? undefined : checkU64('options.iova', opts.iova);
-    const maxIova = opts.maxIova === undefined ? undefined : checkU64('options.maxIova', opts.maxIova);
+    let read = true;
+    let write = true;
+    let requested: bigint | undefined;
+    let maxIova: bigint | undefined;
+    if (options !== undefined) {
+      const opts = checkOptions('options', options);
+      if (opts.read !== undefined) read = checkBoolean('options.read', opts.read);
+      if (opts.write !== undefined) write = checkBoolean('options.write', opts.write);
+      if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');
+      if (opts.iova !== undefined) requested = checkU64('options.iova', opts.iova);
+      if (opts.maxIova !== undefined) maxIova = checkU64('options.maxIova', opts.maxIova);
+    }
     const state = bufferState(buffer);
     if (state.backend !== this.backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the container', buffer);
     this.assertIommu('VFIO_IOMMU_MAP_DMA');
@@ -240,19 +251,24 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
     const size = BigInt(buffer.size);
     checkAligned('buffer.size', size, allocator.alignment);
     const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : this.checkIova(allocator, requested, size, maxIova);
-    const vaddr = bufferAddress(buffer);
+    const vaddr = bufferAddress(state);
     // The kernel needs the process address aligned like the IOVA; memory
     // from allocDma is only CPU-page aligned, less than a larger IOMMU page.
     if (vaddr % allocator.alignment !== 0n) {
       throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
     }
     const flags = (read ? b.VFIO_DMA_MAP_FLAG_READ : 0) | (write ? b.VFIO_DMA_MAP_FLAG_WRITE : 0);
-    const arg = encodeArg(b.vfio_iommu_type1_dma_map, { flags, vaddr, iova, size });
     const fd = this.fd;
-    this.ioctl('VFIO_IOMMU_MAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_MAP_DMA, arg));
+    const arg = (this.#mapArg ??= newMapDmaArg());
+    fillMapDma(arg, flags, vaddr, iova, size);
+    try {
+      this.backend.ioctl(fd, b.VFIO_IOMMU_MAP_DMA, arg.bytes);
+    } catch (error) {
+      throw this.ioctlError(error, 'VFIO_IOMMU_MAP_DMA');
+    }
     allocator.reserve(iova, size);
-    pinBuffer(buffer);
-    const mapping = new DmaMapping(this, buffer, iova, read, write);
+    state.pins++;
+    const mapping = new DmaMapping(this, buffer, iova, size, read, write);
     this.#mappings.add(mapping);
     return mapping;
   }
@@ -289,8 +305,13 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
   unmapMapping(mapping: DmaMapping): void {
     if (!this.#mappings.has(mapping)) return;
     const fd = this.fd;
-    const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: 0, iova: mapping.iova, size: mapping.size });
-    this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
+    const arg = (this.#unmapArg ??= newUnmapDmaArg());
+    fillUnmapDma(arg, 0, mapping.iova, mapping.size);
+    try {
+      this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg.bytes);
+    } catch (error) {
+      throw this.ioctlError(error, 'VFIO_IOMMU_UNMAP_DMA');
+    }
     this.forget(mapping);
   }
 
@@ -370,5 +391,10 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
 
   private ioctl<T>(operation: string, call: () => T): T {
     return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
+  }
+
+  /** The error of a failed ioctl, for hot paths that catch it themselves (no closure per call). */
+  private ioctlError(error: unknown, operation: string): unknown {
+    return VfioError.annotate(error, { syscall: 'ioctl', operation, path: this.path });
   }
 }

@@ -3,11 +3,13 @@ import { kernelCall, VfioContext, type VfioOptions } from './context';
 import { closedError, VfioError } from './errors';
 import { checkInteger } from './validate';
 
-interface BufferState {
+export interface BufferState {
   backend: Backend;
   memory: ArrayBuffer;
   /** How many DmaMappings cover this buffer; close() refuses while > 0. */
   pins: number;
+  /** The process address, asked once: it cannot change while the memory lives. */
+  address?: bigint;
 }
 
 const states = new WeakMap<DmaBuffer, BufferState>();
@@ -112,15 +114,12 @@ export function bufferState(buffer: DmaBuffer): BufferState {
   return state;
 }
 
-/** Internal: the buffer's process address, for MAP_DMA's vaddr only. */
-export function bufferAddress(buffer: DmaBuffer): bigint {
-  const state = bufferState(buffer);
-  return kernelCall({ syscall: 'addressOf' }, () => state.backend.addressOf(state.memory));
-}
-
-/** Internal: a mapping now covers the buffer. */
-export function pinBuffer(buffer: DmaBuffer): void {
-  bufferState(buffer).pins++;
+/** Internal: the live buffer's process address, for MAP_DMA's vaddr only. */
+export function bufferAddress(state: BufferState): bigint {
+  if (state.address === undefined) {
+    state.address = kernelCall({ syscall: 'addressOf' }, () => state.backend.addressOf(state.memory));
+  }
+  return state.address;
 }
 
 /** Internal: a mapping of the buffer is gone. */

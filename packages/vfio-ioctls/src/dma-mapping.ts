@@ -19,12 +19,12 @@ export class DmaMapping implements Disposable {
   readonly write: boolean;
   #owner: MappingOwner | undefined;
 
-  /** @internal Made by an IommuContext, which has already mapped it. */
-  constructor(owner: MappingOwner, buffer: DmaBuffer, iova: bigint, read: boolean, write: boolean) {
+  /** @internal Made by an IommuContext, which has already mapped it (`size` is the buffer's). */
+  constructor(owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean) {
     this.#owner = owner;
     this.buffer = buffer;
     this.iova = iova;
-    this.size = BigInt(buffer.size);
+    this.size = size;
     this.read = read;
     this.write = write;
   }

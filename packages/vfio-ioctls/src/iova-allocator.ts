@@ -46,13 +46,16 @@ export class IovaAllocator {
   /** The range that holds all of [iova, iova + size), if any. */
   rangeOf(iova: bigint, size: bigint): IovaRange | undefined {
     const last = iova + size - 1n;
-    return this.ranges.find((r) => iova >= r.start && last <= r.end);
+    for (const r of this.ranges) if (iova >= r.start && last <= r.end) return r;
+    return undefined;
   }
 
   /** The reserved span that overlaps [iova, iova + size), if any. */
   overlapping(iova: bigint, size: bigint): IovaSpan | undefined {
-    const end = iova + size;
-    return this.#spans.find((s) => s.start < end && iova < s.start + s.size);
+    // Spans are disjoint and sorted, so their ends are sorted too: the first
+    // span ending after `iova` is the only one that can be the first overlap.
+    const span = this.#spans[this.#firstEndingAfter(iova)];
+    return span !== undefined && span.start < iova + size ? span : undefined;
   }
 
   /**
@@ -76,14 +79,46 @@ export class IovaAllocator {
 
   /** Marks [start, start + size) as used. The caller has checked it is free. */
   reserve(start: bigint, size: bigint): void {
-    const at = this.#spans.findIndex((s) => s.start > start);
-    this.#spans.splice(at === -1 ? this.#spans.length : at, 0, { start, size });
+    const spans = this.#spans;
+    const at = this.#firstStartingAfter(start);
+    if (at === spans.length) spans.push({ start, size });
+    else spans.splice(at, 0, { start, size });
   }
 
   /** Frees the span that starts at `start`. */
   release(start: bigint): void {
-    const at = this.#spans.findIndex((s) => s.start === start);
-    if (at !== -1) this.#spans.splice(at, 1);
+    const spans = this.#spans;
+    const at = this.#firstStartingAfter(start) - 1;
+    if (at < 0 || spans[at]!.start !== start) return;
+    if (at === spans.length - 1) spans.pop();
+    else spans.splice(at, 1);
+  }
+
+  /** Index of the first span with start > `value` (binary search; spans.length when none). */
+  #firstStartingAfter(value: bigint): number {
+    const spans = this.#spans;
+    let lo = 0;
+    let hi = spans.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (spans[mid]!.start > value) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** Index of the first span whose end (start + size) is above `value`. */
+  #firstEndingAfter(value: bigint): number {
+    const spans = this.#spans;
+    let lo = 0;
+    let hi = spans.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const span = spans[mid]!;
+      if (span.start + span.size > value) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /** Frees every span. */

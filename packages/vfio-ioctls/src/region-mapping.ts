@@ -46,51 +46,78 @@ export class MmioWindow {
     return this.#buffer !== undefined;
   }
 
+  // Each accessor tests the valid case in one expression (#relative) and
+  // leaves every failure to #reject, which runs the full checks for the
+  // precise error: the same conditions, so nothing is weakened.
+
   /** Reads a byte at region offset `offset` (a volatile 8-bit load). */
   read8(offset: number): number {
-    return this.#backend.mmioRead8(this.at(offset, 1), offset - this.offset);
+    const at = this.#relative(offset, 1);
+    if (at < 0) this.#reject(offset, 1);
+    return this.#backend.mmioRead8(this.#buffer!, at);
   }
   /** Reads 16 bits at region offset `offset` (2-aligned; one volatile load). */
   read16(offset: number): number {
-    return this.#backend.mmioRead16(this.at(offset, 2), offset - this.offset);
+    const at = this.#relative(offset, 2);
+    if (at < 0) this.#reject(offset, 2);
+    return this.#backend.mmioRead16(this.#buffer!, at);
   }
   /** Reads 32 bits at region offset `offset` (4-aligned; one volatile load). */
   read32(offset: number): number {
-    return this.#backend.mmioRead32(this.at(offset, 4), offset - this.offset);
+    const at = this.#relative(offset, 4);
+    if (at < 0) this.#reject(offset, 4);
+    return this.#backend.mmioRead32(this.#buffer!, at);
   }
   /** Reads 64 bits at region offset `offset` (8-aligned; one volatile load). */
   read64(offset: number): bigint {
-    return this.#backend.mmioRead64(this.at(offset, 8), offset - this.offset);
+    const at = this.#relative(offset, 8);
+    if (at < 0) this.#reject(offset, 8);
+    return this.#backend.mmioRead64(this.#buffer!, at);
   }
   /** Writes a byte at region offset `offset` (a volatile 8-bit store). */
   write8(offset: number, value: number): void {
-    checkInteger('value', value, 0, 0xff);
-    this.#backend.mmioWrite8(this.at(offset, 1), offset - this.offset, value);
+    if (typeof value !== 'number' || !(value >= 0 && value <= 0xff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xff);
+    const at = this.#relative(offset, 1);
+    if (at < 0) this.#reject(offset, 1);
+    this.#backend.mmioWrite8(this.#buffer!, at, value);
   }
   /** Writes 16 bits at region offset `offset` (2-aligned; one volatile store). */
   write16(offset: number, value: number): void {
-    checkInteger('value', value, 0, 0xffff);
-    this.#backend.mmioWrite16(this.at(offset, 2), offset - this.offset, value);
+    if (typeof value !== 'number' || !(value >= 0 && value <= 0xffff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xffff);
+    const at = this.#relative(offset, 2);
+    if (at < 0) this.#reject(offset, 2);
+    this.#backend.mmioWrite16(this.#buffer!, at, value);
   }
   /** Writes 32 bits at region offset `offset` (4-aligned; one volatile store). */
   write32(offset: number, value: number): void {
-    checkInteger('value', value, 0, 0xffff_ffff);
-    this.#backend.mmioWrite32(this.at(offset, 4), offset - this.offset, value);
+    if (typeof value !== 'number' || !(value >= 0 && value <= 0xffff_ffff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xffff_ffff);
+    const at = this.#relative(offset, 4);
+    if (at < 0) this.#reject(offset, 4);
+    this.#backend.mmioWrite32(this.#buffer!, at, value);
   }
   /** Writes 64 bits at region offset `offset` (8-aligned; one volatile store). */
   write64(offset: number, value: bigint | number): void {
     const big = checkU64('value', value);
-    this.#backend.mmioWrite64(this.at(offset, 8), offset - this.offset, big);
+    const at = this.#relative(offset, 8);
+    if (at < 0) this.#reject(offset, 8);
+    this.#backend.mmioWrite64(this.#buffer!, at, big);
   }
 
-  private at(offset: number, width: number): ArrayBuffer {
+  /** The window-relative offset of a valid access (mapped, integer, inside, aligned), else -1. */
+  #relative(offset: number, width: number): number {
+    if (this.#buffer === undefined || typeof offset !== 'number') return -1;
+    const at = offset - this.offset;
+    return at >= 0 && at <= this.size - width && (offset & (width - 1)) === 0 && Number.isInteger(offset) ? at : -1;
+  }
+
+  /** Throws the error for an access #relative refused. */
+  #reject(offset: number, width: number): never {
     checkInteger('offset', offset);
     if (!this.#buffer) throw closedError('region mapping');
     if (!this.contains(offset, width)) {
       throw rangeError('offset', `${hex(offset)} (${width} bytes) is outside the window ${hex(this.offset)}-${hex(this.offset + this.size - 1)}`);
     }
-    if (offset % width !== 0) throw rangeError('offset', `must be ${width}-byte aligned, got ${hex(offset)}`, 'ERR_VFIO_MISALIGNED');
-    return this.#buffer;
+    throw rangeError('offset', `must be ${width}-byte aligned, got ${hex(offset)}`, 'ERR_VFIO_MISALIGNED');
   }
 
   /**
@@ -137,9 +164,9 @@ export class RegionMapping implements Disposable {
   window(offset: number, width = 1): MmioWindow {
     checkInteger('offset', offset);
     if (!this.#mapped) throw closedError('region mapping');
-    const window = this.windows.find((w) => w.contains(offset, width));
-    if (!window) throw rangeError('offset', `${hex(offset)} (${width} bytes) is not in a mapped window of region ${this.index}`);
-    return window;
+    // A loop, not find(): no closure per MMIO access.
+    for (const window of this.windows) if (window.contains(offset, width)) return window;
+    throw rangeError('offset', `${hex(offset)} (${width} bytes) is not in a mapped window of region ${this.index}`);
   }
 
   /** Reads a byte at region offset `offset` (a volatile 8-bit load). */

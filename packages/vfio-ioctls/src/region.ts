@@ -54,6 +54,11 @@ export class Region {
   readonly caps: RegionCapabilities;
   readonly #host: RegionHost;
   readonly #mappings = new Set<RegionMapping>();
+  /** size as a number for the fast offset checks (capped where a number would round). */
+  readonly #sizeNumber: number;
+  /** Buffer of the scalar accessors, reused (see scalarScratch). */
+  #scratch: Scratch | undefined;
+  #scratchBusy = false;
 
   private constructor(host: RegionHost, info: RegionInfoStruct, caps: RegionCapabilities) {
     this.#host = host;
@@ -62,6 +67,7 @@ export class Region {
     this.flags = info.flags;
     this.offset = info.offset;
     this.caps = caps;
+    this.#sizeNumber = info.size > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(info.size);
   }
 
   /**
@@ -109,9 +115,10 @@ export class Region {
    * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not readable.
    */
   read(offset: number | bigint, length: number): Uint8Array {
-    const start = checkU64('offset', offset);
+    // Offset errors come before length errors, as they always did.
+    if (!(typeof offset === 'number' && offset >= 0 && Number.isSafeInteger(offset))) checkU64('offset', offset);
     checkInteger('length', length, 0);
-    this.checkSpan(start, BigInt(length));
+    const start = this.checkedStart(offset, length, 1);
     this.checkAccess('read', this.readable);
     const bytes = new Uint8Array(length);
     this.transfer('pread', bytes, start);
@@ -123,9 +130,10 @@ export class Region {
    * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not writable.
    */
   write(offset: number | bigint, bytes: Uint8Array): void {
-    const start = checkU64('offset', offset);
+    // Offset errors come before length errors, as they always did.
+    if (!(typeof offset === 'number' && offset >= 0 && Number.isSafeInteger(offset))) checkU64('offset', offset);
     checkBytes('bytes', bytes);
-    this.checkSpan(start, BigInt(bytes.length));
+    const start = this.checkedStart(offset, bytes.length, 1);
     this.checkAccess('write', this.writable);
     this.transfer('pwrite', bytes, start);
   }
@@ -153,25 +161,33 @@ export class Region {
   /** Writes a byte. */
   writeUint8(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xff);
-    this.writeScalar(offset, 1, (v) => v.setUint8(0, value));
+    const scratch = this.scalarScratch();
+    scratch.view.setUint8(0, value);
+    this.writeScalar(offset, 1, scratch);
   }
 
   /** Writes a little-endian 16-bit value; offset 2-aligned. */
   writeUint16(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xffff);
-    this.writeScalar(offset, 2, (v) => v.setUint16(0, value, true));
+    const scratch = this.scalarScratch();
+    scratch.view.setUint16(0, value, true);
+    this.writeScalar(offset, 2, scratch);
   }
 
   /** Writes a little-endian 32-bit value; offset 4-aligned. */
   writeUint32(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xffff_ffff);
-    this.writeScalar(offset, 4, (v) => v.setUint32(0, value, true));
+    const scratch = this.scalarScratch();
+    scratch.view.setUint32(0, value, true);
+    this.writeScalar(offset, 4, scratch);
   }
 
   /** Writes a little-endian 64-bit value; offset 8-aligned. */
   writeBigUint64(offset: number | bigint, value: bigint | number): void {
     const big = checkU64('value', value);
-    this.writeScalar(offset, 8, (v) => v.setBigUint64(0, big, true));
+    const scratch = this.scalarScratch();
+    scratch.view.setBigUint64(0, big, true);
+    this.writeScalar(offset, 8, scratch);
   }
 
   /**
@@ -240,9 +256,12 @@ export class Region {
     const fd = this.#host.fd;
     const { backend } = this.#host.context;
     const at = this.offset + start;
-    const done = kernelCall({ syscall, device: this.#host.name }, () =>
-      syscall === 'pread' ? backend.pread(fd, bytes, at) : backend.pwrite(fd, bytes, at),
-    );
+    let done: number;
+    try {
+      done = syscall === 'pread' ? backend.pread(fd, bytes, at) : backend.pwrite(fd, bytes, at);
+    } catch (error) {
+      throw VfioError.annotate(error, { syscall, device: this.#host.name });
+    }
     if (done !== bytes.length) {
       throw new VfioError('ERR_VFIO_SHORT_IO', `${syscall} of region ${this.index} at ${hex(start)} moved ${done} of ${bytes.length} bytes`, {
         syscall,
@@ -251,34 +270,74 @@ export class Region {
     }
   }
 
-  private scalarOffset(offset: number | bigint, width: number): bigint {
+  /**
+   * The offset of a `length`-byte access as a bigint, checked: a number
+   * offset that is plainly valid skips checkU64's conversions and BigInt
+   * arithmetic; anything else takes the full checks (same errors, same
+   * order). `align` is 1 or the scalar width.
+   */
+  private checkedStart(offset: number | bigint, length: number, align: number): bigint {
+    if (typeof offset === 'number' && offset >= 0 && offset + length <= this.#sizeNumber && (offset & (align - 1)) === 0 && Number.isInteger(offset)) {
+      return BigInt(offset);
+    }
     const start = checkU64('offset', offset);
-    if (start % BigInt(width) !== 0n) throw rangeError('offset', `must be ${width}-byte aligned, got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
+    if (align > 1 && start % BigInt(align) !== 0n) throw rangeError('offset', `must be ${align}-byte aligned, got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
+    this.checkSpan(start, BigInt(length));
     return start;
   }
 
-  private readScalar(offset: number | bigint, width: number): DataView {
-    const start = this.scalarOffset(offset, width);
-    this.checkSpan(start, BigInt(width));
-    this.checkAccess('read', this.readable);
-    const bytes = new Uint8Array(width);
-    this.transfer('pread', bytes, start);
-    return new DataView(bytes.buffer);
+  /**
+   * The region's 8-byte buffer for scalar reads and writes; a fresh one
+   * while it is in use (a fake kernel's register hook may access the region
+   * again from inside the pread/pwrite).
+   */
+  private scalarScratch(): Scratch {
+    const scratch = this.#scratch;
+    if (scratch === undefined || this.#scratchBusy) return (this.#scratch = newScratch());
+    return scratch;
   }
 
-  private writeScalar(offset: number | bigint, width: number, fill: (view: DataView) => void): void {
-    const start = this.scalarOffset(offset, width);
-    this.checkSpan(start, BigInt(width));
+  private readScalar(offset: number | bigint, width: number): DataView {
+    const start = this.checkedStart(offset, width, width);
+    this.checkAccess('read', this.readable);
+    const scratch = this.scalarScratch();
+    this.#scratchBusy = true;
+    try {
+      this.transfer('pread', scratch.bytes[width]!, start);
+    } finally {
+      this.#scratchBusy = false;
+    }
+    return scratch.view;
+  }
+
+  private writeScalar(offset: number | bigint, width: number, scratch: Scratch): void {
+    const start = this.checkedStart(offset, width, width);
     this.checkAccess('write', this.writable);
-    const bytes = new Uint8Array(width);
-    fill(new DataView(bytes.buffer));
-    this.transfer('pwrite', bytes, start);
+    this.#scratchBusy = true;
+    try {
+      this.transfer('pwrite', scratch.bytes[width]!, start);
+    } finally {
+      this.#scratchBusy = false;
+    }
   }
 
   /** @internal Device.close() unmaps what is still mapped. */
   unmapAll(): void {
     runAll(this.mappings().map((mapping) => () => mapping.unmap()));
   }
+}
+
+/** 8 bytes with a view, and a Uint8Array per scalar width over them (no subarray per call). */
+interface Scratch {
+  view: DataView;
+  bytes: Uint8Array[];
+}
+
+function newScratch(): Scratch {
+  const buffer = new ArrayBuffer(8);
+  const bytes: Uint8Array[] = [];
+  for (const width of [1, 2, 4, 8]) bytes[width] = new Uint8Array(buffer, 0, width);
+  return { view: new DataView(buffer), bytes };
 }
 
 const PROT_READ = 1;

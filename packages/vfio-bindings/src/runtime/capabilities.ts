@@ -2,6 +2,7 @@ import { CAPABILITY_TABLE, type CapabilityKind } from '../capability-table';
 import { vfio_info_cap_header } from '../generated/vfio';
 import { checkBytes, checkOffset } from './bytes';
 import { internals } from './codec';
+import { copyRange } from './copy-pool';
 import { bindingsRangeError, bindingsTypeError } from './errors';
 import { describe } from './scalars';
 
@@ -21,6 +22,12 @@ export interface Capability {
 }
 
 const H = 'vfio_info_cap_header';
+
+/** The error for a bad pointer in the chain, naming that pointer; its text is built only here, on failure. */
+function chainError(infoName: string, from: number, offset: number, msg: string): RangeError {
+  const pointer = from < 0 ? `${infoName}.cap_offset` : `${H}.next at ${from}`;
+  return bindingsRangeError(from < 0 ? infoName : H, from < 0 ? 'cap_offset' : 'next', `${msg} (${pointer} = ${offset})`);
+}
 
 /**
  * Walks the capability chain of a vfio_region_info, vfio_device_info or
@@ -48,17 +55,12 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
   const taken: number[] = []; // start, end pairs
   let offset = firstOffset;
   let from = -1; // where the pointer being followed was read: -1 for cap_offset
-  // The error text names that pointer; built only when there is an error.
-  const fail = (msg: string) => {
-    const pointer = from < 0 ? `${infoName}.cap_offset` : `${H}.next at ${from}`;
-    return bindingsRangeError(from < 0 ? infoName : H, from < 0 ? 'cap_offset' : 'next', `${msg} (${pointer} = ${offset})`);
-  };
 
   while (offset !== 0) {
-    if (offset < table.info.size) throw fail(`points inside ${infoName}, which is ${table.info.size} bytes`);
-    if (offset % vfio_info_cap_header.align !== 0) throw fail(`is not aligned to ${vfio_info_cap_header.align}`);
+    if (offset < table.info.size) throw chainError(infoName, from, offset, `points inside ${infoName}, which is ${table.info.size} bytes`);
+    if (offset % vfio_info_cap_header.align !== 0) throw chainError(infoName, from, offset, `is not aligned to ${vfio_info_cap_header.align}`);
     if (offset + vfio_info_cap_header.size > limit) {
-      throw fail(`leaves no room for a capability header before the end (${limit} bytes${argsz !== undefined ? ', argsz included' : ''})`);
+      throw chainError(infoName, from, offset, `leaves no room for a capability header before the end (${limit} bytes${argsz !== undefined ? ', argsz included' : ''})`);
     }
     const { id, version, next } = header.read(view, offset) as { id: number; version: number; next: number };
     const entry = table.caps.get(id);
@@ -77,14 +79,14 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
       const s = taken[i];
       const e = taken[i + 1];
       if (offset < e && s < end) {
-        throw fail(offset === s ? 'loops back to a capability already read' : `overlaps the capability at ${s}..${e}`);
+        throw chainError(infoName, from, offset, offset === s ? 'loops back to a capability already read' : `overlaps the capability at ${s}..${e}`);
       }
     }
     taken.push(offset, end);
     // An unknown capability's length is not known: hand back up to the next
     // one (when it follows) or to the end of the data.
     const sliceEnd = value ? end : next > offset ? Math.min(next, limit) : limit;
-    const cap: Capability = { id, version, offset, next, bytes: bytes.slice(offset, sliceEnd) };
+    const cap: Capability = { id, version, offset, next, bytes: copyRange(bytes, offset, sliceEnd) };
     if (entry) cap.name = entry.name;
     if (value) cap.value = value;
     caps.push(cap);

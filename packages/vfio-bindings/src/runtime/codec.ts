@@ -173,6 +173,9 @@ class Codec<T> implements StructCodec<T>, Nested {
     this.byName = new Map(this.fields.map((f) => [f.name, f]));
     this.fixed = this.fields.filter((f) => f.arrayLength !== -1);
     this.flexField = this.fields.find((f) => f.arrayLength === -1);
+    if (extras.countField !== undefined && !this.byName.has(extras.countField)) {
+      throw bindingsTypeError(name, String(extras.countField), 'count field is not a member');
+    }
     if (this.flexField) {
       const f = this.flexField;
       this.flex = Object.freeze({
@@ -191,7 +194,7 @@ class Codec<T> implements StructCodec<T>, Nested {
   }
 
   compiled(): Compiled {
-    return (this.impl.c ??= compileStruct(this.name, this.fixed as readonly LayoutField[], this.flexField as LayoutField | undefined, (view, base, given, value) =>
+    return (this.impl.c ??= compileStruct(this.name, this.fixed as readonly LayoutField[], this.flexField as LayoutField | undefined, this.flex?.countField, (view, base, given, value) =>
       this.checkUnions(view, base, given.map((i) => this.fixed[i]), value),
     ));
   }
@@ -214,8 +217,9 @@ class Codec<T> implements StructCodec<T>, Nested {
 
   private flexItems(value: Record<string, unknown>): ArrayLike<unknown> | undefined {
     const f = this.flexField;
-    if (!f || value[f.name] === undefined) return undefined;
-    const items = value[f.name];
+    if (!f) return undefined;
+    const items = this.compiled().flexOf(value);
+    if (items === undefined) return undefined;
     if (!isArrayLike(items)) throw bindingsTypeError(this.name, f.name, `expected an array, got ${describe(items)}`);
     return items;
   }
@@ -298,7 +302,7 @@ class Codec<T> implements StructCodec<T>, Nested {
     const flex = this.flexField;
     if (flex) {
       let n: number | undefined;
-      if (this.flex!.countField) n = Number(out[this.flex!.countField]);
+      if (this.flex!.countField) n = Number(c.countOf(out));
       else if (options && options.flexCount !== undefined) {
         checkCount(options.flexCount, this.name, flex.name);
         n = options.flexCount;

@@ -37,6 +37,9 @@ export interface Compiled {
   readonly write: Writer;
   /** Reads n elements of the flexible array starting at `at`. */
   readonly readFlex: (view: DataView, at: number, n: number) => unknown[];
+  /** value.<flexible array> and value.<its count field>: one monomorphic load each instead of value[name]. */
+  readonly flexOf: (value: Record<string, unknown>) => unknown;
+  readonly countOf: (value: Record<string, unknown>) => unknown;
 }
 
 const GET: Record<ScalarType, string> = {
@@ -156,6 +159,7 @@ export function compileStruct(
   struct: string,
   fixed: readonly LayoutField[],
   flex: LayoutField | undefined,
+  countField: string | undefined,
   checkUnions: (view: DataView, base: number, given: number[], value: Record<string, unknown>) => void,
 ): Compiled {
   const helpers: unknown[] = []; // H[k] in the generated code
@@ -195,9 +199,11 @@ return {
     ${writes.join('\n    ')}
     if (g !== null && g.length > 1) H[${u}](v, b, g, o);
   },
+  flexOf: function (o) { return ${flex ? `o[${JSON.stringify(flex.name)}]` : 'undefined'}; },
+  countOf: function (o) { return ${countField ? `o[${JSON.stringify(countField)}]` : 'undefined'}; },
 };`,
   );
-  const { read, write } = factory(LITTLE_ENDIAN, helpers) as { read: Reader; write: Writer };
+  const { read, write, flexOf, countOf } = factory(LITTLE_ENDIAN, helpers) as Omit<Compiled, 'readFlex'>;
   let readFlex: Compiled['readFlex'] = () => [];
   if (flex) {
     const one = elementReader(flex);
@@ -208,5 +214,5 @@ return {
       return items;
     };
   }
-  return { read, write, readFlex };
+  return { read, write, readFlex, flexOf, countOf };
 }

@@ -61,9 +61,24 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   const elem = eventfds ? SCALAR_SIZE.s32 : bools ? 1 : 0;
   const argsz = vfio_irq_set.size + count * elem * (data ? 1 : 0);
   const bytes = new Uint8Array(argsz);
-  vfio_irq_set.encode({ argsz, flags, index: args.index, start: args.start, count }, bytes);
-  if (eventfds) writeEventfds(bytes, eventfds, count);
-  else if (bools) {
+  // One Int32Array over the fresh (so 4-byte aligned) buffer for the header
+  // and the eventfds: host byte order, as the kernel reads them, and no
+  // DataView to create. index and start get the checks encode would apply.
+  const words = new Int32Array(bytes.buffer, bytes.byteOffset, argsz >>> 2);
+  words[ARGSZ] = argsz;
+  words[FLAGS] = flags;
+  words[INDEX] = u32(args.index, 'index');
+  words[START] = u32(args.start, 'start');
+  words[COUNT] = count;
+  if (eventfds) {
+    // Valid fds (integers -1..2^31-1) pass an inline test; anything else gets
+    // the same checks and messages as before, and its label data[i], only then.
+    // Holes in a sparse array read as undefined and are rejected, not written as 0.
+    for (let i = 0; i < count; i++) {
+      const fd = eventfds[i];
+      words[DATA_WORD + i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
+    }
+  } else if (bools) {
     for (let i = 0; i < count; i++) {
       const b = bools[i];
       if (typeof b !== 'boolean') throw bindingsTypeError(S, `data[${i}]`, `expected a boolean, got ${describe(b)}`);
@@ -73,22 +88,24 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   return bytes;
 }
 
-// data[] starts 4-byte aligned in a fresh buffer, so the eventfds can go
-// through an Int32Array: host byte order, as the kernel reads them.
+/** The word index of a u32 member of vfio_irq_set, checked once at load against the codec's layout. */
+function word(name: string): number {
+  const f = vfio_irq_set.fields.find((x) => x.name === name);
+  if (!f || f.element !== 'u32' || f.count !== undefined || f.offset % 4 !== 0) throw new Error(`vfio_irq_set.${name} is not an aligned u32`);
+  return f.offset / 4;
+}
+const ARGSZ = word('argsz');
+const FLAGS = word('flags');
+const INDEX = word('index');
+const START = word('start');
+const COUNT = word('count');
 const DATA = vfio_irq_set.offsetOf('data');
-if (DATA % 4 !== 0) throw new Error(`vfio_irq_set.data at ${DATA} is not 4-byte aligned`);
+if (DATA % 4 !== 0 || vfio_irq_set.size !== DATA) throw new Error(`vfio_irq_set.data at ${DATA} is not 4-byte aligned at the end`);
+const DATA_WORD = DATA / 4;
 
-/**
- * One pass: an inline test accepts the valid fds (integers -1..2^31-1); anything
- * else goes to the same checks, labels and messages as before, built only then.
- * Holes in a sparse array are undefined here and rejected, never written as 0.
- */
-function writeEventfds(bytes: Uint8Array, eventfds: readonly number[], count: number): void {
-  const fds = new Int32Array(bytes.buffer, bytes.byteOffset + DATA, count);
-  for (let i = 0; i < count; i++) {
-    const fd = eventfds[i];
-    fds[i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
-  }
+/** A u32 member as vfio_irq_set.encode checks it (same error), with the common case inline. */
+function u32(x: unknown, field: string): number {
+  return typeof x === 'number' && x >>> 0 === x ? x : (checkScalar('u32', x, S, field) as number);
 }
 
 function checkEventfd(fd: unknown, i: number): number {

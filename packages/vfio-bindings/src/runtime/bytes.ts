@@ -1,9 +1,27 @@
 import { bindingsRangeError, bindingsTypeError } from './errors';
 import { describe } from './scalars';
 
+// A one-slot cache: creating a DataView costs about 60 ns, as much as
+// decoding a small struct, and the common patterns touch one buffer several
+// times in a row (encode, ioctl, decode; decode, then walkCapabilities). The
+// slot keeps at most one buffer of at most 64 KiB alive.
+let lastBytes: Uint8Array | undefined;
+let lastView: DataView | undefined;
+let lastLength = 0;
+
 /** A DataView over exactly the bytes of a Uint8Array (or Buffer). */
 export function viewOf(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.byteLength;
+  // Same object and length means same buffer and range; a detached buffer has length 0.
+  if (bytes === lastBytes && n === lastLength && n !== 0) return lastView!;
+  const buffer = bytes.buffer;
+  const view = new DataView(buffer, bytes.byteOffset, n);
+  if (buffer.byteLength <= 65536) {
+    lastBytes = bytes;
+    lastView = view;
+    lastLength = n;
+  }
+  return view;
 }
 
 export function checkBytes(bytes: unknown, struct: string, field: string): asserts bytes is Uint8Array {

@@ -1,10 +1,10 @@
 import { CAPABILITY_TABLE, type CapabilityKind } from '../capability-table';
 import { vfio_info_cap_header } from '../generated/vfio';
-import { checkBytes, checkOffset } from './bytes';
+import { checkBytes, checkOffset, viewOf } from './bytes';
 import { internals } from './codec';
 import { copyRange } from './copy-pool';
 import { bindingsRangeError, bindingsTypeError } from './errors';
-import { describe } from './scalars';
+import { describe, LITTLE_ENDIAN } from './scalars';
 
 export interface Capability {
   id: number;
@@ -22,6 +22,17 @@ export interface Capability {
 }
 
 const H = 'vfio_info_cap_header';
+
+/** Offset of a member of vfio_info_cap_header, checked once at load against the codec's layout. */
+function member(name: string, type: 'u16' | 'u32'): number {
+  const f = vfio_info_cap_header.fields.find((x) => x.name === name);
+  if (!f || f.element !== type || f.count !== undefined) throw new Error(`vfio_info_cap_header.${name} is not a ${type}`);
+  return f.offset;
+}
+// The header is read in place, without building an object for it.
+const ID = member('id', 'u16');
+const VERSION = member('version', 'u16');
+const NEXT = member('next', 'u32');
 
 /** The error for a bad pointer in the chain, naming that pointer; its text is built only here, on failure. */
 function chainError(infoName: string, from: number, offset: number, msg: string): RangeError {
@@ -47,10 +58,9 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     checkOffset(argsz, infoName, 'argsz');
     limit = Math.min(limit, argsz);
   }
-  // One DataView for the whole walk, ending at the limit, so every struct's
-  // own bounds check is against min(argsz, bytes.length).
-  const view = new DataView(bytes.buffer, bytes.byteOffset, limit);
-  const header = internals(vfio_info_cap_header);
+  // One DataView for the whole walk; every struct's own bounds check is
+  // against the limit, min(argsz, bytes.length), not the view's length.
+  const view = viewOf(bytes);
   const caps: Capability[] = [];
   const taken: number[] = []; // start, end pairs
   let offset = firstOffset;
@@ -62,7 +72,9 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     if (offset + vfio_info_cap_header.size > limit) {
       throw chainError(infoName, from, offset, `leaves no room for a capability header before the end (${limit} bytes${argsz !== undefined ? ', argsz included' : ''})`);
     }
-    const { id, version, next } = header.read(view, offset) as { id: number; version: number; next: number };
+    const id = view.getUint16(offset + ID, LITTLE_ENDIAN);
+    const version = view.getUint16(offset + VERSION, LITTLE_ENDIAN);
+    const next = view.getUint32(offset + NEXT, LITTLE_ENDIAN);
     const entry = table.caps.get(id);
     let value: Record<string, unknown> | undefined;
     let end: number;

@@ -98,7 +98,7 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     // An unknown capability's length is not known: hand back up to the next
     // one (when it follows) or to the end of the data.
     const sliceEnd = value ? end : next > offset ? Math.min(next, limit) : limit;
-    const cap: Capability = { id, version, offset, next, bytes: copyRange(bytes, offset, sliceEnd) };
+    const cap: Capability = { id, version, offset, next, bytes: copyRange(bytes, view, offset, sliceEnd) };
     if (entry) cap.name = entry.name;
     if (value) cap.value = value;
     caps.push(cap);

@@ -22,11 +22,25 @@ function fdTargets() {
   return out;
 }
 
+/**
+ * Mappings of VFIO device files (BAR mmaps). Each holds the device file,
+ * and with it the group, open in the kernel although no fd shows it: a
+ * dropped mapping is released by its buffer's finalizer, and until then
+ * the group node answers EBUSY.
+ */
+function vfioMaps() {
+  let n = 0;
+  // Not the addon's own segments (vfio-ioctls.node), which load on first use.
+  for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) if (line.includes('vfio') && !line.endsWith('.node')) n++;
+  return n;
+}
+
 function snapshot({ detail = false } = {}) {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const mem = process.memoryUsage();
   const s = {
     fds: fs.readdirSync('/proc/self/fd').length,
+    vfioMaps: vfioMaps(),
     lockedKiB: kib(status, 'VmLck'),
     pinnedKiB: kib(status, 'VmPin'),
     rssKiB: kib(status, 'VmRSS'),

@@ -47,20 +47,25 @@ function closeAll(h) {
 
 /**
  * GCs with turns of the event loop between: FinalizationRegistry callbacks
- * run as tasks after a GC, and one collection may free what lets the next
- * one free more. Given `fds`, goes on (within a bound) until the fd count is
- * back there, i.e. until the finalizers have closed what was dropped;
- * otherwise until the count stops falling.
+ * and the addon's buffer finalizers (munmap) run as tasks after a GC, and
+ * one collection may free what lets the next one free more. Given `target`
+ * (a snapshot), goes on (within a bound) until the fd count and the VFIO
+ * mappings are back there: the fds alone come back before a dropped BAR
+ * mapping is unmapped, and that mapping still holds the group (EBUSY on the
+ * next open). Otherwise until the fd count stops falling.
  */
-async function collect(fds) {
+async function collect(target) {
   let last = Infinity;
+  let mapsOutlivedFds = false;
   for (let i = 0; i < 40; i++) {
     global.gc();
     await new Promise((resolve) => setTimeout(resolve, i < 3 ? 1 : 10));
-    const now = snapshot().fds;
-    if (fds !== undefined ? now <= fds : now >= last && i >= 2) break;
-    last = now;
+    const now = snapshot();
+    if (target !== undefined && now.fds <= target.fds && now.vfioMaps > target.vfioMaps) mapsOutlivedFds = true;
+    if (target !== undefined ? now.fds <= target.fds && now.vfioMaps <= target.vfioMaps : now.fds >= last && i >= 2) break;
+    last = now.fds;
   }
+  return mapsOutlivedFds;
 }
 
 /**
@@ -73,15 +78,19 @@ async function soak(label, dev, cycles, mode, log) {
     close: async () => closeAll(await cycle(dev)),
     drop: async () => {
       await cycle(dev);
-      await collect(baseline);
+      if (await collect(baseline)) mapsOutlivedFds++;
     },
     'drop-but-irq': async () => {
       (await cycle(dev)).irqs.close();
-      await collect(baseline);
+      if (await collect(baseline)) mapsOutlivedFds++;
     },
   }[mode];
-  // The fd count between cycles, for the dropped modes to wait on.
+  // The fds and mappings between cycles, for the dropped modes to wait on.
   let baseline;
+  const checkpoints = [];
+  // Cycles where the fds were back but a BAR mapping was not yet unmapped:
+  // each would have met EBUSY had the wait looked at the fds alone.
+  let mapsOutlivedFds = 0;
   let done = 0;
   let failure = null;
   let start = null;
@@ -95,10 +104,16 @@ async function soak(label, dev, cycles, mode, log) {
     void process.stdin, void process.stdout, void process.stderr;
     await collect();
     start = snapshot({ detail: true });
-    baseline = start.fds;
+    baseline = start;
     t0 = process.hrtime.bigint();
     for (; done < cycles; done++) {
       await one();
+      // RSS every 100 cycles: growth that levels off (allocator, JIT) is
+      // told apart from a steady per-cycle leak by its slope later on.
+      if ((done + 1) % 100 === 0) {
+        const { rssKiB, heapUsedKiB, externalKiB } = snapshot();
+        checkpoints.push({ cycle: done + 1, rssKiB, heapUsedKiB, externalKiB });
+      }
       if (done === 99 || (done + 1) % 1000 === 0) {
         const ms = Number(process.hrtime.bigint() - t0) / 1e6 / (done + 1);
         log(`soak ${label}: ${done + 1}/${cycles}, ${ms.toFixed(1)} ms/cycle, ${JSON.stringify(snapshot())}`);
@@ -107,7 +122,8 @@ async function soak(label, dev, cycles, mode, log) {
   } catch (error) {
     // A dropped handle the finalizers did not release shows up here (the
     // group node is still open: EBUSY): a result, not a crash of the bench.
-    failure = `${error.code ?? ''} ${error.message}`.trim();
+    const at = snapshot();
+    failure = `${error.code ?? ''} ${error.message} (then: ${at.fds} fds, ${at.vfioMaps} VFIO mappings)`.trim();
     log(`soak ${label}: stopped after ${done} cycles: ${failure}`);
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -116,8 +132,8 @@ async function soak(label, dev, cycles, mode, log) {
   const leakedFds = newFds(start, end);
   delete start.fdTargets;
   delete end.fdTargets;
-  const clean = !failure && end.fds === start.fds && end.lockedKiB === start.lockedKiB && end.pinnedKiB === start.pinnedKiB && end.rssKiB - start.rssKiB <= RSS_TOLERANCE_KIB;
-  return { label, mode, cycles: done, requested: cycles, seconds, start, end, leakedFds, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB };
+  const clean = !failure && end.fds === start.fds && end.lockedKiB === start.lockedKiB && end.pinnedKiB === start.pinnedKiB && end.vfioMaps === start.vfioMaps && end.rssKiB - start.rssKiB <= RSS_TOLERANCE_KIB;
+  return { label, mode, cycles: done, requested: cycles, seconds, start, end, leakedFds, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB, checkpoints, mapsOutlivedFds };
 }
 
 const MODES = [

@@ -29,6 +29,7 @@ function member(name: string, type: 'u16' | 'u32'): number {
   if (!f || f.element !== type || f.count !== undefined) throw new Error(`vfio_info_cap_header.${name} is not a ${type}`);
   return f.offset;
 }
+const EMPTY = new DataView(new ArrayBuffer(0));
 // The header is read in place, without building an object for it.
 const ID = member('id', 'u16');
 const VERSION = member('version', 'u16');
@@ -60,7 +61,8 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
   }
   // One DataView for the whole walk; every struct's own bounds check is
   // against the limit, min(argsz, bytes.length), not the view's length.
-  const view = viewOf(bytes);
+  // (A detached buffer has limit 0: no view, and the checks below reject any offset.)
+  const view = limit > 0 ? viewOf(bytes) : EMPTY;
   const caps: Capability[] = [];
   const taken: number[] = []; // start, end pairs
   let offset = firstOffset;
@@ -98,10 +100,11 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
     // An unknown capability's length is not known: hand back up to the next
     // one (when it follows) or to the end of the data.
     const sliceEnd = value ? end : next > offset ? Math.min(next, limit) : limit;
-    const cap: Capability = { id, version, offset, next, bytes: copyRange(bytes, view, offset, sliceEnd) };
-    if (entry) cap.name = entry.name;
-    if (value) cap.value = value;
-    caps.push(cap);
+    const copy = copyRange(bytes, view, offset, sliceEnd);
+    // Whole literals (same key order as before): no shape change per added key.
+    if (!entry) caps.push({ id, version, offset, next, bytes: copy });
+    else if (!value) caps.push({ id, version, offset, next, bytes: copy, name: entry.name });
+    else caps.push({ id, version, offset, next, bytes: copy, name: entry.name, value });
     from = offset;
     offset = next;
   }

@@ -288,15 +288,19 @@ class Codec<T> implements StructCodec<T>, Nested {
   decode(bytes: Uint8Array, offset = 0, options?: DecodeOptions): T {
     checkBytes(bytes, this.name, '(bytes)');
     checkOffset(offset, this.name, '(bytes)');
+    // Checked before a DataView exists: a detached buffer must give this error, not DataView's.
+    if (offset + this.size > bytes.length) throw this.tooShort(bytes.length, offset);
     return this.decodeView(viewOf(bytes), bytes.length, offset, options);
+  }
+
+  private tooShort(length: number, offset: number): RangeError {
+    const f = this.fields.find((x) => offset + x.offset + x.size > length) ?? this.fields[0];
+    return bindingsRangeError(this.name, f ? f.name : '(bytes)', `buffer too short: struct needs ${this.size} bytes at offset ${offset}, buffer has ${length}`);
   }
 
   /** decode over a view the caller already has (walkCapabilities reuses one per buffer); offset checked. */
   decodeView(view: DataView, length: number, offset: number, options?: DecodeOptions): T {
-    if (offset + this.size > length) {
-      const f = this.fields.find((x) => offset + x.offset + x.size > length) ?? this.fields[0];
-      throw bindingsRangeError(this.name, f ? f.name : '(bytes)', `buffer too short: struct needs ${this.size} bytes at offset ${offset}, buffer has ${length}`);
-    }
+    if (offset + this.size > length) throw this.tooShort(length, offset);
     const c = this.compiled();
     const out = c.read(view, offset);
     const flex = this.flexField;

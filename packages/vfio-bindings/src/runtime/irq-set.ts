@@ -40,8 +40,8 @@ export interface DecodedIrqSet {
  */
 export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   if (typeof args !== 'object' || args === null) throw bindingsTypeError(S, '(value)', `expected an object, got ${describe(args)}`);
-  let flags = checkScalar('u32', args.flags, S, 'flags') as number;
-  const count = checkScalar('u32', args.count, S, 'count') as number;
+  let flags = u32(args.flags, 'flags');
+  const count = u32(args.count, 'count');
   const { eventfds, bools } = args;
   if (eventfds !== undefined && bools !== undefined) throw bindingsTypeError(S, 'data', 'give eventfds or bools, not both');
   const data = eventfds ?? bools;
@@ -74,7 +74,8 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
     // Valid fds (integers -1..2^31-1) pass an inline test; anything else gets
     // the same checks and messages as before, and its label data[i], only then.
     // Holes in a sparse array read as undefined and are rejected, not written as 0.
-    for (let i = 0; i < count; i++) {
+    // (Bounded by the array's own length, equal to count: V8 then drops the bounds check.)
+    for (let i = 0; i < eventfds.length; i++) {
       const fd = eventfds[i];
       words[DATA_WORD + i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
     }

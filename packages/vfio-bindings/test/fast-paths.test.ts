@@ -26,6 +26,13 @@ describe('encodeIrqSet eventfds (Int32Array loop, labels built on failure)', () 
     expect(err).toMatchObject({ code: 'ERR_VFIO_BINDINGS', struct: 'vfio_irq_set', field, message });
   });
 
+  test('checked two at a time: the first bad fd of a pair, or the odd last one, is the one named', () => {
+    expect(irq([3, 4, 5, 6, -5, 'x'])).toThrow(expect.objectContaining({ field: 'data[4]', message: 'vfio_irq_set.data[4]: -5 is not an eventfd (use -1 to de-assign)' }));
+    expect(irq([3, 4, 5, 6, 7, 8, 2 ** 40])).toThrow(expect.objectContaining({ field: 'data[6]', message: 'vfio_irq_set.data[6]: 1099511627776 is out of range for s32' }));
+    const fds = Array.from({ length: 7 }, (_, i) => i * 1000 - 1);
+    expect(B.decodeIrqSet(irq(fds)()).eventfds).toEqual(fds);
+  });
+
   test('the extremes -1 and 2^31-1 (and -0) are written exactly', () => {
     const bytes = irq([-1, 2 ** 31 - 1, -0, 0])();
     expect(B.decodeIrqSet(bytes).eventfds).toEqual([-1, 2 ** 31 - 1, 0, 0]);

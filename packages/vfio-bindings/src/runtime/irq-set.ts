@@ -71,14 +71,7 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   words[START] = u32(args.start, 'start');
   words[COUNT] = count;
   if (eventfds) {
-    // Valid fds (integers -1..2^31-1) pass an inline test; anything else gets
-    // the same checks and messages as before, and its label data[i], only then.
-    // Holes in a sparse array read as undefined and are rejected, not written as 0.
-    // (Bounded by the array's own length, equal to count: V8 then drops the bounds check.)
-    for (let i = 0; i < eventfds.length; i++) {
-      const fd = eventfds[i];
-      words[DATA_WORD + i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
-    }
+    writeEventfds(words, eventfds);
   } else if (bools) {
     for (let i = 0; i < count; i++) {
       const b = bools[i];
@@ -107,6 +100,31 @@ const DATA_WORD = DATA / 4;
 /** A u32 member as vfio_irq_set.encode checks it (same error), with the common case inline. */
 function u32(x: unknown, field: string): number {
   return typeof x === 'number' && x >>> 0 === x ? x : (checkScalar('u32', x, S, field) as number);
+}
+
+/**
+ * Valid fds (integers -1..2^31-1) pass an inline test; anything else gets the
+ * same checks and messages as before, and its label data[i], only then. Holes
+ * in a sparse array read as undefined and are rejected, not written as 0.
+ * Bounded by the array's own length (equal to count) so V8 drops the bounds
+ * check; two per step, which measured as fast as the unchecked DataView loop.
+ */
+function writeEventfds(words: Int32Array, eventfds: readonly number[]): void {
+  const n = eventfds.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const a = eventfds[i];
+    const b = eventfds[i + 1];
+    // typeof first: the bit operators must never call valueOf on an object.
+    if (typeof a !== 'number' || typeof b !== 'number' || (a | 0) !== a || (b | 0) !== b || a < -1 || b < -1) break;
+    words[DATA_WORD + i] = a;
+    words[DATA_WORD + i + 1] = b;
+  }
+  // The odd last one, or from the pair that failed: the first bad fd throws.
+  for (; i < n; i++) {
+    const fd = eventfds[i];
+    words[DATA_WORD + i] = typeof fd === 'number' && (fd | 0) === fd && fd >= -1 ? fd : checkEventfd(fd, i);
+  }
 }
 
 function checkEventfd(fd: unknown, i: number): number {

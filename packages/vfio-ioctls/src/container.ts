@@ -30,6 +30,12 @@ export interface IommuInfo {
 
 const FULL_IOVA_SPACE: IovaRange = { start: 0n, end: 0xffff_ffff_ffff_ffffn };
 
+// Read once for map/unmap: vfio-bindings' exports are getters (see irq.ts).
+const MAP_DMA = b.VFIO_IOMMU_MAP_DMA;
+const UNMAP_DMA = b.VFIO_IOMMU_UNMAP_DMA;
+const MAP_READ = b.VFIO_DMA_MAP_FLAG_READ;
+const MAP_WRITE = b.VFIO_DMA_MAP_FLAG_WRITE;
+
 /**
  * A VFIO container (/dev/vfio/vfio): the IOMMU context that groups attach to
  * and DMA is mapped into. Implements {@link IommuContext}.
@@ -248,7 +254,7 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
     if (state.backend !== this.backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the container', buffer);
     this.assertIommu('VFIO_IOMMU_MAP_DMA');
     const allocator = this.allocator();
-    const size = BigInt(buffer.size);
+    const size = state.sizeBig;
     checkAligned('buffer.size', size, allocator.alignment);
     const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : this.checkIova(allocator, requested, size, maxIova);
     const vaddr = bufferAddress(state);
@@ -257,12 +263,12 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
     if (vaddr % allocator.alignment !== 0n) {
       throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
     }
-    const flags = (read ? b.VFIO_DMA_MAP_FLAG_READ : 0) | (write ? b.VFIO_DMA_MAP_FLAG_WRITE : 0);
+    const flags = (read ? MAP_READ : 0) | (write ? MAP_WRITE : 0);
     const fd = this.fd;
     const arg = (this.#mapArg ??= newMapDmaArg());
     fillMapDma(arg, flags, vaddr, iova, size);
     try {
-      this.backend.ioctl(fd, b.VFIO_IOMMU_MAP_DMA, arg.bytes);
+      this.backend.ioctl(fd, MAP_DMA, arg.bytes);
     } catch (error) {
       throw this.ioctlError(error, 'VFIO_IOMMU_MAP_DMA');
     }
@@ -308,7 +314,7 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
     const arg = (this.#unmapArg ??= newUnmapDmaArg());
     fillUnmapDma(arg, 0, mapping.iova, mapping.size);
     try {
-      this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg.bytes);
+      this.backend.ioctl(fd, UNMAP_DMA, arg.bytes);
     } catch (error) {
       throw this.ioctlError(error, 'VFIO_IOMMU_UNMAP_DMA');
     }

@@ -76,6 +76,9 @@ export interface EnableIrqOptions {
   resample?: boolean;
 }
 
+/** Read once: vfio-bindings' exports are getters (see irq.ts). */
+const GET_IRQ_INFO = b.VFIO_DEVICE_GET_IRQ_INFO;
+
 /** @internal Whoever handed the device its fd and must hear of its close. */
 export interface DeviceOwner {
   deviceClosed(device: Device): void;
@@ -222,7 +225,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     const arg = (this.#irqInfoArg ??= newIrqInfoArg());
     fillIrqInfoArg(arg, index);
     try {
-      this.backend.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, arg.bytes);
+      this.backend.ioctl(fd, GET_IRQ_INFO, arg.bytes);
     } catch (error) {
       throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_IRQ_INFO', device: this.name });
     }

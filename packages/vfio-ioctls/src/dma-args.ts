@@ -22,12 +22,13 @@ const UNMAP = {
   iova: fieldAt(unmap, 'iova', 8),
   size: fieldAt(unmap, 'size', 8),
 };
+const MAP_SIZE = map.size;
 /** The unmap struct without its flexible bitmap data (no dirty tracking here). */
 const UNMAP_SIZE = unmap.encodedSize({});
 
 /** A reusable struct vfio_iommu_type1_dma_map. */
 export function newMapDmaArg(): ArgBuffer {
-  return new ArgBuffer(map.size);
+  return new ArgBuffer(MAP_SIZE);
 }
 
 /** A reusable struct vfio_iommu_type1_dma_unmap, without bitmap. */
@@ -38,7 +39,7 @@ export function newUnmapDmaArg(): ArgBuffer {
 /** Fills a newMapDmaArg(). */
 export function fillMapDma(arg: ArgBuffer, flags: number, vaddr: bigint, iova: bigint, size: bigint): void {
   const { view } = arg;
-  view.setUint32(MAP.argsz, map.size, true);
+  view.setUint32(MAP.argsz, MAP_SIZE, true);
   view.setUint32(MAP.flags, flags, true);
   view.setBigUint64(MAP.vaddr, vaddr, true);
   view.setBigUint64(MAP.iova, iova, true);

@@ -8,6 +8,8 @@ export interface BufferState {
   memory: ArrayBuffer;
   /** How many DmaMappings cover this buffer; close() refuses while > 0. */
   pins: number;
+  /** The size as a bigint, for MAP_DMA (made once, not per map). */
+  sizeBig: bigint;
   /** The process address, asked once: it cannot change while the memory lives. */
   address?: bigint;
 }
@@ -56,7 +58,7 @@ export class DmaBuffer implements Disposable {
     const page = backend.pageSize();
     const rounded = Math.ceil(size / page) * page;
     const memory = kernelCall({ syscall: 'allocDma' }, () => backend.allocDma(rounded));
-    return new DmaBuffer({ backend, memory, pins: 0 });
+    return new DmaBuffer({ backend, memory, pins: 0, sizeBig: BigInt(memory.byteLength) });
   }
 
   /** The memory as bytes; throws ERR_VFIO_CLOSED after close(). */

@@ -97,12 +97,12 @@ export class Region {
 
   /** The region supports read(). */
   get readable(): boolean {
-    return (this.flags & b.VFIO_REGION_INFO_FLAG_READ) !== 0;
+    return (this.flags & FLAG_READ) !== 0;
   }
 
   /** The region supports write(). */
   get writable(): boolean {
-    return (this.flags & b.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
+    return (this.flags & FLAG_WRITE) !== 0;
   }
 
   /** The region supports map() (whole, or in the sparse areas). */
@@ -339,6 +339,11 @@ function newScratch(): Scratch {
   for (const width of [1, 2, 4, 8]) bytes[width] = new Uint8Array(buffer, 0, width);
   return { view: new DataView(buffer), bytes };
 }
+
+// Read once: vfio-bindings' exports are getters (see irq.ts), and the
+// accessors ask readable/writable on every call.
+const FLAG_READ = b.VFIO_REGION_INFO_FLAG_READ;
+const FLAG_WRITE = b.VFIO_REGION_INFO_FLAG_WRITE;
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;

@@ -19,6 +19,17 @@ describe('loading the addon', () => {
     expect(thrown(() => addon.close(2 ** 30))).toBeInstanceOf(VfioError);
   });
 
+  it('nativeBackend calls the addon directly once loaded, every Backend method included', () => {
+    native.nativeBackend.pageSize();
+    const addon = native.loadAddon() as unknown as Record<string, unknown>;
+    const backend = native.nativeBackend as unknown as Record<string, unknown>;
+    for (const name of Object.keys(backend)) {
+      expect({ name, direct: backend[name] === addon[name] }).toEqual({ name, direct: true });
+    }
+    expect(native.nativeBackend.pageSize()).toBeGreaterThanOrEqual(4096);
+    expect(thrown(() => native.nativeBackend.close(2 ** 30))).toMatchObject({ code: 'EBADF', syscall: 'close' });
+  });
+
   it('a package root without build/ or prebuilds/ gives ERR_VFIO_NO_ADDON with a hint', () => {
     const root = tempDir();
     const error = thrown(() => native.loadAddon(root));

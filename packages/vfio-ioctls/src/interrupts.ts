@@ -320,9 +320,8 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
   /** @internal The poller of vector start + i reported readiness (or an error). */
   onReadable(i: number, error: Error | null): void {
     if (!this.#enabled) return;
-    const device = this.#host.name;
     if (error) {
-      this.emit('error', VfioError.annotate(error, { syscall: 'poll', device }));
+      this.emit('error', VfioError.annotate(error, { syscall: 'poll', device: this.#host.name }));
       return;
     }
     let count: bigint;
@@ -330,7 +329,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
       count = this.#host.context.backend.eventfdRead(this.#fds[i]!);
     } catch (readError) {
       if ((readError as { code?: string }).code === 'EAGAIN') return;
-      this.emit('error', VfioError.annotate(readError, { syscall: 'read', device }));
+      this.emit('error', VfioError.annotate(readError, { syscall: 'read', device: this.#host.name }));
       return;
     }
     const event: InterruptEvent = { index: this.index, vector: this.start + i, count: Number(count) };

@@ -121,7 +121,9 @@ export class Region {
     const start = this.checkedStart(offset, length, 1);
     this.checkAccess('read', this.readable);
     const bytes = new Uint8Array(length);
-    this.transfer('pread', bytes, start);
+    // Nothing to move: no syscall (the kernel would refuse one at the very
+    // end of the region with EINVAL, although the span is valid).
+    if (length > 0) this.transfer('pread', bytes, start);
     return bytes;
   }
 
@@ -135,7 +137,7 @@ export class Region {
     checkBytes('bytes', bytes);
     const start = this.checkedStart(offset, bytes.length, 1);
     this.checkAccess('write', this.writable);
-    this.transfer('pwrite', bytes, start);
+    if (bytes.length > 0) this.transfer('pwrite', bytes, start);
   }
 
   /** Reads a byte. */

@@ -150,3 +150,17 @@ describe('accessor checks', () => {
     device.close();
   });
 });
+
+describe('empty region transfers', () => {
+  test('are checked like any other but make no syscall, even at the very end', () => {
+    const { fake, env } = kernel([{ address: EDU, group: GROUP, regions: [{ index: 0, size: 0x1000, flags: RWM }] }]);
+    using device = Device.open(EDU, env);
+    const region = device.region(0)!;
+    const before = fake.calls.length;
+    expect(region.read(0x1000, 0)).toEqual(new Uint8Array(0));
+    region.write(0x1000, new Uint8Array(0));
+    expect(fake.calls.length).toBe(before);
+    expect(() => region.read(0x1001, 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => region.write(0x1001, new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+});

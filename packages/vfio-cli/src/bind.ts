@@ -4,8 +4,8 @@
  * driver lets go (unbind), and drivers_probe binds the device again.
  */
 import { existsSync } from 'node:fs';
-import { groupDevices, type PciDeviceInfo } from 'vfio-ioctls';
-import { blocksGroup, CliError, findDevice, isVfioDriver, pciAddress, usageError, type CommandEnv } from './env';
+import { blocksGroup, groupDevices, isVfioDriver, type PciDeviceInfo } from 'vfio-ioctls';
+import { CliError, findDevice, pciAddress, usageError, type CommandEnv } from './env';
 import { json } from './format';
 import { deviceJson } from './list';
 

@@ -1,6 +1,6 @@
 /** What every command gets from the dispatcher, and the CLI's own error. */
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { pciDevice, type PciDeviceInfo, type VfioContext } from 'vfio-ioctls';
+import { parsePciAddress, pciDevice, type PciDeviceInfo, type VfioContext } from 'vfio-ioctls';
 
 /** Where output goes: process.stdout/stderr, or a test's collector. */
 export interface Output {
@@ -57,37 +57,17 @@ export const writeSysfsFile: SysfsWriter = (path, text) => {
   }
 };
 
-const PCI_ADDRESS = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i;
-
 /**
  * The full, lower-case form 'dddd:bb:dd.f' of a PCI address given as
  * 'dddd:bb:dd.f' or 'bb:dd.f' (lspci's short form, domain 0).
  */
 export function pciAddress(value: string | undefined, command: string): string {
   if (value === undefined) throw usageError(`${command}: missing PCI address (like 0000:00:03.0)`);
-  const match = PCI_ADDRESS.exec(value);
-  if (!match || parseInt(match[3]!, 16) > 0x1f) {
+  const address = parsePciAddress(value);
+  if (address === undefined) {
     throw usageError(`${command}: '${value}' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0)`);
   }
-  const [, domain = '0000', bus, slot, fn] = match;
-  return `${domain}:${bus}:${slot}.${fn}`.toLowerCase();
-}
-
-/** Drivers that leave a group viable: vfio-pci and its vendor variants (mlx5_vfio_pci...). */
-export function isVfioDriver(driver: string | undefined): boolean {
-  return driver !== undefined && /(^|[-_])vfio[-_]pci$/.test(driver);
-}
-
-/**
- * Drivers that do not claim DMA for a group (the kernel's driver_managed_dma:
- * vfio-pci, pci-stub, and pcieport on bridges), so they leave it viable;
- * an unbound device does not block either.
- */
-const HARMLESS_DRIVERS = new Set(['pci-stub', 'pcieport']);
-
-/** Whether a device bound to `driver` keeps its IOMMU group from being used through VFIO. */
-export function blocksGroup(driver: string | undefined): boolean {
-  return driver !== undefined && !isVfioDriver(driver) && !HARMLESS_DRIVERS.has(driver);
+  return address;
 }
 
 /** The device at `address` in sysfs; a missing one is a CliError that says so. */

@@ -1,7 +1,7 @@
 /** `vfio info <address>`: what VFIO reports about a device, opened and closed again. */
 import * as b from 'vfio-bindings';
-import { Container, Group, type Device, type Region } from 'vfio-ioctls';
-import { CliError, findDevice, isVfioDriver, pciAddress, usageError, type CommandEnv } from './env';
+import { Container, Group, isVfioDriver, type Device, type Region } from 'vfio-ioctls';
+import { CliError, findDevice, pciAddress, usageError, type CommandEnv } from './env';
 import { flagNames, hex, hex0x, json, pageSizes, size, table } from './format';
 
 export const infoUsage = `vfio info <pci-address> [--json]

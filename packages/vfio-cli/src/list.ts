@@ -1,6 +1,6 @@
 /** `vfio list`: every IOMMU group, its devices, and whether VFIO can use it. */
-import { listIommuGroups, type PciDeviceInfo } from 'vfio-ioctls';
-import { blocksGroup, isVfioDriver, usageError, type CommandEnv } from './env';
+import { blocksGroup, isVfioDriver, listIommuGroups, type PciDeviceInfo } from 'vfio-ioctls';
+import { usageError, type CommandEnv } from './env';
 import { className, hex, json, table } from './format';
 
 export const listUsage = `vfio list [--json]

@@ -159,3 +159,20 @@ export function listIommuGroups(options?: SysfsOptions): IommuGroupInfo[] {
     .sort((a, b) => a - b)
     .map((id) => ({ id, devices: groupDevices(id, { sysfsRoot: root }) }));
 }
+
+/** Whether `driver` is vfio-pci or one of its vendor variants (mlx5_vfio_pci, ...). */
+export function isVfioDriver(driver: string | undefined): boolean {
+  return driver !== undefined && /(^|[-_])vfio[-_]pci$/.test(driver);
+}
+
+/**
+ * Drivers that do not claim DMA for a group (the kernel's driver_managed_dma:
+ * pci-stub, and pcieport on bridges) besides the vfio ones, so they leave it
+ * viable; an unbound device does not block either.
+ */
+const HARMLESS_DRIVERS = new Set(['pci-stub', 'pcieport']);
+
+/** Whether a device bound to `driver` keeps its IOMMU group from being used through VFIO. */
+export function blocksGroup(driver: string | undefined): boolean {
+  return driver !== undefined && !isVfioDriver(driver) && !HARMLESS_DRIVERS.has(driver);
+}

@@ -3,7 +3,7 @@ import { bindings as b, cString, decodeAnswer, encodeArg, int32Arg } from './abi
 import { Container } from './container';
 import { kernelCall, VfioContext, type VfioOptions } from './context';
 import { Device } from './device';
-import { groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from './discovery';
+import { blocksGroup, groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from './discovery';
 import { VfioError } from './errors';
 import { FdHandle, runAll } from './handle';
 import { checkInstance, checkInteger, checkString, parsePciAddress, rangeError, typeError } from './validate';
@@ -96,7 +96,7 @@ export class Group extends FdHandle {
    * a driver (the usual companion of devices behind it) claims nothing.
    */
   blockingDevices(): PciDeviceInfo[] {
-    return groupDevices(this.id, { sysfsRoot: this.context.sysfsRoot }).filter((d) => d.driver !== undefined && d.driver !== 'vfio-pci');
+    return groupDevices(this.id, { sysfsRoot: this.context.sysfsRoot }).filter((d) => blocksGroup(d.driver));
   }
 
   /**

@@ -26,7 +26,10 @@ export { DmaMapping } from './dma-mapping';
 export type { DmaMapOptions, IommuContext, IovaRange } from './iommu-context';
 export { IovaAllocator, type IovaSpan } from './iova-allocator';
 export type { CapabilityRef } from './abi';
+export { parsePciAddress } from './validate';
 export {
+  blocksGroup,
+  isVfioDriver,
   groupDevices,
   groupOf,
   listIommuGroups,

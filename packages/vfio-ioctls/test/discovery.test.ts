@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { groupDevices, groupOf, listIommuGroups, pciDevice } from '../src';
+import { blocksGroup, groupDevices, groupOf, isVfioDriver, listIommuGroups, parsePciAddress, pciDevice } from '../src';
 import { EDU, EDU2, kernel } from './helpers';
 
 const NIC = '0000:00:02.0';
@@ -90,5 +90,22 @@ describe('listIommuGroups / groupDevices', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the public helpers the vfio command shares', () => {
+  test('parsePciAddress: full lower-case form, domain 0 by default, undefined for anything else', () => {
+    expect(parsePciAddress('0000:00:03.0')).toBe('0000:00:03.0');
+    expect(parsePciAddress('AB:1F.7')).toBe('0000:ab:1f.7');
+    for (const bad of ['00:20.0', '00:03.8', '0:00:03.0', '0000:00:03', '/sys/bus/pci/devices/0000:00:03.0', '']) {
+      expect(parsePciAddress(bad)).toBeUndefined();
+    }
+  });
+
+  test('isVfioDriver / blocksGroup follow the kernel: vfio-pci and variants, pci-stub and pcieport do not block', () => {
+    expect(['vfio-pci', 'mlx5_vfio_pci', 'hisi-acc-vfio-pci'].every(isVfioDriver)).toBe(true);
+    expect(['e1000e', 'vfio', 'vfio-pci-ish', undefined].some(isVfioDriver)).toBe(false);
+    expect([undefined, 'vfio-pci', 'pci-stub', 'pcieport'].some(blocksGroup)).toBe(false);
+    expect(['e1000e', 'nvme', 'uio_pci_generic'].every(blocksGroup)).toBe(true);
   });
 });

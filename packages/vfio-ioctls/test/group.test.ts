@@ -93,6 +93,21 @@ describe('Group status', () => {
     fake.bindDriver(EDU2, 'xhci_hcd');
     expect(() => group.assertViable()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_GROUP_NOT_VIABLE', message: expect.stringContaining(`${EDU2} (xhci_hcd)`) }));
   });
+
+  test('blockingDevices() leaves out the drivers the kernel lets share a group (pcieport, pci-stub, vfio-pci variants)', () => {
+    const { fake, env } = kernel([
+      { address: EDU, group: GROUP },
+      { address: EDU2, group: GROUP, driver: 'pcieport' },
+    ]);
+    using group = Group.open(GROUP, env);
+    expect(group.blockingDevices()).toEqual([]);
+    for (const harmless of ['pci-stub', 'mlx5_vfio_pci']) {
+      fake.bindDriver(EDU2, harmless);
+      expect(group.blockingDevices()).toEqual([]);
+    }
+    fake.bindDriver(EDU2, 'vfio-pci-ish');
+    expect(group.blockingDevices().map((d) => [d.address, d.driver])).toEqual([[EDU2, 'vfio-pci-ish']]);
+  });
 });
 
 describe('Group.attach / detach', () => {

@@ -23,6 +23,14 @@ export interface Poller {
 }
 
 export interface Backend {
+  /**
+   * True when the ArrayBuffer that mmap() returns is the device memory
+   * itself, so that a typed-array load or store of a width is one device
+   * access of that width (the native addon). Absent or false when a
+   * mapping must go through the mmio* accessors (the fake kernel, whose
+   * registers are hooks).
+   */
+  readonly directMmio?: boolean;
   /** open(2); flags are O_* numbers (O_CLOEXEC is always added). Returns the fd. */
   open(path: string, flags: number): number;
   /** close(2). */

@@ -82,6 +82,7 @@ function native(): Addon {
 
 /** The real kernel behind the Backend interface. Every call goes straight to one syscall. */
 export const nativeBackend: Backend = {
+  directMmio: true,
   open: (file: string, flags: number): number => native().open(file, flags),
   close: (fd: number): void => native().close(fd),
   ioctl: (fd: number, request: number, arg?: number | Uint8Array): number => native().ioctl(fd, request, arg),

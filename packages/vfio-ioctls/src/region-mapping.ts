@@ -1,6 +1,6 @@
 import type { Backend } from './backend';
 import { kernelCall } from './context';
-import { closedError } from './errors';
+import { closedError, VfioError } from './errors';
 import { runAll } from './handle';
 import { checkInteger, checkU64, hex, rangeError } from './validate';
 
@@ -12,13 +12,34 @@ export interface MmioWindowSpec {
   buffer: ArrayBuffer;
 }
 
+/** @internal What the windows of one mapping share: the region's name and permissions. */
+export interface MmioAccess {
+  /** 'region 0 of 0000:00:03.0', for errors. */
+  name: string;
+  /** The device name, for VfioError. */
+  device: string;
+  readable: boolean;
+  writable: boolean;
+}
+
 /**
  * One mmapped window of a region. Offsets given to its accessors are
  * relative to the region (not the window), so code written against a
  * register map reads the same whether or not the region is sparse. Every
- * access is bounds- and alignment-checked and done by the backend's
- * volatile accessors of exactly that width (a DataView gives no such
- * guarantee, and MMIO registers care).
+ * access is bounds-, alignment- and permission-checked, then done as one
+ * access of exactly that width (MMIO registers care: a DataView gives no
+ * such guarantee).
+ *
+ * On the real kernel the access is made from JavaScript on typed-array
+ * views of the mapping, without a native call: reads are Atomics.load,
+ * which the engine may not drop, merge, hoist out of a polling loop or
+ * split, so each is one load of its width; writes are element stores, one
+ * store of their width (Atomics.store is no use: on x86 it is a locked
+ * exchange, a read-modify-write the device would see). That engines keep
+ * those stores, in order and none merged or dropped, even in optimized
+ * code, is checked against the device in the guest suite. On a backend
+ * whose mappings are not the device (the fake kernel) the backend's
+ * accessors do the access.
  */
 export class MmioWindow {
   /** Offset of the window within the region. */
@@ -27,13 +48,27 @@ export class MmioWindow {
   readonly size: number;
   #buffer: ArrayBuffer | undefined;
   readonly #backend: Backend;
+  readonly #access: MmioAccess;
+  // Views of the device memory (direct backends only); detached with it.
+  readonly #u8: Uint8Array | undefined;
+  readonly #u16: Uint16Array | undefined;
+  readonly #u32: Uint32Array | undefined;
+  readonly #u64: BigUint64Array | undefined;
 
   /** @internal */
-  constructor(backend: Backend, spec: MmioWindowSpec) {
+  constructor(backend: Backend, spec: MmioWindowSpec, access: MmioAccess) {
     this.#backend = backend;
+    this.#access = access;
     this.offset = spec.offset;
     this.size = spec.buffer.byteLength;
     this.#buffer = spec.buffer;
+    if (backend.directMmio === true) {
+      const { buffer } = spec;
+      this.#u8 = new Uint8Array(buffer);
+      this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
+      this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+      this.#u64 = new BigUint64Array(buffer, 0, buffer.byteLength >>> 3);
+    }
   }
 
   /** True when `offset` (region-relative) lies in this window. */
@@ -50,70 +85,86 @@ export class MmioWindow {
   // leaves every failure to #reject, which runs the full checks for the
   // precise error: the same conditions, so nothing is weakened.
 
-  /** Reads a byte at region offset `offset` (a volatile 8-bit load). */
+  /** Reads a byte at region offset `offset` (one 8-bit load). */
   read8(offset: number): number {
-    const at = this.#relative(offset, 1);
-    if (at < 0) this.#reject(offset, 1);
-    return this.#backend.mmioRead8(this.#buffer!, at);
+    const at = this.#relative(offset, 1, this.#access.readable);
+    if (at < 0) this.#reject(offset, 1, 'read');
+    const view = this.#u8;
+    return view !== undefined ? Atomics.load(view, at) : this.#backend.mmioRead8(this.#buffer!, at);
   }
-  /** Reads 16 bits at region offset `offset` (2-aligned; one volatile load). */
+  /** Reads 16 bits at region offset `offset` (2-aligned; one load). */
   read16(offset: number): number {
-    const at = this.#relative(offset, 2);
-    if (at < 0) this.#reject(offset, 2);
-    return this.#backend.mmioRead16(this.#buffer!, at);
+    const at = this.#relative(offset, 2, this.#access.readable);
+    if (at < 0) this.#reject(offset, 2, 'read');
+    const view = this.#u16;
+    return view !== undefined ? Atomics.load(view, at >>> 1) : this.#backend.mmioRead16(this.#buffer!, at);
   }
-  /** Reads 32 bits at region offset `offset` (4-aligned; one volatile load). */
+  /** Reads 32 bits at region offset `offset` (4-aligned; one load). */
   read32(offset: number): number {
-    const at = this.#relative(offset, 4);
-    if (at < 0) this.#reject(offset, 4);
-    return this.#backend.mmioRead32(this.#buffer!, at);
+    const at = this.#relative(offset, 4, this.#access.readable);
+    if (at < 0) this.#reject(offset, 4, 'read');
+    const view = this.#u32;
+    return view !== undefined ? Atomics.load(view, at >>> 2) : this.#backend.mmioRead32(this.#buffer!, at);
   }
-  /** Reads 64 bits at region offset `offset` (8-aligned; one volatile load). */
+  /** Reads 64 bits at region offset `offset` (8-aligned; one load). */
   read64(offset: number): bigint {
-    const at = this.#relative(offset, 8);
-    if (at < 0) this.#reject(offset, 8);
-    return this.#backend.mmioRead64(this.#buffer!, at);
+    const at = this.#relative(offset, 8, this.#access.readable);
+    if (at < 0) this.#reject(offset, 8, 'read');
+    const view = this.#u64;
+    return view !== undefined ? Atomics.load(view, at >>> 3) : this.#backend.mmioRead64(this.#buffer!, at);
   }
-  /** Writes a byte at region offset `offset` (a volatile 8-bit store). */
+  /** Writes a byte at region offset `offset` (one 8-bit store). */
   write8(offset: number, value: number): void {
     if (typeof value !== 'number' || !(value >= 0 && value <= 0xff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xff);
-    const at = this.#relative(offset, 1);
-    if (at < 0) this.#reject(offset, 1);
-    this.#backend.mmioWrite8(this.#buffer!, at, value);
+    const at = this.#relative(offset, 1, this.#access.writable);
+    if (at < 0) this.#reject(offset, 1, 'write');
+    const view = this.#u8;
+    if (view !== undefined) view[at] = value;
+    else this.#backend.mmioWrite8(this.#buffer!, at, value);
   }
-  /** Writes 16 bits at region offset `offset` (2-aligned; one volatile store). */
+  /** Writes 16 bits at region offset `offset` (2-aligned; one store). */
   write16(offset: number, value: number): void {
     if (typeof value !== 'number' || !(value >= 0 && value <= 0xffff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xffff);
-    const at = this.#relative(offset, 2);
-    if (at < 0) this.#reject(offset, 2);
-    this.#backend.mmioWrite16(this.#buffer!, at, value);
+    const at = this.#relative(offset, 2, this.#access.writable);
+    if (at < 0) this.#reject(offset, 2, 'write');
+    const view = this.#u16;
+    if (view !== undefined) view[at >>> 1] = value;
+    else this.#backend.mmioWrite16(this.#buffer!, at, value);
   }
-  /** Writes 32 bits at region offset `offset` (4-aligned; one volatile store). */
+  /** Writes 32 bits at region offset `offset` (4-aligned; one store). */
   write32(offset: number, value: number): void {
     if (typeof value !== 'number' || !(value >= 0 && value <= 0xffff_ffff) || !Number.isInteger(value)) checkInteger('value', value, 0, 0xffff_ffff);
-    const at = this.#relative(offset, 4);
-    if (at < 0) this.#reject(offset, 4);
-    this.#backend.mmioWrite32(this.#buffer!, at, value);
+    const at = this.#relative(offset, 4, this.#access.writable);
+    if (at < 0) this.#reject(offset, 4, 'write');
+    const view = this.#u32;
+    if (view !== undefined) view[at >>> 2] = value;
+    else this.#backend.mmioWrite32(this.#buffer!, at, value);
   }
-  /** Writes 64 bits at region offset `offset` (8-aligned; one volatile store). */
+  /** Writes 64 bits at region offset `offset` (8-aligned; one store). */
   write64(offset: number, value: bigint | number): void {
     const big = checkU64('value', value);
-    const at = this.#relative(offset, 8);
-    if (at < 0) this.#reject(offset, 8);
-    this.#backend.mmioWrite64(this.#buffer!, at, big);
+    const at = this.#relative(offset, 8, this.#access.writable);
+    if (at < 0) this.#reject(offset, 8, 'write');
+    const view = this.#u64;
+    if (view !== undefined) view[at >>> 3] = big;
+    else this.#backend.mmioWrite64(this.#buffer!, at, big);
   }
 
-  /** The window-relative offset of a valid access (mapped, integer, inside, aligned), else -1. */
-  #relative(offset: number, width: number): number {
-    if (this.#buffer === undefined || typeof offset !== 'number') return -1;
+  /** The window-relative offset of a valid access (allowed, mapped, integer, inside, aligned), else -1. */
+  #relative(offset: number, width: number, allowed: boolean): number {
+    if (!allowed || this.#buffer === undefined || typeof offset !== 'number') return -1;
     const at = offset - this.offset;
     return at >= 0 && at <= this.size - width && (offset & (width - 1)) === 0 && Number.isInteger(offset) ? at : -1;
   }
 
   /** Throws the error for an access #relative refused. */
-  #reject(offset: number, width: number): never {
+  #reject(offset: number, width: number, what: 'read' | 'write'): never {
     checkInteger('offset', offset);
     if (!this.#buffer) throw closedError('region mapping');
+    if (!(what === 'read' ? this.#access.readable : this.#access.writable)) {
+      // On the mapping itself this would be SIGSEGV, not an exception.
+      throw new VfioError('ERR_VFIO_REGION_ACCESS', `${this.#access.name} does not allow ${what}`, { device: this.#access.device });
+    }
     if (!this.contains(offset, width)) {
       throw rangeError('offset', `${hex(offset)} (${width} bytes) is outside the window ${hex(this.offset)}-${hex(this.offset + this.size - 1)}`);
     }
@@ -146,9 +197,9 @@ export class RegionMapping implements Disposable {
   #mapped = true;
 
   /** @internal Made by Region.map(). */
-  constructor(backend: Backend, index: number, specs: MmioWindowSpec[], onUnmap: () => void) {
+  constructor(backend: Backend, index: number, specs: MmioWindowSpec[], access: MmioAccess, onUnmap: () => void) {
     this.index = index;
-    this.windows = specs.map((spec) => new MmioWindow(backend, spec)).sort((a, b) => a.offset - b.offset);
+    this.windows = specs.map((spec) => new MmioWindow(backend, spec, access)).sort((a, b) => a.offset - b.offset);
     this.#onUnmap = onUnmap;
   }
 
@@ -169,35 +220,35 @@ export class RegionMapping implements Disposable {
     throw rangeError('offset', `${hex(offset)} (${width} bytes) is not in a mapped window of region ${this.index}`);
   }
 
-  /** Reads a byte at region offset `offset` (a volatile 8-bit load). */
+  /** Reads a byte at region offset `offset` (one 8-bit load). */
   read8(offset: number): number {
     return this.window(offset, 1).read8(offset);
   }
-  /** Reads 16 bits at region offset `offset` (2-aligned; one volatile load). */
+  /** Reads 16 bits at region offset `offset` (2-aligned; one load). */
   read16(offset: number): number {
     return this.window(offset, 2).read16(offset);
   }
-  /** Reads 32 bits at region offset `offset` (4-aligned; one volatile load). */
+  /** Reads 32 bits at region offset `offset` (4-aligned; one load). */
   read32(offset: number): number {
     return this.window(offset, 4).read32(offset);
   }
-  /** Reads 64 bits at region offset `offset` (8-aligned; one volatile load). */
+  /** Reads 64 bits at region offset `offset` (8-aligned; one load). */
   read64(offset: number): bigint {
     return this.window(offset, 8).read64(offset);
   }
-  /** Writes a byte at region offset `offset` (a volatile 8-bit store). */
+  /** Writes a byte at region offset `offset` (one 8-bit store). */
   write8(offset: number, value: number): void {
     this.window(offset, 1).write8(offset, value);
   }
-  /** Writes 16 bits at region offset `offset` (2-aligned; one volatile store). */
+  /** Writes 16 bits at region offset `offset` (2-aligned; one store). */
   write16(offset: number, value: number): void {
     this.window(offset, 2).write16(offset, value);
   }
-  /** Writes 32 bits at region offset `offset` (4-aligned; one volatile store). */
+  /** Writes 32 bits at region offset `offset` (4-aligned; one store). */
   write32(offset: number, value: number): void {
     this.window(offset, 4).write32(offset, value);
   }
-  /** Writes 64 bits at region offset `offset` (8-aligned; one volatile store). */
+  /** Writes 64 bits at region offset `offset` (8-aligned; one store). */
   write64(offset: number, value: bigint | number): void {
     this.window(offset, 8).write64(offset, value);
   }

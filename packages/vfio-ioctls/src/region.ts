@@ -230,7 +230,8 @@ export class Region {
       }
       throw error;
     }
-    const mapping = new RegionMapping(backend, this.index, windows, () => this.#mappings.delete(mapping));
+    const access = { name: `region ${this.index} of ${this.#host.name}`, device: this.#host.name, readable: this.readable, writable: this.writable };
+    const mapping = new RegionMapping(backend, this.index, windows, access, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
   }

@@ -262,6 +262,18 @@ describe('Region.map', () => {
     device.close();
   });
 
+  test('a read-only mapping refuses writes before touching it (on memory that would be SIGSEGV)', () => {
+    const { fake, device } = open([{ index: 0, size: 0x1000, flags: b.VFIO_REGION_INFO_FLAG_READ | b.VFIO_REGION_INFO_FLAG_MMAP }]);
+    const mapping = device.region(0)!.map();
+    const write = jest.spyOn(fake, 'mmioWrite32');
+    expect(mapping.read32(0)).toBe(0);
+    expect(() => mapping.write32(0, 1)).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_REGION_ACCESS', message: expect.stringContaining('region 0 of') }));
+    expect(() => mapping.write64(8, 1n)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_REGION_ACCESS' }));
+    expect(write).not.toHaveBeenCalled();
+    mapping.unmap();
+    device.close();
+  });
+
   test('a region without the MMAP flag cannot be mapped', () => {
     const { fake, device } = open();
     void device.regions;
@@ -303,5 +315,71 @@ describe('Region.map', () => {
     device.close();
     expect(mapping.mapped).toBe(false);
     expect(fake.liveMmaps()).toBe(0);
+  });
+});
+
+describe('Region.map on a direct backend (typed arrays on the mapping, as on the real kernel)', () => {
+  function openDirect(regions = REGIONS) {
+    const k = kernel([{ address: EDU, group: GROUP, regions }], { directMmio: true });
+    return { ...k, device: Device.open(EDU, k.env) };
+  }
+  const ACCESSORS = ['mmioRead8', 'mmioRead16', 'mmioRead32', 'mmioRead64', 'mmioWrite8', 'mmioWrite16', 'mmioWrite32', 'mmioWrite64'] as const;
+
+  test('every width reads and writes the mapped bytes, little-endian, without the backend accessors', () => {
+    const { fake, device } = openDirect();
+    const spies = ACCESSORS.map((name) => jest.spyOn(fake, name));
+    const bar = device.region(0)!;
+    const mapping = bar.map();
+    mapping.write32(0x40, 0xdeadbeef);
+    mapping.write8(0x44, 0xaa);
+    mapping.write16(0x46, 0xbbcc);
+    mapping.write64(0x48, 0x1122334455667788n);
+    mapping.write64(0x50, 2 ** 53 - 1);
+    expect([mapping.read32(0x40), mapping.read8(0x44), mapping.read16(0x46), mapping.read64(0x48)]).toEqual([0xdeadbeef, 0xaa, 0xbbcc, 0x1122334455667788n]);
+    expect(mapping.read8(0x40)).toBe(0xef);
+    expect(mapping.read16(0x42)).toBe(0xdead);
+    expect(mapping.read64(0x50)).toBe(2n ** 53n - 1n);
+    for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    mapping.unmap();
+    // The fake's mapping of a whole region is its store: the bytes stay there.
+    expect(bar.readUint32(0x40)).toBe(0xdeadbeef);
+    expect(bar.readBigUint64(0x48)).toBe(0x1122334455667788n);
+    device.close();
+  });
+
+  test('sparse windows: offsets are region-relative, gaps and edges refused as on the accessor path', () => {
+    const { device } = openDirect();
+    const mapping = device.region(1)!.map();
+    mapping.write32(0x4010, 7);
+    expect(mapping.windows[1]!.read32(0x4010)).toBe(7);
+    expect(() => mapping.read32(0x3000)).toThrow(expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('not in a mapped window') }));
+    expect(() => mapping.windows[0]!.read32(0x1ffe)).toThrow(expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('outside the window') }));
+    expect(() => mapping.windows[1]!.write16(0x4011, 1)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_MISALIGNED' }));
+    expect(() => mapping.windows[1]!.read64(0x4004)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_MISALIGNED' }));
+    expect(() => mapping.write32(0x4010, 2 ** 32)).toThrow(expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('value') }));
+    expect(() => mapping.write64(0x4010, -1n)).toThrow(expect.objectContaining({ name: 'RangeError' }));
+    expect(() => mapping.windows[1]!.read32(16400.5)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(mapping.read32(0x4010)).toBe(7); // no refused write landed
+    mapping.unmap();
+    device.close();
+  });
+
+  test('after unmap the views are detached and every access throws ERR_VFIO_CLOSED', () => {
+    const { device } = openDirect();
+    const mapping = device.region(0)!.map();
+    const window = mapping.windows[0]!;
+    mapping.unmap();
+    expect(() => window.read32(0)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_CLOSED' }));
+    expect(() => window.write64(0, 1n)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_CLOSED' }));
+    device.close();
+  });
+
+  test('a read-only mapping refuses writes', () => {
+    const { device } = openDirect([{ index: 0, size: 0x1000, flags: b.VFIO_REGION_INFO_FLAG_READ | b.VFIO_REGION_INFO_FLAG_MMAP }]);
+    const mapping = device.region(0)!.map();
+    expect(() => mapping.write8(0, 1)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_REGION_ACCESS' }));
+    expect(mapping.read8(0)).toBe(0);
+    mapping.unmap();
+    device.close();
   });
 });

@@ -8,9 +8,28 @@ const { execFileSync } = require('node:child_process');
 const { C_DIR, CACHE_DIR } = require('./paths');
 
 const PROGRAMS = ['fionread', 'vfio_bench'];
+const MALLOC_STATS = path.join(CACHE_DIR, 'malloc_stats.node');
 
 function binaryPath(name) {
   return path.join(CACHE_DIR, name);
+}
+
+/**
+ * The soak's malloc counter (c/malloc_stats.c), an N-API module built
+ * against the headers of the Node that runs the bench. Returns its path, or
+ * null (with the reason logged) when they are missing: the soak then goes
+ * on without that figure.
+ */
+function buildMallocStats(log) {
+  const include = path.join(path.dirname(process.execPath), '..', 'include', 'node');
+  if (!fs.existsSync(path.join(include, 'node_api.h'))) {
+    log(`no node_api.h under ${include}: the soak reports no malloc figure`);
+    return null;
+  }
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', include, '-o', MALLOC_STATS, path.join(C_DIR, 'malloc_stats.c')], {
+    stdio: 'inherit',
+  });
+  return MALLOC_STATS;
 }
 
 /** Compiles every program; only on the host (the guest lacks gcc). */
@@ -35,4 +54,4 @@ function run(name, args) {
   return byOp;
 }
 
-module.exports = { buildAll, run, binaryPath };
+module.exports = { buildAll, buildMallocStats, run, binaryPath };

@@ -23,6 +23,7 @@ async function main() {
   const started = new Date();
   log('compiling the C reference programs (gcc -O2)');
   cprog.buildAll();
+  if (opts.guest && opts.soak) opts.mallocStats = cprog.buildMallocStats(log);
 
   const results = {
     schema: 1,

@@ -19,6 +19,7 @@ async function runGuestParts(opts, log) {
   if (!opts.soak) args.push('--no-soak');
   if (!opts.ops) args.push('--soak-only');
   if (opts.profile) args.push('--profile-dir', path.join(resultsDir, 'profile'));
+  if (opts.mallocStats) args.push('--malloc-stats', opts.mallocStats);
   let accelerator = 'unknown';
   const started = Date.now();
   const r = await vm.runInGuest({
@@ -27,7 +28,8 @@ async function runGuestParts(opts, log) {
     command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
     cwd: REPO_ROOT,
     resultsDir,
-    timeoutMs: 60 * 60 * 1000,
+    // 10,000 cycles of each of the three soaks take ~40 minutes under TCG.
+    timeoutMs: 3 * 60 * 60 * 1000,
     onOutput: (text) => process.stderr.write(text),
     log: (m) => {
       // The harness says which accelerator it booted with.

@@ -67,6 +67,11 @@ export class FakeKernel implements Backend {
   }
 
   /** The prefix open() understands: `${devRoot}/vfio` is the container node, `${devRoot}/N` group N. */
+  /** Backend.directMmio: off unless asked for (FakeKernelOptions.directMmio). */
+  get directMmio(): boolean {
+    return this.options.directMmio;
+  }
+
   get devRoot(): string {
     return this.options.devRoot;
   }

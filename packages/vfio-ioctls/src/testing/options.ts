@@ -17,6 +17,7 @@ export function resolveOptions(options: FakeKernelOptions = {}): ResolvedOptions
     type1Only: false,
     memlockLimit: 1n << 64n,
     devRoot: '/dev/vfio',
+    directMmio: false,
     ...dropUndefined(options),
   };
   if (!Number.isSafeInteger(resolved.pageSize) || resolved.pageSize <= 0 || (resolved.pageSize & (resolved.pageSize - 1)) !== 0) {

@@ -72,6 +72,13 @@ export interface FakeKernelOptions {
   memlockLimit?: bigint;
   /** Virtual prefix of the device nodes open() understands; default '/dev/vfio'. */
   devRoot?: string;
+  /**
+   * Mappings behave as the real kernel's do for the library: plain memory
+   * that it reads and writes through typed arrays (Backend.directMmio).
+   * Register hooks of device models (edu) then do not run. Default false:
+   * every MMIO access goes through the fake's accessors.
+   */
+  directMmio?: boolean;
 }
 
 /** One live IOMMU mapping. */

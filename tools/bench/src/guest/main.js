@@ -26,6 +26,7 @@ function args(argv) {
     else if (a === '--samples') o.samples = Number(argv[++i]);
     else if (a === '--warmup') o.warmup = Number(argv[++i]);
     else if (a === '--soak-cycles') o.soakCycles = Number(argv[++i]);
+    else if (a === '--malloc-stats') process.env.BENCH_MALLOC_STATS = argv[++i];
     else throw new Error(`guest: unknown argument ${a}`);
   }
   if (!o.out) throw new Error('guest: --out is required');

@@ -2,18 +2,24 @@
 // Issue 6's leak and soak check: N cycles of open container, group,
 // device, map a buffer, enable an IRQ, take an interrupt, close everything;
 // then the same with every handle dropped without close(), leaving the
-// cleanup to the library's finalizers after a GC. The fd count and locked
-// memory must come back exactly; RSS within a tolerance, because V8's heap
-// never returns to the byte.
+// cleanup to the library's finalizers after a GC. The fd count, VFIO
+// mappings and locked and pinned memory must come back exactly; RSS within
+// a tolerance, because V8's heap and glibc's arenas never return to the
+// byte. The V8 heap and malloc figures beside it say where RSS went.
 const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
 const b = require('vfio-bindings');
 const { Container, Group, DmaBuffer } = require('vfio-ioctls');
-const { snapshot, newFds } = require('./proc-status');
+const { snapshot, newFds, fdCount, vfioMapCount } = require('./proc-status');
 const edu = require('./edu');
 
 const RSS_TOLERANCE_KIB = 2048;
-const WARMUP_CYCLES = 5;
+// Closed cycles before the start snapshot, in every mode: they load and
+// compile the code and let V8 grow its young generation to the size this
+// load keeps (some MiB of RSS over the first ~1,500 cycles, then flat).
+// They cannot hide a leak of the dropped modes, whose own cycles are all
+// measured; that closed cycles leak nothing is what the 'close' run shows.
+const WARMUP_CYCLES = 1500;
 
 /** One cycle; returns the handles (the dropped variant never closes them). */
 async function cycle(dev) {
@@ -45,27 +51,55 @@ function closeAll(h) {
   h.container.close();
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
- * GCs with turns of the event loop between: FinalizationRegistry callbacks
- * and the addon's buffer finalizers (munmap) run as tasks after a GC, and
- * one collection may free what lets the next one free more. Given `target`
- * (a snapshot), goes on (within a bound) until the fd count and the VFIO
- * mappings are back there: the fds alone come back before a dropped BAR
- * mapping is unmapped, and that mapping still holds the group (EBUSY on the
- * next open). Otherwise until the fd count stops falling.
+ * GCs until a dropped cycle's handles are released. A collection queues
+ * the FinalizationRegistry callbacks and the addon's buffer finalizers
+ * (munmap), which run as later tasks, and now and then a second collection
+ * is needed: so after each GC this looks for ~12 ms (a full GC costs ~35 ms
+ * under TCG; GC after GC with no wait took 3-4 GCs a cycle, this ~1.5).
+ * Given `target` (a snapshot), until the fd count and the VFIO mappings are
+ * back there: the fds alone come back before a dropped BAR mapping is
+ * unmapped, and that mapping still holds the group (EBUSY on the next
+ * open). Without a target, until the fd count stops falling.
+ * Returns whether the mappings outlived the fds at some point.
  */
 async function collect(target) {
   let last = Infinity;
   let mapsOutlivedFds = false;
-  for (let i = 0; i < 40; i++) {
+  for (let round = 0; round < 20; round++) {
     global.gc();
-    await new Promise((resolve) => setTimeout(resolve, i < 3 ? 1 : 10));
-    const now = snapshot();
-    if (target !== undefined && now.fds <= target.fds && now.vfioMaps > target.vfioMaps) mapsOutlivedFds = true;
-    if (target !== undefined ? now.fds <= target.fds && now.vfioMaps <= target.vfioMaps : now.fds >= last && i >= 2) break;
-    last = now.fds;
+    for (let wait = 0; wait < 4; wait++) {
+      await sleep(wait === 0 ? 0 : 4);
+      const fds = fdCount();
+      if (target === undefined) continue;
+      const maps = vfioMapCount();
+      if (fds <= target.fds && maps > target.vfioMaps) mapsOutlivedFds = true;
+      if (fds <= target.fds && maps <= target.vfioMaps) return mapsOutlivedFds;
+    }
+    if (target === undefined) {
+      const fds = fdCount();
+      if (fds >= last) return false;
+      last = fds;
+    }
   }
   return mapsOutlivedFds;
+}
+
+/** Least-squares slope of `key` per cycle over the checkpoints of the second half, in bytes. */
+function slopeBytes(checkpoints, key, cycles) {
+  const pts = checkpoints.filter((c) => c.cycle > cycles / 2 && c[key] !== null);
+  if (pts.length < 3) return null;
+  const mx = pts.reduce((a, c) => a + c.cycle, 0) / pts.length;
+  const my = pts.reduce((a, c) => a + c[key], 0) / pts.length;
+  let num = 0;
+  let den = 0;
+  for (const c of pts) {
+    num += (c.cycle - mx) * (c[key] - my);
+    den += (c.cycle - mx) ** 2;
+  }
+  return Math.round((num / den) * 1024 * 10) / 10;
 }
 
 /**
@@ -74,8 +108,9 @@ async function collect(target) {
  * by the interrupt poller apart from one elsewhere.
  */
 async function soak(label, dev, cycles, mode, log) {
+  const closed = async () => closeAll(await cycle(dev));
   const one = {
-    close: async () => closeAll(await cycle(dev)),
+    close: closed,
     drop: async () => {
       await cycle(dev);
       if (await collect(baseline)) mapsOutlivedFds++;
@@ -88,6 +123,7 @@ async function soak(label, dev, cycles, mode, log) {
   // The fds and mappings between cycles, for the dropped modes to wait on.
   let baseline;
   const checkpoints = [];
+  const every = Math.max(10, Math.floor(cycles / 100));
   // Cycles where the fds were back but a BAR mapping was not yet unmapped:
   // each would have met EBUSY had the wait looked at the fds alone.
   let mapsOutlivedFds = 0;
@@ -96,9 +132,7 @@ async function soak(label, dev, cycles, mode, log) {
   let start = null;
   let t0 = 0n;
   try {
-    // Warm-up (module loading, JIT, first-use caches) only where it cannot
-    // leak: a dropped cycle's leftovers must count.
-    if (mode === 'close') for (let i = 0; i < WARMUP_CYCLES; i++) await one();
+    for (let i = 0; i < WARMUP_CYCLES; i++) await closed();
     // Node opens its stdio handles (the console, /dev/null) on first use:
     // open them now, or the first progress line looks like a leak.
     void process.stdin, void process.stdout, void process.stderr;
@@ -108,11 +142,11 @@ async function soak(label, dev, cycles, mode, log) {
     t0 = process.hrtime.bigint();
     for (; done < cycles; done++) {
       await one();
-      // RSS every 100 cycles: growth that levels off (allocator, JIT) is
-      // told apart from a steady per-cycle leak by its slope later on.
-      if ((done + 1) % 100 === 0) {
-        const { rssKiB, heapUsedKiB, externalKiB } = snapshot();
-        checkpoints.push({ cycle: done + 1, rssKiB, heapUsedKiB, externalKiB });
+      // Memory every 1% of the run: growth that levels off (allocator,
+      // JIT) is told apart from a steady per-cycle leak by its slope.
+      if ((done + 1) % every === 0) {
+        const { rssKiB, heapUsedKiB, externalKiB, mallocKiB } = snapshot();
+        checkpoints.push({ cycle: done + 1, rssKiB, heapUsedKiB, externalKiB, mallocKiB });
       }
       if (done === 99 || (done + 1) % 1000 === 0) {
         const ms = Number(process.hrtime.bigint() - t0) / 1e6 / (done + 1);
@@ -133,7 +167,10 @@ async function soak(label, dev, cycles, mode, log) {
   delete start.fdTargets;
   delete end.fdTargets;
   const clean = !failure && end.fds === start.fds && end.lockedKiB === start.lockedKiB && end.pinnedKiB === start.pinnedKiB && end.vfioMaps === start.vfioMaps && end.rssKiB - start.rssKiB <= RSS_TOLERANCE_KIB;
-  return { label, mode, cycles: done, requested: cycles, seconds, start, end, leakedFds, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB, checkpoints, mapsOutlivedFds };
+  // Per-cycle trend over the second half, in bytes: a leak of even one
+  // small object per cycle shows here as a steady positive slope.
+  const slopes = Object.fromEntries(['rssKiB', 'heapUsedKiB', 'mallocKiB'].map((k) => [k.replace('KiB', ''), slopeBytes(checkpoints, k, done)]));
+  return { label, mode, cycles: done, requested: cycles, warmupCycles: WARMUP_CYCLES, seconds, start, end, leakedFds, clean, failure, rssToleranceKiB: RSS_TOLERANCE_KIB, slopes, checkpoints, mapsOutlivedFds };
 }
 
 const MODES = [

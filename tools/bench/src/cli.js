@@ -10,7 +10,7 @@ const cprog = require('./c-programs');
 const { runHost } = require('./host');
 const { runGuestParts } = require('./guest-boot');
 const { describeHere, sourceState } = require('./machine');
-const { consoleTable, missed } = require('./report');
+const { consoleTable, missed, soakLines } = require('./report');
 const { renderReadmeSection } = require('./readme-section');
 const { updateReadme } = require('./readme');
 const { RESULTS_JSON, CACHE_DIR, REPO_ROOT } = require('./paths');
@@ -56,7 +56,7 @@ async function main() {
   fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
 
   console.log(consoleTable(results));
-  if (results.soak) console.log(`\nsoak: ${JSON.stringify(results.soak.summary ?? results.soak)}`);
+  if (results.soak) console.log(`\nsoak (leaks):\n${soakLines(results.soak).join('\n')}`);
   if (results.guestProfile) console.log(`\nguest profile, self time:\n${results.guestProfile.map((p) => `  ${p.selfPercent}%  ${p.fn}`).join('\n')}`);
   if (results.missed.length) console.log(`\ntargets missed (analysis: tools/bench/README.md):\n  ${results.missed.join('\n  ')}`);
   console.log(`\nresults: ${out} (${results.seconds.toFixed(0)} s${results.guest ? `, guest ${results.guest.accelerator.toUpperCase()}` : ''})`);

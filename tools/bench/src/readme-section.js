@@ -1,7 +1,7 @@
 'use strict';
 // The generated README section: where and how the figures were taken, the
 // table, the soak figures and the missed targets.
-const { markdownTable } = require('./report');
+const { markdownTable, soakLines } = require('./report');
 
 function renderReadmeSection(r) {
   const h = r.host;
@@ -30,30 +30,6 @@ function renderReadmeSection(r) {
   lines.push(r.missed.length ? 'Targets missed in this run:' : 'All targets met in this run.');
   for (const m of r.missed) lines.push(`- ${m}`);
   return lines.join('\n');
-}
-
-function soakLines(soak) {
-  const out = [];
-  for (const run of soak.runs ?? []) {
-    const d = (k) => `${run.start[k]} -> ${run.end[k]}`;
-    const leaked = Object.values(run.leakedFds ?? {});
-    out.push(
-      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles in ${run.seconds.toFixed(1)} s` +
-        `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}; ` +
-        `fds ${d('fds')}, ${run.start.vfioMaps === undefined ? '' : `VFIO mappings ${d('vfioMaps')}, `}VmLck ${d('lockedKiB')} KiB, VmPin ${d('pinnedKiB')} KiB, RSS ${d('rssKiB')} KiB ` +
-        `(V8 heap ${d('heapUsedKiB')} KiB, external ${d('externalKiB')} KiB${rssSlope(run.checkpoints)}): **${run.clean ? 'clean' : 'NOT CLEAN'}**` +
-        `${run.mapsOutlivedFds ? `; in ${run.mapsOutlivedFds} cycles a dropped BAR mapping was unmapped only after the fds were closed (waited for)` : ''}` +
-        `${leaked.length ? `; fds left open: ${leaked.join(', ')}` : ''}${run.failure ? `; stopped: ${run.failure}` : ''}`,
-    );
-  }
-  return out;
-}
-
-/** RSS growth per cycle from the first checkpoint on (past warm-up), where there are two. */
-function rssSlope(checkpoints) {
-  if (!checkpoints || checkpoints.length < 2) return '';
-  const [a, b] = [checkpoints[0], checkpoints[checkpoints.length - 1]];
-  return `; RSS from cycle ${a.cycle} to ${b.cycle}: ${((b.rssKiB - a.rssKiB) / (b.cycle - a.cycle)).toFixed(1)} KiB/cycle`;
 }
 
 module.exports = { renderReadmeSection };

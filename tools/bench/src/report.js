@@ -57,4 +57,35 @@ function missed(results) {
   return out;
 }
 
-module.exports = { consoleTable, markdownTable, missed, fmtNs, fmtRatio };
+/**
+ * One line per soak run: what must come back exactly (fds, VFIO mappings,
+ * VmLck, VmPin), RSS against its tolerance, and the figures that say where
+ * RSS went (V8 heap, malloc in use) with their per-cycle slopes over the
+ * second half of the run.
+ */
+function soakLines(soak) {
+  const out = [];
+  for (const run of soak.runs ?? []) {
+    const d = (k) => `${run.start[k]} -> ${run.end[k]}`;
+    const kib = (k) => `${d(k)} KiB (${signed(run.end[k] - run.start[k])})`;
+    const slope = (k) => (run.slopes?.[k] == null ? '' : `, ${signed(run.slopes[k])} B/cycle in the second half`);
+    const leaked = Object.values(run.leakedFds ?? {});
+    out.push(
+      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles after ${run.warmupCycles ?? 0} closed warm-up cycles, ${run.seconds.toFixed(0)} s` +
+        `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}: ` +
+        `fds ${d('fds')}, VFIO mappings ${d('vfioMaps')}, VmLck ${d('lockedKiB')} KiB, VmPin ${d('pinnedKiB')} KiB; ` +
+        `RSS ${kib('rssKiB')}${slope('rss')}, tolerance +${run.rssToleranceKiB} KiB; V8 heap used ${kib('heapUsedKiB')}${slope('heapUsed')}` +
+        `${run.start.mallocKiB == null ? '' : `; malloc in use ${kib('mallocKiB')}${slope('malloc')}`}: **${run.clean ? 'clean' : 'NOT CLEAN'}**` +
+        `${run.mapsOutlivedFds ? `; in ${run.mapsOutlivedFds} cycles a dropped BAR mapping was unmapped only after the fds were closed (waited for)` : ''}` +
+        `${leaked.length ? `; fds left open: ${leaked.join(', ')}` : ''}${run.failure ? `; stopped: ${run.failure}` : ''}`,
+    );
+  }
+  return out;
+}
+
+function signed(n) {
+  return `${n >= 0 ? '+' : ''}${n}`;
+}
+
+module.exports = {
+  soakLines, consoleTable, markdownTable, missed, fmtNs, fmtRatio };

@@ -145,6 +145,9 @@ async function soak(label, dev, cycles, mode, log) {
       // Memory every 1% of the run: growth that levels off (allocator,
       // JIT) is told apart from a steady per-cycle leak by its slope.
       if ((done + 1) % every === 0) {
+        // After a full GC, so that the closed mode's garbage between
+        // scavenges does not read as growth.
+        global.gc();
         const { rssKiB, heapUsedKiB, externalKiB, mallocKiB } = snapshot();
         checkpoints.push({ cycle: done + 1, rssKiB, heapUsedKiB, externalKiB, mallocKiB });
       }

@@ -76,7 +76,10 @@ function native(): Addon {
   if (addon) return addon;
   const loaded = loadAddon();
   const target = nativeBackend as unknown as Record<string, unknown>;
-  for (const name of Object.keys(nativeBackend)) target[name] = (loaded as unknown as Record<string, unknown>)[name];
+  // Functions only: `directMmio` is a fact about this backend, not an addon export.
+  for (const name of Object.keys(nativeBackend)) {
+    if (typeof target[name] === 'function') target[name] = (loaded as unknown as Record<string, unknown>)[name];
+  }
   return (addon = loaded);
 }
 

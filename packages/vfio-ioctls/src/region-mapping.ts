@@ -48,9 +48,8 @@ export class MmioWindow {
   readonly size: number;
   #buffer: ArrayBuffer | undefined;
   // The backend's accessors, on a backend whose mappings are not the device
-  // memory; undefined on a direct one. (Kept apart from the direct path on
-  // purpose: under TCG, a window that merely held the native backend ran
-  // its optimized typed-array reads ~10x slower, for no reason found.)
+  // memory; undefined on a direct one, so that a direct window can never
+  // fall back to a native call unnoticed (it would throw instead).
   readonly #accessors: Backend | undefined;
   readonly #access: MmioAccess;
   // Views of the device memory (direct backends only); detached with it.

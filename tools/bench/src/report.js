@@ -71,7 +71,7 @@ function soakLines(soak) {
     const slope = (k) => (run.slopes?.[k] == null ? '' : `, ${signed(run.slopes[k])} B/cycle in the second half`);
     const leaked = Object.values(run.leakedFds ?? {});
     out.push(
-      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles after ${run.warmupCycles ?? 0} closed warm-up cycles, ${run.seconds.toFixed(0)} s` +
+      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles after ${run.warmupCycles ?? 0} ${run.warmupOwnCycles ? 'warm-up cycles of its own kind' : 'closed warm-up cycles'}, ${run.seconds.toFixed(0)} s` +
         `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}: ` +
         `fds ${d('fds')}, VFIO mappings ${d('vfioMaps')}, VmLck ${d('lockedKiB')} KiB, VmPin ${d('pinnedKiB')} KiB; ` +
         `RSS ${kib('rssKiB')}${slope('rss')}, tolerance +${run.rssToleranceKiB} KiB; V8 heap used ${kib('heapUsedKiB')}${slope('heapUsed')}` +

@@ -13,9 +13,8 @@ import {
   device,
   EDU,
   nextInterrupt,
+  openEdu,
   resources,
-  PCI_COMMAND,
-  PCI_COMMAND_MASTER,
   throwsArg,
   throwsVfio,
   trackResources,
@@ -25,13 +24,6 @@ import {
 const { keep, assertNoLeaks } = trackResources();
 
 /** Opens edu with BAR0 mapped and bus mastering on (DMA needs it). */
-function openEdu(): { dev: Device; mmio: RegionMapping } {
-  const dev = keep(Device.open(device('edu').address));
-  const config = dev.config!;
-  config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
-  return { dev, mmio: dev.region(0)!.map() };
-}
-
 /** Starts one edu DMA transfer. */
 function startDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): void {
   mmio.write64(EDU.DMA_SRC, src);
@@ -62,7 +54,7 @@ test('DmaBuffer: page-rounded, zeroed, closable when unmapped', () => {
 });
 
 test('DMA round trip through the IOMMU: RAM to edu and back', async () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   const container = dev.iommu as Container;
   const buffer = keep(DmaBuffer.alloc(4096));
   const locked = resources().lockedKiB;
@@ -99,7 +91,7 @@ test('DMA round trip through the IOMMU: RAM to edu and back', async () => {
 });
 
 test('DMA at a chosen IOVA, completion signalled by MSI; unmapAll', async () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   const container = dev.iommu as Container;
   const source = keep(DmaBuffer.alloc(4096));
   const target = keep(DmaBuffer.alloc(4096));
@@ -140,7 +132,7 @@ test('DMA at a chosen IOVA, completion signalled by MSI; unmapAll', async () => 
 });
 
 test('closing the device and its container unmaps what is still mapped', () => {
-  const { dev } = openEdu();
+  const { dev } = openEdu(keep);
   const buffer = keep(DmaBuffer.alloc(8192));
   const mapping = (dev.iommu as Container).map(buffer, { maxIova: EDU.MAX_IOVA });
   dev.close(); // the last device of Device.open's container: the container closes too
@@ -149,7 +141,7 @@ test('closing the device and its container unmaps what is still mapped', () => {
 });
 
 test('MSI: factorial-done and raise-interrupt delivered to JS', async () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   const irqs = keep(dev.enableIrq(b.VFIO_PCI_MSI_IRQ_INDEX));
   assert.ok(irqs instanceof Interrupts);
   assert.equal(irqs.index, b.VFIO_PCI_MSI_IRQ_INDEX);
@@ -212,7 +204,7 @@ test('MSI: factorial-done and raise-interrupt delivered to JS', async () => {
 });
 
 test('INTx: raise and factorial-done interrupts, unmasked through the resample eventfd; mask holds one back', async () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   const irqs = keep(dev.enableIrq(b.VFIO_PCI_INTX_IRQ_INDEX));
   assert.equal(irqs.info.automasked && irqs.info.maskable, true);
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, before } from 'node:test';
-import { VfioError, type Interrupts } from 'vfio-ioctls';
+import { Device, VfioError, type Interrupts, type RegionMapping } from 'vfio-ioctls';
 import { EDU_DMA_BUFFER, EDU_ID, EDU_REG } from 'vfio-ioctls/testing';
 
 /** One device of $VFIO_TESTBED (written by the guest's init, see tools/vm/README.md). */
@@ -172,4 +172,12 @@ export function trackResources(): { keep: <T extends { close(): void }>(handle: 
       assert.deepEqual(resources(), start);
     },
   };
+}
+
+/** Opens the test bed's edu with bus mastering on and BAR0 mapped; `keep` closes the device after the test. */
+export function openEdu(keep: <T extends { close(): void }>(handle: T) => T): { dev: Device; mmio: RegionMapping } {
+  const dev = keep(Device.open(device('edu').address));
+  const config = dev.config!;
+  config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
+  return { dev, mmio: dev.region(0)!.map() };
 }

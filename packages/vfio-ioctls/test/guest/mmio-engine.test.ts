@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import * as b from 'vfio-bindings';
-import { Device, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, trackResources } from './helpers';
+import type { RegionMapping } from 'vfio-ioctls';
+import { EDU, openEdu, trackResources } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
@@ -35,15 +35,8 @@ function optimized<A extends unknown[], R>(f: (...args: A) => R, ...args: A): (.
   return f;
 }
 
-function openEdu(): { dev: Device; mmio: RegionMapping } {
-  const dev = keep(Device.open(device('edu').address));
-  const config = dev.config!;
-  config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
-  return { dev, mmio: dev.region(0)!.map() };
-}
-
 test('optimized code: a load after a store reads the device, not the stored value', () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   // Liveness reads back the inverse of what was written: a load forwarded
   // from the store would return `value` itself.
   const writeThenRead = (m: RegionMapping, value: number): number => {
@@ -63,7 +56,7 @@ test('optimized code: a load after a store reads the device, not the stored valu
 });
 
 test('optimized code: two stores to one register both reach the device, in order', () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   // Interrupts must go somewhere: with MSI off, edu would assert INTx with
   // no handler. Each raise ORs its bits into the status, so dropping or
   // merging the first store leaves its bit out.
@@ -91,7 +84,7 @@ test('optimized code: two stores to one register both reach the device, in order
 });
 
 test('optimized code: a polling loop sees the status change (the load is not hoisted)', { timeout: 60_000 }, () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   // The factorial runs on a QEMU thread; STATUS bit 0 stays set until it
   // is done. A load hoisted out of the loop would spin forever.
   const factorial = (m: RegionMapping, n: number): number => {
@@ -111,7 +104,7 @@ test('optimized code: a polling loop sees the status change (the load is not hoi
 });
 
 test('64-bit registers: one store and one load of 8 bytes, in optimized code too', () => {
-  const { dev, mmio } = openEdu();
+  const { dev, mmio } = openEdu(keep);
   const roundTrip = (m: RegionMapping, value: bigint): bigint => {
     m.write64(EDU.DMA_SRC, value);
     return m.read64(EDU.DMA_SRC);

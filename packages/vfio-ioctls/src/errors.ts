@@ -137,3 +137,8 @@ function isErrnoError(error: unknown): boolean {
 export function closedError(what: string): VfioError {
   return new VfioError('ERR_VFIO_CLOSED', `${what} is closed`);
 }
+
+/** A read or write the region's flags do not allow (pread/pwrite or a mapping alike). */
+export function regionAccessError(index: number, device: string, what: 'read' | 'write'): VfioError {
+  return new VfioError('ERR_VFIO_REGION_ACCESS', `region ${index} of ${device} does not allow ${what}`, { device });
+}

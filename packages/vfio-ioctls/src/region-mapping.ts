@@ -1,6 +1,6 @@
 import type { Backend } from './backend';
 import { kernelCall } from './context';
-import { closedError, VfioError } from './errors';
+import { closedError, regionAccessError } from './errors';
 import { runAll } from './handle';
 import { checkInteger, checkU64, hex, rangeError } from './validate';
 
@@ -14,9 +14,8 @@ export interface MmioWindowSpec {
 
 /** @internal What the windows of one mapping share: the region's name and permissions. */
 export interface MmioAccess {
-  /** 'region 0 of 0000:00:03.0', for errors. */
-  name: string;
-  /** The device name, for VfioError. */
+  /** The region index and device name, for errors. */
+  index: number;
   device: string;
   readable: boolean;
   writable: boolean;
@@ -60,12 +59,13 @@ export class MmioWindow {
 
   /** @internal */
   constructor(backend: Backend, spec: MmioWindowSpec, access: MmioAccess) {
-    this.#accessors = backend.directMmio === true ? undefined : backend;
+    const direct = backend.directMmio === true;
+    this.#accessors = direct ? undefined : backend;
     this.#access = access;
     this.offset = spec.offset;
     this.size = spec.buffer.byteLength;
     this.#buffer = spec.buffer;
-    if (backend.directMmio === true) {
+    if (direct) {
       const { buffer } = spec;
       this.#u8 = new Uint8Array(buffer);
       this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
@@ -166,7 +166,7 @@ export class MmioWindow {
     if (!this.#buffer) throw closedError('region mapping');
     if (!(what === 'read' ? this.#access.readable : this.#access.writable)) {
       // On the mapping itself this would be SIGSEGV, not an exception.
-      throw new VfioError('ERR_VFIO_REGION_ACCESS', `${this.#access.name} does not allow ${what}`, { device: this.#access.device });
+      throw regionAccessError(this.#access.index, this.#access.device, what);
     }
     if (!this.contains(offset, width)) {
       throw rangeError('offset', `${hex(offset)} (${width} bytes) is outside the window ${hex(this.offset)}-${hex(this.offset + this.size - 1)}`);

@@ -1,6 +1,6 @@
 import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from './abi';
 import { kernelCall, type VfioContext } from './context';
-import { VfioError } from './errors';
+import { regionAccessError, VfioError } from './errors';
 import { RegionMapping, type MmioWindowSpec } from './region-mapping';
 import { runAll } from './handle';
 import { checkBytes, checkInteger, checkU64, hex, rangeError } from './validate';
@@ -230,7 +230,7 @@ export class Region {
       }
       throw error;
     }
-    const access = { name: `region ${this.index} of ${this.#host.name}`, device: this.#host.name, readable: this.readable, writable: this.writable };
+    const access = { index: this.index, device: this.#host.name, readable: this.readable, writable: this.writable };
     const mapping = new RegionMapping(backend, this.index, windows, access, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
@@ -248,11 +248,7 @@ export class Region {
   }
 
   private checkAccess(what: 'read' | 'write', allowed: boolean): void {
-    if (!allowed) {
-      throw new VfioError('ERR_VFIO_REGION_ACCESS', `region ${this.index} of ${this.#host.name} does not allow ${what}`, {
-        device: this.#host.name,
-      });
-    }
+    if (!allowed) throw regionAccessError(this.index, this.#host.name, what);
   }
 
   private transfer(syscall: 'pread' | 'pwrite', bytes: Uint8Array, start: bigint): void {

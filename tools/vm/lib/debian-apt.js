@@ -84,11 +84,13 @@ function versions(pkg, { log } = {}) {
 }
 
 /**
- * Downloads pkg (at version, when given) into the private cache and returns
- * the .deb's path; a .deb already there is reused without a network call.
+ * Downloads pkg (at version, or the newest) into the private cache and
+ * returns the .deb's path; a .deb already there is reused.
  */
 function download(pkg, version, { log = () => {} } = {}) {
   prepareDirs();
+  // Without a version: the newest the lists offer (a .deb of it may be here).
+  if (!version) version = versions(pkg, { log })[0];
   const debs = path.join(aptDir, 'debs');
   const prefix = `${pkg}_${version ? version.replace(/:/g, '%3a') + '_' : ''}`;
   const find = () => fs.readdirSync(debs).filter((f) => f.startsWith(prefix) && f.endsWith('.deb')).sort().pop();

@@ -4,8 +4,10 @@ const { VmError } = require('./errors');
 
 // Debian packages the test bed needs on the host. ipxe-qemu (a dependency of
 // qemu-system-x86) provides e1000e's option ROM, which the suite exposes as a
-// ROM region, so recommends can be skipped safely.
-const REQUIRED = ['qemu-system-x86', 'busybox-static', 'kmod'];
+// ROM region, so recommends can be skipped safely. gcc builds the self-check
+// programs the guest runs (check/*.c); xz-utils unpacks compressed modules;
+// debootstrap makes the Debian 13 root that QEMU 11.1 comes from.
+const REQUIRED = ['qemu-system-x86', 'busybox-static', 'kmod', 'gcc', 'libc6-dev', 'xz-utils', 'debootstrap'];
 
 function isInstalled(pkg) {
   const res = run('dpkg-query', ['-W', '-f=${Status}', pkg], { allowFail: true });
@@ -35,11 +37,11 @@ function aptUpdateOnce(log) {
   aptGet(['update'], log);
 }
 
-function ensureHostPackages(log) {
+function ensureHostPackages(log, extra = []) {
   if (!which('apt-get') || !which('dpkg-query')) {
     throw new VmError('the test bed needs a Debian-like host (apt-get and dpkg-query not found)');
   }
-  const missing = REQUIRED.filter((p) => !isInstalled(p));
+  const missing = [...new Set([...REQUIRED, ...extra])].filter((p) => !isInstalled(p));
   if (missing.length === 0) return [];
   log(`installing ${missing.join(', ')}`);
   aptUpdateOnce(log);

@@ -80,11 +80,12 @@ function hostTmpTops(dirs) {
 }
 
 // Writes the mailbox for one run and returns the paths the host reads back.
-function prepareRunDir({ profile, command, env, cwd, resultsDir, kernelVersion }) {
+function prepareRunDir({ profile, command, env, cwd, resultsDir, kernel, boot }) {
   const runDir = newRunDir();
   const testbedPath = path.join(runDir, 'testbed.json');
   const conf = {
     VM_PROFILE: profile.name,
+    VM_BOOT: boot.name,
     VM_RUN_DIR: runDir,
     VM_RESULTS_DIR: resultsDir && resultsDir !== runDir ? resultsDir : '',
     VM_KEEP_TMP: hostTmpTops([cwd, runDir, resultsDir]).join(' '),
@@ -102,7 +103,15 @@ function prepareRunDir({ profile, command, env, cwd, resultsDir, kernelVersion }
     VFIO_TESTBED: testbedPath,
     VFIO_VM_RESULTS: resultsDir || runDir,
     VFIO_VM_PROFILE: profile.name,
-    VFIO_VM_KERNEL: kernelVersion,
+    // The kernel by its matrix name, its release, and where its modules sit
+    // on the host (empty for a kernel with everything built in).
+    VFIO_VM_KERNEL: kernel.name,
+    VFIO_VM_KERNEL_RELEASE: kernel.version,
+    VFIO_VM_KERNEL_MODULES: kernel.root ? path.join(kernel.root, 'lib', 'modules', kernel.version) : '',
+    VFIO_VM_BOOT: boot.name,
+    // What the kernel and boot promise (kernels.js); the suite registers a
+    // test only where its needs are met, and checks each promise.
+    VFIO_VM_CAPS: boot.caps.join(','),
     ...parseEnv(env),
   };
   const job = [

@@ -3,11 +3,11 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { which } = require('./exec');
 const { VmError } = require('./errors');
 const { prepare } = require('./setup');
 const { getProfile } = require('./profiles');
-const { qemuArgs, kvmUsable } = require('./qemu');
+const { qemuArgs, kvmUsable, qemuCommand } = require('./qemu');
+const { getBoot, DEFAULT_KERNEL } = require('./kernels');
 const { prepareRunDir } = require('./job');
 const paths = require('./paths');
 
@@ -34,8 +34,9 @@ function jobOutput(consoleText) {
 }
 
 /**
- * Boots the guest, binds the profile's devices to vfio-pci and runs command
- * (a shell string, or an argv array) chrooted into the host root at cwd.
+ * Boots the guest (kernel and boot variant from kernels.js; extraQemuArgs
+ * added to QEMU's command line), binds the profile's devices to vfio-pci and
+ * runs command (a shell string, or an argv array) chrooted into the host root at cwd.
  * Resolves to { exitCode, output, consolePath, testbed, runDir, accelerator
  * ('kvm' | 'tcg'), bootSeconds (to the command's start), seconds }; rejects with a VmError when the test bed itself fails (guest
  * setup, QEMU death, timeout, cancellation through the AbortSignal signal).
@@ -44,6 +45,9 @@ function jobOutput(consoleText) {
  */
 async function runInGuest({
   profile = 'edu',
+  kernel = DEFAULT_KERNEL,
+  boot = 'iommu',
+  extraQemuArgs = [],
   command,
   env = {},
   cwd = process.cwd(),
@@ -54,19 +58,22 @@ async function runInGuest({
   signal,
 } = {}) {
   const prof = getProfile(profile);
-  if (!which('qemu-system-x86_64')) throw new VmError('qemu-system-x86_64 not found: run "node tools/vm/bin/vm.js setup"');
-  const state = prepare({ log });
+  const bootVariant = getBoot(kernel, boot);
+  const state = prepare({ kernel, log });
+  const qemu = qemuCommand(prof.qemu, log);
   const results = resultsDir ? path.resolve(cwd, resultsDir) : undefined;
   if (results) fs.mkdirSync(results, { recursive: true });
   const job = prepareRunDir({
-    profile: prof, command, env, cwd: path.resolve(cwd), resultsDir: results, kernelVersion: state.kernel.version,
+    profile: prof, command, env, cwd: path.resolve(cwd), resultsDir: results, kernel: state.kernel, boot: bootVariant,
   });
   const args = qemuArgs({
     kernel: state.kernel.vmlinuz, initrd: state.initramfs.path, runDir: job.runDir, resultsDir: results, profile: prof,
+    boot: bootVariant, extra: extraQemuArgs,
   });
-  fs.writeFileSync(path.join(job.runDir, 'qemu-args.json'), JSON.stringify(args, null, 1) + '\n');
+  fs.writeFileSync(path.join(job.runDir, 'qemu-args.json'), JSON.stringify([...qemu.command, ...args], null, 1) + '\n');
   const accelerator = kvmUsable() ? 'kvm' : 'tcg';
-  log(`booting ${prof.name} guest (${accelerator === 'kvm' ? 'KVM' : 'TCG, no /dev/kvm'}), run folder ${job.runDir}`);
+  log(`booting ${prof.name} guest on ${kernel} (${state.kernel.version}, boot ${boot}, QEMU ${qemu.version}, ` +
+    `${accelerator === 'kvm' ? 'KVM' : 'TCG, no /dev/kvm'}), run folder ${job.runDir}`);
 
   const started = Date.now();
   const consoleFile = fs.openSync(job.consolePath, 'w');
@@ -83,8 +90,9 @@ async function runInGuest({
   // stdin stays an open pipe that is never written: the serial port then
   // reads nothing, and QEMU never sees an EOF or a terminal to take over.
   const watchdog = String(Math.ceil(timeoutMs / 1000) + WATCHDOG_GRACE_S);
-  const child = spawn('timeout', ['--foreground', '-s', 'KILL', watchdog, 'qemu-system-x86_64', ...args], {
+  const child = spawn('timeout', ['--foreground', '-s', 'KILL', watchdog, ...qemu.command, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...qemu.env },
   });
   const stop = () => {
     child.kill('SIGTERM');
@@ -164,6 +172,10 @@ async function runInGuest({
     consolePath: job.consolePath,
     testbed: testbedText ? JSON.parse(testbedText) : null,
     runDir: job.runDir,
+    kernel: { name: kernel, version: state.kernel.version },
+    boot,
+    caps: bootVariant.caps,
+    qemuVersion: qemu.version,
     accelerator,
     bootSeconds,
     seconds,

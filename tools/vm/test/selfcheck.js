@@ -7,6 +7,7 @@ const { commandLine, parseEnv, shQuote, hostTmpTops } = require('../lib/job');
 const { qemuArgs } = require('../lib/qemu');
 const { jobOutput } = require('../lib/run');
 const { PROFILES } = require('../lib/profiles');
+const { MATRIX, KERNELS, getBoot, entryName } = require('../lib/kernels');
 
 const tests = {
   'a single argument is a shell command line'() {
@@ -36,7 +37,8 @@ const tests = {
     }
   },
   'qemu: TCG without KVM, split irqchip with KVM, shares and devices present'() {
-    const base = { kernel: '/k', initrd: '/i', runDir: '/r,x', profile: { devices: PROFILES.suite.devices } };
+    const boot = getBoot('debian-6.1', 'iommu');
+    const base = { kernel: '/k', initrd: '/i', runDir: '/r,x', profile: { devices: PROFILES.suite.devices }, boot };
     const tcg = qemuArgs({ ...base, kvm: false });
     assert.equal(tcg[tcg.indexOf('-accel') + 1], 'tcg');
     assert.equal(tcg[tcg.indexOf('-machine') + 1], 'q35');
@@ -49,6 +51,23 @@ const tests = {
     assert.equal(kvm[kvm.indexOf('-machine') + 1], 'q35,kernel-irqchip=split');
     assert.ok(kvm.some((a) => a.includes('mount_tag=results')));
     assert.equal(kvm.filter((a) => a.startsWith('nvme,')).length, 1);
+  },
+  'qemu: a no-IOMMU boot has no IOMMU device and asks vfio for no-IOMMU mode; extra arguments come last'() {
+    const boot = getBoot('vfio-7.3', 'noiommu');
+    const args = qemuArgs({ kernel: '/k', initrd: '/i', runDir: '/r', profile: { devices: [] }, boot, extra: ['-device', 'igb'], kvm: false });
+    assert.ok(!args.some((a) => a.startsWith('intel-iommu')));
+    assert.match(args[args.indexOf('-append') + 1], /vfio\.enable_unsafe_noiommu_mode=1/);
+    assert.doesNotMatch(args[args.indexOf('-append') + 1], /intel_iommu=on/);
+    assert.deepEqual(args.slice(-2), ['-device', 'igb']);
+  },
+  'kernels: every matrix entry is a kernel and a boot it has; capabilities follow the boot'() {
+    for (const e of MATRIX) assert.ok(getBoot(e.kernel, e.boot), entryName(e));
+    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu']);
+    assert.throws(() => getBoot('debian-6.1', 'noiommu'), /has no "noiommu" boot/);
+    assert.throws(() => getBoot('debian-9.9'), /unknown kernel/);
+    assert.deepEqual(getBoot('vfio-7.3', 'noiommu').caps, ['cdev', 'iommufd', 'kvm', 'mtty', 'noiommu']);
+    assert.deepEqual(getBoot('vfio-7.3', 'iommu').caps, [...KERNELS['vfio-7.3'].caps].sort());
+    assert.ok(!getBoot('debian-7.3', 'nointremap').caps.includes('iommu'));
   },
   'folders under the host /tmp are carried into the guest by their top folder'() {
     assert.deepEqual(hostTmpTops(['/tmp/ci/packages/x', '/tmp/ci/.cache/vm/runs/1', '/work/main', undefined, '/tmpfoo/a']), ['/tmp/ci']);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Container, Device, DmaBuffer, Group, VfioContext, VfioError } from 'vfio-ioctls';
@@ -143,18 +143,19 @@ function rebind(address: string, driver: string): void {
 
 /**
  * Loads uio_pci_generic from the guest kernel's own modules (the test bed
- * keeps the unpacked kernel package in its cache). It is a driver that
- * claims DMA ownership like any ordinary kernel driver, which is what makes
- * an IOMMU group not viable; vfio-pci and pci-stub never do.
+ * keeps the unpacked kernel package in its cache; a kernel with no modules
+ * has it built in). It is a driver that claims DMA ownership like any
+ * ordinary kernel driver, which is what makes an IOMMU group not viable;
+ * vfio-pci and pci-stub never do.
  */
 function loadUioPciGeneric(): void {
   if (existsSync('/sys/bus/pci/drivers/uio_pci_generic')) return;
-  const kernel = process.env.VFIO_VM_KERNEL;
-  assert.ok(kernel, 'VFIO_VM_KERNEL is set in the guest');
-  const cache = process.env.VFIO_VM_CACHE ?? resolve(__dirname, '../../../../../.cache/vm');
-  const modules = `${cache}/kernels/${kernel}/root/lib/modules/${kernel}/kernel/drivers/uio`;
+  const modules = process.env.VFIO_VM_KERNEL_MODULES;
+  assert.ok(modules, `uio_pci_generic is neither built into ${process.env.VFIO_VM_KERNEL} nor a module of it`);
   for (const name of ['uio', 'uio_pci_generic']) {
-    const child = spawnSync('insmod', [`${modules}/${name}.ko`], { encoding: 'utf8' });
+    const file = ['.ko', '.ko.xz', '.ko.zst'].map((ext) => `${modules}/kernel/drivers/uio/${name}${ext}`).find(existsSync);
+    assert.ok(file, `no ${name} module under ${modules}`);
+    const child = spawnSync('insmod', [file], { encoding: 'utf8' });
     assert.equal(child.status, 0, `insmod ${name}: ${child.stderr}`);
   }
 }

@@ -1,0 +1,93 @@
+'use strict';
+const { VmError } = require('./errors');
+
+// The kernel matrix: each guest kernel by name, where it comes from, and the
+// capabilities the guest suite may rely on when it runs. A capability is a
+// promise both ways: the guest's self-check fails when a kernel lacks one it
+// promises, and when it has one it does not promise (a wrong table would
+// otherwise silently keep tests off a kernel that could run them).
+//
+// Capabilities:
+//   iommu     devices behind the emulated Intel IOMMU, legacy container with TYPE1v2
+//   iommufd   /dev/iommu
+//   cdev      VFIO device cdevs (/dev/vfio/devices/vfioN)
+//   noiommu   booted in no-IOMMU mode: groups are /dev/vfio/noiommu-N
+//   mtty      the mtty sample mdev driver (/sys/class/mdev_bus/mtty)
+//   kvm       /dev/kvm (nested SVM under TCG's -cpu max)
+
+const KERNELS = {
+  'debian-6.1': {
+    description: "Debian 12's kernel (bookworm)",
+    source: { debian: 'bookworm-6.1' },
+    caps: ['iommu', 'kvm'],
+    boots: ['iommu', 'nointremap'],
+  },
+  'debian-7.3': {
+    description: "Debian 13 backports' kernel (trixie-backports)",
+    source: { debian: 'trixie-backports-7.3' },
+    caps: ['iommu', 'kvm'],
+    boots: ['iommu', 'nointremap'],
+  },
+  'vfio-7.3': {
+    description: "built from Debian's linux-source-7.3: iommufd, device cdevs, no-IOMMU, mtty and KVM built in",
+    source: { custom: 'vfio-7.3' },
+    caps: ['iommu', 'iommufd', 'cdev', 'mtty', 'kvm'],
+    boots: ['iommu', 'noiommu', 'nointremap'],
+  },
+};
+
+// How the machine is booted. A boot variant changes the IOMMU QEMU emulates
+// and the kernel command line, and so what a kernel can offer.
+const BOOTS = {
+  iommu: {
+    description: 'emulated Intel IOMMU with interrupt remapping',
+    qemu: ['-device', 'intel-iommu,intremap=on'],
+    append: ['intel_iommu=on'],
+    adjust: (caps) => caps,
+  },
+  noiommu: {
+    description: 'no IOMMU; vfio.enable_unsafe_noiommu_mode=1',
+    qemu: [],
+    append: ['vfio.enable_unsafe_noiommu_mode=1'],
+    // No IOMMU to map into; /dev/iommu and the cdevs stay (iommufd knows
+    // no-IOMMU devices), so a test needing both says iommu and iommufd.
+    adjust: (caps) => [...caps.filter((c) => c !== 'iommu'), 'noiommu'],
+  },
+  nointremap: {
+    description: 'emulated Intel IOMMU without interrupt remapping (VFIO_SET_IOMMU is EPERM)',
+    qemu: ['-device', 'intel-iommu,intremap=off'],
+    append: ['intel_iommu=on'],
+    adjust: (caps) => caps.filter((c) => c !== 'iommu'),
+  },
+};
+
+const DEFAULT_KERNEL = 'debian-6.1';
+
+// What `pnpm test:guest` runs: every kernel, plus each boot a test needs.
+const MATRIX = [
+  { kernel: 'debian-6.1', boot: 'iommu' },
+  { kernel: 'debian-7.3', boot: 'iommu' },
+  { kernel: 'vfio-7.3', boot: 'iommu' },
+  { kernel: 'vfio-7.3', boot: 'noiommu' },
+];
+
+function getKernel(name = DEFAULT_KERNEL) {
+  const k = KERNELS[name];
+  if (!k) throw new VmError(`unknown kernel "${name}" (known: ${Object.keys(KERNELS).join(', ')})`);
+  return { name, ...k };
+}
+
+function getBoot(kernelName, bootName = 'iommu') {
+  const kernel = getKernel(kernelName);
+  const boot = BOOTS[bootName];
+  if (!boot) throw new VmError(`unknown boot variant "${bootName}" (known: ${Object.keys(BOOTS).join(', ')})`);
+  if (!kernel.boots.includes(bootName)) {
+    throw new VmError(`kernel ${kernelName} has no "${bootName}" boot (it has: ${kernel.boots.join(', ')})`);
+  }
+  return { name: bootName, ...boot, caps: boot.adjust(kernel.caps).sort() };
+}
+
+/** The name a matrix entry is reported under: the kernel, plus the boot when it is not the default. */
+const entryName = ({ kernel, boot = 'iommu' }) => (boot === 'iommu' ? kernel : `${kernel}/${boot}`);
+
+module.exports = { KERNELS, BOOTS, MATRIX, DEFAULT_KERNEL, getKernel, getBoot, entryName };

@@ -13,6 +13,7 @@ test('the hand-written table covers the flexible arrays the issue names', () => 
     'vfio_pci_hot_reset.group_fds': 'count',
     'vfio_region_info_cap_sparse_mmap.areas': 'nr_areas',
     'vfio_device_feature.data': null,
+    'vfio_device_feature_dma_buf.dma_ranges': 'nr_ranges',
     'vfio_iommu_type1_info_cap_iova_range.iova_ranges': 'nr_iovas',
     'vfio_iommu_type1_dma_unmap.data': null,
     'vfio_iommu_type1_dirty_bitmap.data': null,
@@ -33,6 +34,15 @@ test('hot reset: group fds and dependent devices', () => {
   expect(B.vfio_pci_hot_reset.decode(reset).group_fds).toEqual([5, 9]);
   const info = B.vfio_pci_hot_reset_info.encode({ count: 1, devices: [{ group_id: 12, segment: 0, bus: 1, devfn: 8 }] });
   expect(B.vfio_pci_hot_reset_info.decode(info).devices).toEqual([{ group_id: 12, devid: 12, segment: 0, bus: 1, devfn: 8 }]);
+});
+
+test('DMA-buf feature: dma_ranges counted by nr_ranges (the header says __counted_by(nr_ranges))', () => {
+  const c = B.vfio_device_feature_dma_buf;
+  const dma_ranges = [{ offset: 0n, length: 0x1000n }, { offset: 0x10000n, length: 0x2000n }];
+  const bytes = c.encode({ region_index: 0, open_flags: 2, flags: 0, nr_ranges: 2, dma_ranges });
+  expect(bytes.length).toBe(16 + 2 * 16);
+  expect(c.decode(bytes)).toEqual({ region_index: 0, open_flags: 2, flags: 0, nr_ranges: 2, dma_ranges });
+  expect(() => c.decode(bytes.subarray(0, 40))).toThrow(expect.objectContaining({ struct: 'vfio_device_feature_dma_buf', field: 'dma_ranges' }));
 });
 
 test('a count that does not fit the buffer throws, naming the flexible array', () => {

@@ -76,6 +76,25 @@ function fakeTree(vfio: string): string {
   return dir;
 }
 
+test('the parser reads __counted_by on a flexible array and refuses it anywhere else', () => {
+  const r = parseHeader('struct a { __u32 n; struct b items[] __counted_by(n); };');
+  expect(r.records[0].members[1]).toMatchObject({ name: 'items', flex: true, countedBy: 'n' });
+  expect(() => parseHeader('struct a { __u32 n; __u32 x[2] __counted_by(n); };')).toThrow(/not a flexible array/);
+  expect(() => parseHeader('struct a { __u32 n; __u32 x[] __counted_by(n + 1); };')).toThrow(/does not name a member/);
+  expect(() => parseHeader('struct a { __le32 n; __u32 x[] __counted_by_le(n); };')).toThrow(/expected ';' after member x/);
+});
+
+test('a __counted_by that disagrees with the hand-written table stops the generator', () => {
+  // A struct name flex-table.js lists (dma_ranges counted by nr_ranges), with the header naming another count.
+  const dir = fakeTree(
+    '#define __counted_by(m)\nstruct vfio_region_dma_range { __u64 offset; __u64 length; };\n' +
+      'struct vfio_device_feature_dma_buf { __u32 nr_ranges; __u32 other; struct vfio_region_dma_range dma_ranges[] __counted_by(other); };\n',
+  );
+  expect(() => generate({ includeDir: dir, packageLabel: 'test', outDir: tmp() })).toThrow(
+    /vfio_device_feature_dma_buf\.dma_ranges: the header says __counted_by\(other\), flex-table\.js says "nr_ranges"/,
+  );
+});
+
 test('a flexible array member missing from the hand-written table stops the generator', () => {
   const dir = fakeTree('struct vfio_new { __u32 n; __u64 items[]; };\n');
   expect(() => generate({ includeDir: dir, packageLabel: 'test', outDir: tmp() })).toThrow(/vfio_new\.items: flexible array missing from flex-table\.js/);

@@ -1,66 +1,57 @@
 #!/usr/bin/env node
 'use strict';
-// Fetches the pinned linux-libc-dev (headers.json) with apt-get download and
-// unpacks it under <repo>/.cache/linux-headers/<version>/. Idempotent: an
-// unpacked version is never fetched again. apt runs with a private sources
-// list and private state so the machine's own apt setup is left untouched.
-const { execFileSync } = require('node:child_process');
+// Fetches the pinned linux-libc-dev (headers.json) and unpacks its usr/include
+// under <repo>/.cache/linux-headers/<version>/include. Idempotent: an unpacked
+// version is never fetched again. The download goes through the repository's
+// one private apt (tools/vm/lib/debian-apt.js: its own sources for bookworm,
+// trixie and their backports, its own lists and cache under
+// .cache/debian-apt), so the machine's own apt setup is left untouched.
 const fs = require('node:fs');
 const path = require('node:path');
-const { repoRoot, cacheRoot, pinned, headerDirFor } = require('./paths');
+const apt = require('../../vm/lib/debian-apt');
+const { repoRoot, pinned, headerDirFor } = require('./paths');
 
-function aptOptions(aptDir) {
-  return [
-    '-o', `Dir::Etc::SourceList=${path.join(aptDir, 'sources.list')}`,
-    '-o', 'Dir::Etc::SourceParts=-',
-    '-o', `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
-    '-o', `Dir::Cache=${path.join(aptDir, 'cache')}`,
-    // The private lists are ours alone: no need for the system lock, and the
-    // _apt sandbox user could not write into the repository's cache.
-    '-o', 'Debug::NoLocking=1',
-    '-o', 'APT::Sandbox::User=root',
-    '-q',
-  ];
-}
+const stderrLog = (msg) => process.stderr.write(`fetch-headers: ${msg}\n`);
 
-function fetchHeaders(version = pinned().version) {
+function fetchHeaders(version = pinned().version, { log = stderrLog } = {}) {
   const target = headerDirFor(version);
-  if (fs.existsSync(path.join(target, 'linux', 'iommufd.h'))) return target;
+  if (fs.existsSync(path.join(target, 'linux', 'vfio.h'))) return target;
 
-  const pin = pinned();
-  const aptDir = path.join(cacheRoot, 'apt');
-  for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) {
-    fs.mkdirSync(path.join(aptDir, d), { recursive: true });
-  }
-  fs.writeFileSync(path.join(aptDir, 'sources.list'), pin.sources.join('\n') + '\n');
-  const opts = aptOptions(aptDir);
-  const run = (args, cwd) => execFileSync('apt-get', [...opts, ...args], { cwd, stdio: ['ignore', 'inherit', 'inherit'] });
-
-  run(['update']);
-  const debs = path.join(aptDir, 'debs');
+  const pkg = pinned().package;
+  let deb;
   try {
-    run(['download', `${pin.package}=${version}`], debs);
+    deb = apt.download(pkg, version, { log });
   } catch (e) {
-    const policy = execFileSync('apt-cache', [...opts, 'policy', pin.package], { encoding: 'utf8' });
     throw new Error(
-      `${pin.package} ${version} is not on the mirrors any more. Available:\n${policy}\n` +
-        'Pin a new version in tools/gen-bindings/headers.json, then run `pnpm gen` and commit the result.',
+      `${pkg} ${version} cannot be downloaded (${e.message})\n` +
+        'If the mirrors dropped it, pin a version they offer in tools/gen-bindings/headers.json, ' +
+        'then run `pnpm gen` and commit the result.',
+      { cause: e },
     );
   }
-  const deb = fs.readdirSync(debs).find((f) => f.startsWith(`${pin.package}_${version.replace(/:/g, '%3a')}_`));
-  if (!deb) throw new Error(`apt-get download left no .deb for ${version} in ${debs}`);
 
   // Unpack next to the target and rename, so an interrupted run never leaves
   // a half-unpacked tree that looks complete.
   const versionDir = path.dirname(target);
   const tmp = `${versionDir}.tmp-${process.pid}`;
-  const unpack = path.join(tmp, 'root');
-  fs.mkdirSync(unpack, { recursive: true });
-  execFileSync('dpkg-deb', ['-x', path.join(debs, deb), unpack]);
-  fs.renameSync(path.join(unpack, 'usr', 'include'), path.join(tmp, 'include'));
-  fs.rmSync(unpack, { recursive: true, force: true });
-  fs.rmSync(versionDir, { recursive: true, force: true });
-  fs.renameSync(tmp, versionDir);
+  const root = path.join(tmp, 'root');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    log(`unpacking ${path.basename(deb)}`);
+    try {
+      apt.unpack(deb, root);
+    } catch (e) {
+      throw new Error(`cannot unpack ${deb} (a truncated download? delete it and run again): ${e.message}`, { cause: e });
+    }
+    const include = path.join(root, 'usr', 'include');
+    if (!fs.existsSync(path.join(include, 'linux', 'vfio.h'))) throw new Error(`${deb} holds no usr/include/linux/vfio.h`);
+    fs.renameSync(include, path.join(tmp, 'include'));
+    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(versionDir, { recursive: true, force: true });
+    fs.renameSync(tmp, versionDir);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
   return target;
 }
 

@@ -53,6 +53,9 @@ function buildModel(parsed, facts) {
       if (m.flex) {
         if (!(where in flexCounts)) throw new Error(`${where}: flexible array missing from flex-table.js`);
         field.countField = flexCounts[where];
+        if (m.countedBy && m.countedBy !== field.countField) {
+          throw new Error(`${where}: the header says __counted_by(${m.countedBy}), flex-table.js says ${JSON.stringify(field.countField)}`);
+        }
       }
       return field;
     });

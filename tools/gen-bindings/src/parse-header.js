@@ -1,7 +1,8 @@
 'use strict';
 // A small parser for the regular subset of C that uapi headers use: object-like
 // #defines, enums, and struct/union definitions with scalar, array, pointer,
-// nested struct and anonymous struct/union members. It supplies only names and
+// nested struct and anonymous struct/union members, and flexible arrays
+// annotated with __counted_by(member). It supplies only names and
 // member lists; every value, size and offset comes from the compiled probe.
 // Anything outside that subset throws, so a new header construct is noticed
 // instead of silently skipped.
@@ -186,7 +187,20 @@ class Parser {
           dims.push(this.until(']').join(' '));
         }
         if (dims.length > 1) throw new Error(`${name}: multi-dimensional arrays are not supported`);
-        add([{ name, ctype: pointer ? `${ctype} *` : ctype, pointer, array: dims.length === 1, flex: dims[0] === '' }]);
+        const member = { name, ctype: pointer ? `${ctype} *` : ctype, pointer, array: dims.length === 1, flex: dims[0] === '' };
+        // `__counted_by(member)` (linux/stddef.h; empty for compilers without
+        // the attribute) names the count of a flexible array. The generator
+        // checks it against flex-table.js. Its _le/_be/_ptr variants, or any
+        // other attribute, fall through to the error below.
+        if (this.peek() === '__counted_by') {
+          this.next();
+          this.expect('(');
+          const arg = this.until(')');
+          if (arg.length !== 1 || !/^[A-Za-z_]\w*$/.test(arg[0])) throw new Error(`${name}: __counted_by(${arg.join(' ')}) does not name a member`);
+          if (!member.flex) throw new Error(`${name}: __counted_by on a member that is not a flexible array`);
+          member.countedBy = arg[0];
+        }
+        add([member]);
         const sep = this.next();
         if (sep === ';') break;
         if (sep !== ',') throw new Error(`expected ';' after member ${name}, found '${sep}'`);

@@ -3,11 +3,11 @@ export * from './vfio';
 export * from './iommufd';
 
 /** Kernel version of the uapi headers the bindings were generated from. */
-export const HEADER_VERSION = "6.12.95";
+export const HEADER_VERSION = "7.3.4";
 /** The Debian package those headers came from. */
-export const HEADER_PACKAGE = "linux-libc-dev 6.12.95-1~bpo12+1";
+export const HEADER_PACKAGE = "linux-libc-dev 7.3.4-1~bpo13+1";
 /** SHA-256 of each header read, to tell which exact text was used. */
 export const HEADER_SHA256: Readonly<Record<string, string>> = {
-  "linux/vfio.h": "facabf202818f0b9e92fa396dbaee82d75afa347e647ce06dba5ce8819e464ef",
-  "linux/iommufd.h": "171e417bc4397ec023219fb44416f61617f322e3783ae6bb348c3471728aed3c",
+  "linux/vfio.h": "6b7a45bc742451cf0885cb883a6ac1dbe6df8ce5d723a4ba73981b70ece79aa4",
+  "linux/iommufd.h": "224310c39f3d90009de649eff8bf08efd4b41f11481f2dd4f1be642cbd88fd28",
 };

@@ -31,6 +31,13 @@ export interface CompareOptions {
    * convention lets the kernel extend a struct at its end).
    */
   extensions?: string[];
+  /**
+   * For an older header only: constants the package's header renamed (old
+   * name -> new name). An older header may still define the old name; the
+   * package's constant under the new name must then hold the same value.
+   * The rename is listed in `extensions`, a different value is a mismatch.
+   */
+  renamed?: Readonly<Record<string, string>>;
 }
 
 const isCodec = (v: unknown): v is CodecLike =>
@@ -39,11 +46,18 @@ const isCodec = (v: unknown): v is CodecLike =>
 export function compareWithOracle(facts: OracleFacts, exports: Record<string, unknown>, options: CompareOptions = {}): string[] {
   const bad: string[] = [];
   for (const [name, want] of facts.constants) {
+    let key = name;
     if (!(name in exports)) {
-      bad.push(`constant ${name}: missing from the package`);
-      continue;
+      const to = options.exact ? undefined : options.renamed?.[name];
+      if (to === undefined || !(to in exports)) {
+        bad.push(`constant ${name}: missing from the package${to ? ` (and so is ${to}, its new name)` : ''}`);
+        continue;
+      }
+      options.extensions?.push(`constant ${name}: renamed ${to}`);
+      key = to;
     }
-    const got = exports[name];
+    const got = exports[key];
+    const shown = key === name ? name : `${name} (renamed ${key})`;
     let ok: boolean;
     if (typeof want === 'string') ok = got === want;
     else {
@@ -51,7 +65,7 @@ export function compareWithOracle(facts: OracleFacts, exports: Record<string, un
       const safe = want >= BigInt(Number.MIN_SAFE_INTEGER) && want <= BigInt(Number.MAX_SAFE_INTEGER);
       ok = safe ? typeof got === 'number' && BigInt(got) === want : got === want;
     }
-    if (!ok) bad.push(`constant ${name}: package ${String(got)} (${typeof got}), compiler ${String(want)}`);
+    if (!ok) bad.push(`constant ${shown}: package ${String(got)} (${typeof got}), compiler ${String(want)}`);
   }
   for (const [name, rec] of facts.records) {
     const codec = exports[name];

@@ -1,3 +1,4 @@
+// @guest-needs iommu
 /**
  * The kernel's own error answers reach the user as VfioErrors. Where the
  * safe API refuses a mistake before the kernel sees it (a misaligned IOVA,
@@ -150,13 +151,14 @@ function rebind(address: string, driver: string): void {
  */
 function loadUioPciGeneric(): void {
   if (existsSync('/sys/bus/pci/drivers/uio_pci_generic')) return;
-  const modules = process.env.VFIO_VM_KERNEL_MODULES;
-  assert.ok(modules, `uio_pci_generic is neither built into ${process.env.VFIO_VM_KERNEL} nor a module of it`);
-  for (const name of ['uio', 'uio_pci_generic']) {
-    const file = ['.ko', '.ko.xz', '.ko.zst'].map((ext) => `${modules}/kernel/drivers/uio/${name}${ext}`).find(existsSync);
-    assert.ok(file, `no ${name} module under ${modules}`);
+  const modules: string = process.env.VFIO_VM_KERNEL_MODULES ?? '';
+  if (!modules) assert.fail(`uio_pci_generic is neither built into ${process.env.VFIO_VM_KERNEL} nor a module of it`);
+  for (const module of ['uio', 'uio_pci_generic']) {
+    const candidates = ['.ko', '.ko.xz', '.ko.zst'].map((ext) => `${modules}/kernel/drivers/uio/${module}${ext}`);
+    const file = candidates.find((candidate) => existsSync(candidate));
+    if (!file) assert.fail(`no ${module} module under ${modules}`);
     const child = spawnSync('insmod', [file], { encoding: 'utf8' });
-    assert.equal(child.status, 0, `insmod ${name}: ${child.stderr}`);
+    assert.equal(child.status, 0, `insmod ${module}: ${child.stderr}`);
   }
 }
 

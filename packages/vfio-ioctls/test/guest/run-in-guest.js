@@ -1,17 +1,22 @@
 #!/usr/bin/env node
-// Host side of `pnpm test:guest`: boots the test bed once (profile suite) and
-// runs every compiled guest test file in it with node's test runner, one file
-// at a time (the files share the devices). The spec report streams on the
-// console; the TAP report lands in <repo>/.cache/test-results/guest.tap,
-// where tools/scripts/summarize-tests.js counts it.
+// Host side of `pnpm test:guest`: runs the guest suite on every entry of the
+// test bed's kernel matrix (tools/vm/lib/kernels.js: a kernel and a boot
+// variant), one guest boot per entry. Each test file declares what it needs
+// on its first line (`// @guest-needs iommu kvm`); a file is registered only
+// on the entries whose capabilities cover its needs, and the table of which
+// file runs where is printed first. Every entry runs capabilities.test.js,
+// which fails when a kernel lacks a capability it promises (or has one it
+// does not), so nothing is skipped silently.
 //
-// VFIO_GUEST_TIMEOUT (seconds, default 900) bounds the whole guest run.
+// Per entry, node's test runner writes a TAP report to
+// <repo>/.cache/test-results/guest-<entry>.tap (counted by
+// tools/scripts/summarize-tests.js) and the spec report streams on the
+// console. A run that fails without a TAP failure (the guest died, QEMU
+// aborted) is recorded as a failure in guest-<entry>-harness.tap, so CI's
+// count never reads a broken run as a clean one.
 //
-// Exit status: the guest command's (non-zero when a test failed), or the
-// harness's 125 when the test bed itself failed. Whenever the run failed
-// without the TAP file recording a failure (the guest died, QEMU aborted,
-// the runner never finished), guest-harness.tap records one, so that CI's
-// count can never read a broken run as a clean one.
+// VFIO_GUEST_KERNELS (e.g. "debian-6.1,vfio-7.3/noiommu") picks entries;
+// VFIO_GUEST_TIMEOUT (seconds, default 900) bounds each guest run.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -19,49 +24,99 @@ const path = require('node:path');
 
 const packageDir = path.resolve(__dirname, '../..');
 const repo = path.resolve(packageDir, '../..');
+const vm = require(path.join(repo, 'tools/vm/lib'));
 const results = path.join(repo, '.cache/test-results');
-const tap = path.join(results, 'guest.tap');
-const harnessTap = path.join(results, 'guest-harness.tap');
-const testsDir = 'dist-guest/test/guest/';
+const testsDir = 'dist-guest/test/guest';
+const sourceDir = path.join(packageDir, 'test/guest');
 
-if (!fs.existsSync(path.join(packageDir, testsDir))) {
-  console.error(`${testsDir} is missing: run \`pnpm run build:guest\` first`);
-  process.exit(2);
-}
-fs.mkdirSync(results, { recursive: true });
-fs.rmSync(tap, { force: true });
-fs.rmSync(harnessTap, { force: true });
-
-const guestCommand = [
-  'node', '--test', '--test-concurrency=1',
-  '--test-reporter=spec', '--test-reporter-destination=stdout',
-  '--test-reporter=tap', `--test-reporter-destination=${tap}`,
-  testsDir,
-];
-const started = Date.now();
-const run = spawnSync(process.execPath, [
-  path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--profile', 'suite',
-  '--results', results, '--env', 'NO_COLOR=1', '--timeout', process.env.VFIO_GUEST_TIMEOUT ?? '900',
-  '--', ...guestCommand,
-], { cwd: packageDir, stdio: 'inherit' });
-const seconds = ((Date.now() - started) / 1000).toFixed(1);
-const status = run.status ?? 1;
-
-/** The `# fail N` count of the TAP report, or undefined when the report is missing or unfinished. */
-function failCount() {
-  if (!fs.existsSync(tap)) return undefined;
-  const match = /^# fail (\d+)$/m.exec(fs.readFileSync(tap, 'utf8'));
-  return match ? Number(match[1]) : undefined;
+/** The capabilities each test file needs, from its `// @guest-needs` first line. */
+function testFiles() {
+  return fs.readdirSync(sourceDir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => {
+    const first = fs.readFileSync(path.join(sourceDir, f), 'utf8').split('\n')[0];
+    const m = /^\/\/ @guest-needs\s*(.*)$/.exec(first);
+    if (!m) throw new Error(`${f}: the first line must declare its needs: // @guest-needs <capabilities> (or "(none...)")`);
+    const needs = m[1].startsWith('(') ? [] : m[1].split(/\s+/).filter(Boolean);
+    return { file: f.replace(/\.ts$/, '.js'), needs };
+  });
 }
 
-const failed = failCount();
-const broken = failed === undefined || (status !== 0 && failed === 0);
-if (broken) {
-  const why = status === 125 ? 'the test bed failed (see the harness message above)'
-    : failed === undefined ? `the guest run ended with status ${status} before the TAP report was complete`
-      : `the guest run ended with status ${status} although no test failed`;
-  fs.writeFileSync(harnessTap, `TAP version 13\nnot ok 1 - guest run\n# ${why}\n1..1\n# tests 1\n# pass 0\n# fail 1\n`);
-  console.error(`test:guest: ${why}; recorded as a failure in ${path.relative(repo, harnessTap)}`);
+function selectedEntries() {
+  const wanted = process.env.VFIO_GUEST_KERNELS?.split(',').filter(Boolean);
+  const entries = vm.MATRIX.filter((e) => !wanted || wanted.includes(vm.entryName(e)));
+  if (wanted) {
+    const unknown = wanted.filter((w) => !vm.MATRIX.some((e) => vm.entryName(e) === w));
+    if (unknown.length) throw new Error(`VFIO_GUEST_KERNELS names entries not in the matrix: ${unknown.join(', ')}`);
+  }
+  return entries;
 }
-console.log(`test:guest: guest run took ${seconds} s (boot included), exit status ${status}`);
-process.exit(status !== 0 ? status : failed || broken ? 1 : 0);
+
+/** The `# pass N` / `# fail N` counts of a TAP report, or undefined when it is missing or unfinished. */
+function tapCounts(file) {
+  if (!fs.existsSync(file)) return undefined;
+  const text = fs.readFileSync(file, 'utf8');
+  const count = (k) => Number((new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text) || [])[1]);
+  const fail = count('fail');
+  if (Number.isNaN(fail)) return undefined;
+  return { pass: count('pass'), fail: fail + (count('cancelled') || 0) };
+}
+
+function runEntry(entry, files, env) {
+  const name = vm.entryName(entry);
+  const slug = name.replace(/\//g, '-');
+  const tap = path.join(results, `guest-${slug}.tap`);
+  const harnessTap = path.join(results, `guest-${slug}-harness.tap`);
+  fs.rmSync(tap, { force: true });
+  fs.rmSync(harnessTap, { force: true });
+  console.log(`\n=== guest ${name}: ${files.length} files ===`);
+  const guestCommand = [
+    'node', '--test', '--test-concurrency=1',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...files.map((f) => `${testsDir}/${f}`),
+  ];
+  const started = Date.now();
+  const run = spawnSync(process.execPath, [
+    path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--kernel', entry.kernel, '--boot', entry.boot, '--profile', 'suite',
+    '--results', results, '--env', 'NO_COLOR=1', ...env.flatMap((e) => ['--env', e]),
+    '--timeout', process.env.VFIO_GUEST_TIMEOUT ?? '900', '--', ...guestCommand,
+  ], { cwd: packageDir, stdio: 'inherit' });
+  const seconds = (Date.now() - started) / 1000;
+  const status = run.status ?? 1;
+  let counts = tapCounts(tap);
+  if (counts === undefined || (status !== 0 && counts.fail === 0)) {
+    const why = status === 125 ? 'the test bed failed (see the harness message above)'
+      : counts === undefined ? `the guest run ended with status ${status} before the TAP report was complete`
+        : `the guest run ended with status ${status} although no test failed`;
+    fs.writeFileSync(harnessTap, `TAP version 13\nnot ok 1 - guest run on ${name}\n# ${why}\n1..1\n# tests 1\n# pass 0\n# fail 1\n`);
+    console.error(`test:guest ${name}: ${why}; recorded as a failure in ${path.relative(repo, harnessTap)}`);
+    counts = { pass: counts?.pass ?? 0, fail: (counts?.fail ?? 0) + 1 };
+  }
+  return { name, ...counts, seconds };
+}
+
+function main() {
+  if (!fs.existsSync(path.join(packageDir, testsDir))) {
+    console.error(`${testsDir} is missing: run \`pnpm run build:guest\` first`);
+    return 2;
+  }
+  fs.mkdirSync(results, { recursive: true });
+  const files = testFiles();
+  const entries = selectedEntries();
+  // Which file runs where, before anything boots.
+  const plan = entries.map((e) => {
+    const caps = vm.getBoot(e.kernel, e.boot).caps;
+    return { entry: e, caps, files: files.filter((f) => f.needs.every((n) => caps.includes(n))).map((f) => f.file) };
+  });
+  console.log('guest suite plan (file: needs -> entries where it runs):');
+  for (const f of files) {
+    const on = plan.filter((p) => p.files.includes(f.file)).map((p) => vm.entryName(p.entry));
+    console.log(`  ${f.file.padEnd(28)} ${(f.needs.join(' ') || '-').padEnd(12)} -> ${on.join(', ') || 'nowhere'}`);
+  }
+  const kvmCheck = vm.buildCheck('kvm-hlt');
+  const outcomes = plan.map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`]));
+  console.log('');
+  for (const o of outcomes) console.log(`guest ${o.name}: ${o.pass} passed, ${o.fail} failed (${o.seconds.toFixed(0)} s)`);
+  return outcomes.some((o) => o.fail > 0) ? 1 : 0;
+}
+
+process.exit(main());

@@ -1,3 +1,4 @@
+// @guest-needs iommu
 /**
  * Two edu devices in one IOMMU group (behind a PCIe-to-PCI bridge): opened
  * and closed in both orders, through Device.open and through the explicit

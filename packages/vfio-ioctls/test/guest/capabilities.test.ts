@@ -1,0 +1,81 @@
+// @guest-needs (none: runs on every kernel and boot of the matrix)
+/**
+ * The test bed's promises, checked both ways. tools/vm/lib/kernels.js says
+ * what each kernel and boot variant offers ($VFIO_VM_CAPS); the suite
+ * registers a file only where its needs are met. So a capability promised
+ * and missing must fail here (never a silent skip), and one present but not
+ * promised must fail too (the table would keep tests off a kernel that
+ * could run them).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import * as b from 'vfio-bindings';
+import { Container, Group } from 'vfio-ioctls';
+import { device, trackResources } from './helpers';
+
+const KNOWN = ['iommu', 'iommufd', 'cdev', 'noiommu', 'mtty', 'kvm'];
+const promised = (process.env.VFIO_VM_CAPS ?? '').split(',').filter(Boolean);
+const where = `${process.env.VFIO_VM_KERNEL} (${process.env.VFIO_VM_KERNEL_RELEASE}), boot ${process.env.VFIO_VM_BOOT}`;
+const { keep, assertNoLeaks } = trackResources();
+
+/** Asserts that what the guest shows matches what the kernel table promises. */
+function matches(cap: string, present: boolean, evidence: string): void {
+  const expected = promised.includes(cap);
+  assert.equal(present, expected,
+    `${where}: capability ${cap} is ${expected ? 'promised but missing' : 'present but not promised'} (${evidence})`);
+}
+
+test('the harness says what this kernel promises, in known words', () => {
+  assert.ok(process.env.VFIO_VM_CAPS !== undefined, 'VFIO_VM_CAPS is set in the guest');
+  for (const cap of promised) assert.ok(KNOWN.includes(cap), `unknown capability ${cap}`);
+});
+
+test('iommu: an emulated IOMMU, and the legacy container takes TYPE1v2 for edu', () => {
+  const units = existsSync('/sys/class/iommu') ? readdirSync('/sys/class/iommu') : [];
+  matches('iommu', units.length > 0, `/sys/class/iommu: ${units.join(' ') || 'empty'}`);
+  if (!promised.includes('iommu')) return;
+  const container = keep(Container.open());
+  const group = keep(Group.open(device('edu').iommuGroup));
+  group.attach(container); // sets the IOMMU type: EPERM without interrupt remapping
+  assert.equal(container.iommuType, b.VFIO_TYPE1v2_IOMMU);
+  group.close();
+  container.close();
+});
+
+test('iommufd: /dev/iommu', () => {
+  matches('iommufd', existsSync('/dev/iommu'), '/dev/iommu');
+});
+
+test('cdev: the device cdev of edu under /dev/vfio/devices', () => {
+  const cdev = (device('edu') as { cdev?: string | null }).cdev ?? null;
+  matches('cdev', cdev !== null, `testbed.json cdev ${cdev}`);
+  if (cdev) assert.ok(existsSync(cdev), `${cdev} exists`);
+});
+
+test('noiommu: the group node is noiommu-N and the container offers VFIO_NOIOMMU_IOMMU', () => {
+  const { groupPath } = device('edu');
+  matches('noiommu', groupPath.startsWith('/dev/vfio/noiommu-'), `edu's group node ${groupPath}`);
+  const container = keep(Container.open());
+  assert.equal(container.checkExtension(b.VFIO_NOIOMMU_IOMMU), promised.includes('noiommu'));
+  container.close();
+});
+
+test('mtty: the mtty sample parent device', () => {
+  matches('mtty', existsSync('/sys/class/mdev_bus/mtty'), '/sys/class/mdev_bus/mtty');
+});
+
+test('kvm: /dev/kvm creates a VM whose vCPU runs to HLT, and the KVM VFIO device', () => {
+  matches('kvm', existsSync('/dev/kvm'), '/dev/kvm');
+  if (!promised.includes('kvm')) return;
+  const check = process.env.VFIO_VM_KVM_CHECK;
+  assert.ok(check, 'VFIO_VM_KVM_CHECK names the compiled tools/vm/check/kvm-hlt.c');
+  const run = spawnSync(check, { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(run.status, 0, `kvm-hlt: ${run.stdout}${run.stderr}`);
+  assert.match(run.stdout, /^ok KVM_EXIT_IO: the vCPU wrote 'K' to port 0x3f8$/m);
+  assert.match(run.stdout, /^ok KVM_EXIT_HLT$/m);
+  assert.match(run.stdout, /^ok KVM_CREATE_DEVICE\(KVM_DEV_TYPE_VFIO\)/m);
+});
+
+test('no fd left open', () => assertNoLeaks());

@@ -97,11 +97,17 @@ function download(pkg, version, { log = () => {} } = {}) {
   if (version && find()) return path.join(debs, find());
   update({ log });
   log(`downloading ${pkg}${version ? ` ${version}` : ''}`);
+  // Into a folder of its own, then renamed: a download that is killed
+  // half-way never leaves a truncated .deb that a later call would reuse.
+  const partial = fs.mkdtempSync(path.join(debs, '.partial-'));
   try {
-    run('apt-get', [...options(), 'download', version ? `${pkg}=${version}` : pkg], { cwd: debs });
+    run('apt-get', [...options(), 'download', version ? `${pkg}=${version}` : pkg], { cwd: partial });
+    for (const f of fs.readdirSync(partial)) fs.renameSync(path.join(partial, f), path.join(debs, f));
   } catch (e) {
     const offered = versions(pkg).join(', ') || 'none';
     throw new VmError(`cannot download ${pkg}${version ? ` ${version}` : ''} from Debian (offered: ${offered}): ${e.message}`);
+  } finally {
+    fs.rmSync(partial, { recursive: true, force: true });
   }
   const deb = find();
   if (!deb) throw new VmError(`apt-get download ${pkg} left no .deb in ${debs}`);
@@ -109,8 +115,9 @@ function download(pkg, version, { log = () => {} } = {}) {
 }
 
 /**
- * Unpacks a .deb into dir with dpkg-deb -x. A ".done" stamp naming the .deb
- * makes a second call free and an interrupted unpack start over.
+ * Unpacks a .deb into dir with dpkg-deb -x. A stamp listing the .debs
+ * unpacked there makes a second call free; an interrupted unpack writes no
+ * stamp, so the next call unpacks again.
  */
 function unpack(deb, dir) {
   const stamp = path.join(dir, '.unpacked');

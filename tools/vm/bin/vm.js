@@ -14,6 +14,7 @@ const USAGE = `usage:
       --kernel NAME                the guest kernel (default: ${DEFAULT_KERNEL}; see vm.js kernels)
       --boot VARIANT               iommu (default) | noiommu | nointremap, where the kernel has it
       --profile NAME               devices to bind to vfio-pci (default: edu; see vm.js profiles)
+      --qemu-version host|11.1     which QEMU (default: the profile's; the host's unless it says 11.1)
       --qemu 'ARGS'                more QEMU arguments for this run, split at white space
                                    (e.g. --qemu '-device ivshmem-plain,memdev=m0 -object memory-backend-ram,id=m0,size=4G')
       --env NAME=VALUE | NAME      set (or pass through) a variable in the guest; repeatable
@@ -42,6 +43,7 @@ function parseRun(argv) {
     if (a === '--profile') opts.profile = value(a);
     else if (a === '--kernel') opts.kernel = value(a);
     else if (a === '--boot') opts.boot = value(a);
+    else if (a === '--qemu-version') opts.qemuVersion = value(a);
     else if (a === '--qemu') opts.extraQemuArgs.push(...value(a).split(/\s+/).filter(Boolean));
     else if (a === '--env') opts.env.push(value(a));
     else if (a === '--results') opts.resultsDir = value(a);
@@ -100,7 +102,7 @@ async function main([verb, ...rest]) {
   }
   if (verb === 'profiles') {
     for (const [name, p] of Object.entries(PROFILES)) {
-      console.log(`${name}: ${p.description}`);
+      console.log(`${name}: ${p.description}${p.qemu ? ` (QEMU ${p.qemu})` : ''}; capabilities: ${p.caps.join(' ') || '-'}`);
       for (const d of p.devices) console.log(`  ${d.role.padEnd(14)} ${d.model.padEnd(8)} slot path ${d.slotPath}`);
     }
     return 0;

@@ -80,7 +80,7 @@ function hostTmpTops(dirs) {
 }
 
 // Writes the mailbox for one run and returns the paths the host reads back.
-function prepareRunDir({ profile, command, env, cwd, resultsDir, kernel, boot }) {
+function prepareRunDir({ profile, command, env, cwd, resultsDir, kernel, boot, caps }) {
   const runDir = newRunDir();
   const testbedPath = path.join(runDir, 'testbed.json');
   const conf = {
@@ -109,9 +109,10 @@ function prepareRunDir({ profile, command, env, cwd, resultsDir, kernel, boot })
     VFIO_VM_KERNEL_RELEASE: kernel.version,
     VFIO_VM_KERNEL_MODULES: kernel.root ? path.join(kernel.root, 'lib', 'modules', kernel.version) : '',
     VFIO_VM_BOOT: boot.name,
-    // What the kernel and boot promise (kernels.js); the suite registers a
-    // test only where its needs are met, and checks each promise.
-    VFIO_VM_CAPS: boot.caps.join(','),
+    // What the kernel, boot and profile promise (kernels.js, profiles.js);
+    // the suite registers a test only where its needs are met, and checks
+    // each promise.
+    VFIO_VM_CAPS: caps.join(','),
     ...parseEnv(env),
   };
   const job = [

@@ -63,12 +63,14 @@ const BOOTS = {
 
 const DEFAULT_KERNEL = 'debian-6.1';
 
-// What `pnpm test:guest` runs: every kernel, plus each boot a test needs.
+// What `pnpm test:guest` runs: every kernel with the suite's devices, plus
+// each boot and device profile a test needs.
 const MATRIX = [
-  { kernel: 'debian-6.1', boot: 'iommu' },
-  { kernel: 'debian-7.3', boot: 'iommu' },
-  { kernel: 'vfio-7.3', boot: 'iommu' },
-  { kernel: 'vfio-7.3', boot: 'noiommu' },
+  { kernel: 'debian-6.1', boot: 'iommu', profile: 'suite' },
+  { kernel: 'debian-7.3', boot: 'iommu', profile: 'suite' },
+  { kernel: 'vfio-7.3', boot: 'iommu', profile: 'suite' },
+  { kernel: 'vfio-7.3', boot: 'noiommu', profile: 'suite' },
+  { kernel: 'vfio-7.3', boot: 'iommu', profile: 'sriov' },
 ];
 
 function getKernel(name = DEFAULT_KERNEL) {
@@ -87,7 +89,11 @@ function getBoot(kernelName, bootName = 'iommu') {
   return { name: bootName, ...boot, caps: boot.adjust(kernel.caps).sort() };
 }
 
-/** The name a matrix entry is reported under: the kernel, plus the boot when it is not the default. */
-const entryName = ({ kernel, boot = 'iommu' }) => (boot === 'iommu' ? kernel : `${kernel}/${boot}`);
+/**
+ * The name a matrix entry is reported under: the kernel, plus the boot and
+ * the profile when they are not the defaults ("vfio-7.3/noiommu", "vfio-7.3+sriov").
+ */
+const entryName = ({ kernel, boot = 'iommu', profile = 'suite' }) =>
+  `${kernel}${boot === 'iommu' ? '' : `/${boot}`}${profile === 'suite' ? '' : `+${profile}`}`;
 
 module.exports = { KERNELS, BOOTS, MATRIX, DEFAULT_KERNEL, getKernel, getBoot, entryName };

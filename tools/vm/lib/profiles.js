@@ -16,13 +16,17 @@ const edu = (role, bus, addr) => ({ role, model: 'edu', qemu: ['-device', `edu,b
 
 const PROFILES = {
   // The demo: one edu device on the root bus (DMA engine, MSI, INTx, no reset).
+  // caps: what the profile adds to a kernel's capabilities (kernels.js), so
+  // a guest test file can say it needs these devices.
   edu: {
     description: 'one edu device',
+    caps: [],
     devices: [{ ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' }],
   },
 
   suite: {
     description: 'edu, nvme behind a root port, e1000e, two edu devices sharing an IOMMU group',
+    caps: ['suite'],
     devices: [
       { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
       {
@@ -61,6 +65,23 @@ const PROFILES = {
       { ...edu('shared-edu-2', 'pcibr', '0x2'), slotPath: '06.0/00.0/02.0' },
     ],
   },
+
+  // igb (82576, SR-IOV with 8 VFs) exists from QEMU 8.0 on: this profile runs
+  // QEMU 11.1 from its Debian 13 root (qemu-root.js).
+  sriov: {
+    description: 'edu, and igb (SR-IOV physical function, 8 VFs)',
+    qemu: '11.1',
+    caps: ['igb'],
+    devices: [
+      { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
+      {
+        role: 'igb',
+        model: 'igb',
+        slotPath: '07.0',
+        qemu: ['-netdev', 'user,id=net_igb,restrict=on', '-device', 'igb,netdev=net_igb,bus=pcie.0,addr=0x7'],
+      },
+    ],
+  },
 };
 
 // A profile is named, or given whole ({ name, devices }) by a tool that
@@ -68,7 +89,7 @@ const PROFILES = {
 function getProfile(name) {
   if (name && typeof name === 'object') {
     if (!Array.isArray(name.devices)) throw new VmError('a custom profile needs a devices array');
-    return { name: 'custom', description: 'custom', ...name };
+    return { name: 'custom', description: 'custom', caps: [], ...name };
   }
   const p = PROFILES[name];
   if (!p) throw new VmError(`unknown profile "${name}" (known: ${Object.keys(PROFILES).join(', ')})`);

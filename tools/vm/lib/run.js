@@ -35,7 +35,8 @@ function jobOutput(consoleText) {
 
 /**
  * Boots the guest (kernel and boot variant from kernels.js; extraQemuArgs
- * added to QEMU's command line), binds the profile's devices to vfio-pci and
+ * added to QEMU's command line; qemuVersion 'host' or '11.1' overrides the
+ * profile's QEMU), binds the profile's devices to vfio-pci and
  * runs command (a shell string, or an argv array) chrooted into the host root at cwd.
  * Resolves to { exitCode, output, consolePath, testbed, runDir, accelerator
  * ('kvm' | 'tcg'), bootSeconds (to the command's start), seconds }; rejects with a VmError when the test bed itself fails (guest
@@ -48,6 +49,7 @@ async function runInGuest({
   kernel = DEFAULT_KERNEL,
   boot = 'iommu',
   extraQemuArgs = [],
+  qemuVersion,
   command,
   env = {},
   cwd = process.cwd(),
@@ -60,11 +62,13 @@ async function runInGuest({
   const prof = getProfile(profile);
   const bootVariant = getBoot(kernel, boot);
   const state = prepare({ kernel, log });
-  const qemu = qemuCommand(prof.qemu, log);
+  const qemu = qemuCommand(qemuVersion ?? prof.qemu, log);
+  // What the suite may rely on: the kernel's and boot's, and the profile's devices.
+  const caps = [...bootVariant.caps, ...(prof.caps ?? [])].sort();
   const results = resultsDir ? path.resolve(cwd, resultsDir) : undefined;
   if (results) fs.mkdirSync(results, { recursive: true });
   const job = prepareRunDir({
-    profile: prof, command, env, cwd: path.resolve(cwd), resultsDir: results, kernel: state.kernel, boot: bootVariant,
+    profile: prof, command, env, cwd: path.resolve(cwd), resultsDir: results, kernel: state.kernel, boot: bootVariant, caps,
   });
   const args = qemuArgs({
     kernel: state.kernel.vmlinuz, initrd: state.initramfs.path, runDir: job.runDir, resultsDir: results, profile: prof,
@@ -174,7 +178,7 @@ async function runInGuest({
     runDir: job.runDir,
     kernel: { name: kernel, version: state.kernel.version },
     boot,
-    caps: bootVariant.caps,
+    caps,
     qemuVersion: qemu.version,
     accelerator,
     bootSeconds,

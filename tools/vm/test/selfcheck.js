@@ -62,7 +62,8 @@ const tests = {
   },
   'kernels: every matrix entry is a kernel and a boot it has; capabilities follow the boot'() {
     for (const e of MATRIX) assert.ok(getBoot(e.kernel, e.boot), entryName(e));
-    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu']);
+    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu', 'vfio-7.3+sriov']);
+    for (const e of MATRIX) assert.ok(PROFILES[e.profile], `${entryName(e)}: profile ${e.profile}`);
     assert.throws(() => getBoot('debian-6.1', 'noiommu'), /has no "noiommu" boot/);
     assert.throws(() => getBoot('debian-9.9'), /unknown kernel/);
     assert.deepEqual(getBoot('vfio-7.3', 'noiommu').caps, ['cdev', 'iommufd', 'kvm', 'mtty', 'noiommu']);

@@ -9,13 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Container, Group } from 'vfio-ioctls';
 import { device, trackResources } from './helpers';
 
-const KNOWN = ['iommu', 'iommufd', 'cdev', 'noiommu', 'mtty', 'kvm'];
+const KNOWN = ['iommu', 'iommufd', 'cdev', 'noiommu', 'mtty', 'kvm', 'suite', 'igb'];
 const promised = (process.env.VFIO_VM_CAPS ?? '').split(',').filter(Boolean);
 const where = `${process.env.VFIO_VM_KERNEL} (${process.env.VFIO_VM_KERNEL_RELEASE}), boot ${process.env.VFIO_VM_BOOT}`;
 const { keep, assertNoLeaks } = trackResources();
@@ -76,6 +76,20 @@ test('kvm: /dev/kvm creates a VM whose vCPU runs to HLT, and the KVM VFIO device
   assert.match(run.stdout, /^ok KVM_EXIT_IO: the vCPU wrote 'K' to port 0x3f8$/m);
   assert.match(run.stdout, /^ok KVM_EXIT_HLT$/m);
   assert.match(run.stdout, /^ok KVM_CREATE_DEVICE\(KVM_DEV_TYPE_VFIO\)/m);
+});
+
+/** The devices of testbed.json, by role. */
+function roles(): string[] {
+  return Object.keys((JSON.parse(readFileSync(process.env.VFIO_TESTBED!, 'utf8')) as { devices: object }).devices);
+}
+
+test('suite: the suite profile\'s devices (edu, e1000e, nvme, two edu in one group)', () => {
+  const all = ['edu', 'e1000e', 'nvme', 'shared-edu-1', 'shared-edu-2'].every((r) => roles().includes(r));
+  matches('suite', all, `roles: ${roles().join(' ')}`);
+});
+
+test('igb: the SR-IOV profile\'s igb (QEMU 11.1)', () => {
+  matches('igb', roles().includes('igb'), `roles: ${roles().join(' ')}`);
 });
 
 test('no fd left open', () => assertNoLeaks());

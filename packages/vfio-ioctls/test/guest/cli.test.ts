@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * The `vfio` command (packages/vfio-cli) against the real kernel, run as a
  * child process the way a person runs it: list, info, and an unbind/bind

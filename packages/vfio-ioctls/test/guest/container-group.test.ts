@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * Container, group and device set-up and teardown against the real kernel,
  * in every order, plus sysfs discovery. Mostly on the lone edu device.

@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * DMA through the IOMMU with edu's DMA engine, interrupts delivered to JS
  * (edu's MSI and INTx, nvme's MSI-X), masking, resets and hot reset info.

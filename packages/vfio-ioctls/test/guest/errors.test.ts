@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * The kernel's own error answers reach the user as VfioErrors. Where the
  * safe API refuses a mistake before the kernel sees it (a misaligned IOVA,

@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * Mapped MMIO is done from JavaScript on typed-array views of the BAR (see
  * MmioWindow): Atomics.load for reads, element stores for writes. What

@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * Regions against the real kernel: mmapped MMIO and pread/pwrite on edu's
  * BAR0, config space, e1000e's ROM and I/O BAR, nvme's MSI-X BAR and 4 KiB

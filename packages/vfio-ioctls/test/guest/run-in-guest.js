@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Host side of `pnpm test:guest`: runs the guest suite on every entry of the
-// test bed's kernel matrix (tools/vm/lib/kernels.js: a kernel and a boot
-// variant), one guest boot per entry. Each test file declares what it needs
+// test bed's kernel matrix (tools/vm/lib/kernels.js: a kernel, a boot variant
+// and a device profile), one guest boot per entry. Each test file declares what it needs
 // on its first line (`// @guest-needs iommu kvm`); a file is registered only
 // on the entries whose capabilities cover its needs, and the table of which
 // file runs where is printed first. Every entry runs capabilities.test.js,
@@ -76,7 +76,7 @@ function runEntry(entry, files, env) {
   ];
   const started = Date.now();
   const run = spawnSync(process.execPath, [
-    path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--kernel', entry.kernel, '--boot', entry.boot, '--profile', 'suite',
+    path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--kernel', entry.kernel, '--boot', entry.boot, '--profile', entry.profile,
     '--results', results, '--env', 'NO_COLOR=1', ...env.flatMap((e) => ['--env', e]),
     '--timeout', process.env.VFIO_GUEST_TIMEOUT ?? '900', '--', ...guestCommand,
   ], { cwd: packageDir, stdio: 'inherit' });
@@ -104,7 +104,7 @@ function main() {
   const entries = selectedEntries();
   // Which file runs where, before anything boots.
   const plan = entries.map((e) => {
-    const caps = vm.getBoot(e.kernel, e.boot).caps;
+    const caps = [...vm.getBoot(e.kernel, e.boot).caps, ...vm.getProfile(e.profile).caps];
     return { entry: e, caps, files: files.filter((f) => f.needs.every((n) => caps.includes(n))).map((f) => f.file) };
   });
   console.log('guest suite plan (file: needs -> entries where it runs):');

@@ -1,4 +1,4 @@
-// @guest-needs iommu
+// @guest-needs iommu suite
 /**
  * Two edu devices in one IOMMU group (behind a PCIe-to-PCI bridge): opened
  * and closed in both orders, through Device.open and through the explicit

@@ -1,0 +1,243 @@
+'use strict';
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { run } = require('./exec');
+const { VmError } = require('./errors');
+const apt = require('./debian-apt');
+const { cacheDir } = require('./paths');
+
+// A guest kernel built from Debian's own kernel source with a config fragment
+// (tools/vm/kernels/<name>.config) on top of `make tinyconfig`: Debian's
+// kernels lack iommufd, the VFIO device cdev, no-IOMMU mode and the mtty
+// sample. Everything is built in, so the result is one bzImage and no modules.
+// The first build takes 12 to 25 minutes on 2 cores (23 CPU-minutes); the
+// result is cached by a key over the fragment, the source version and this file.
+
+// Debian packages the build needs on the host (the harness installs them).
+const BUILD_PACKAGES = ['make', 'gcc', 'libc6-dev', 'flex', 'bison', 'bc', 'libelf-dev', 'libssl-dev', 'xz-utils'];
+const FRAGMENTS_DIR = path.join(__dirname, '..', 'kernels');
+const PROGRESS_EVERY_MS = 30 * 1000;
+
+function missingBuildPackages() {
+  return BUILD_PACKAGES.filter((p) => {
+    const res = run('dpkg-query', ['-W', '-f=${Status}', p], { allowFail: true });
+    return !(res.status === 0 && /install ok installed/.test(res.stdout));
+  });
+}
+
+// "vfio-7.3" -> source package linux-source-7.3, release suffix "-vfio".
+function describe(name) {
+  const m = /^(.+)-(\d+\.\d+)$/.exec(name);
+  if (!m) throw new VmError(`custom kernel name "${name}" should be <flavour>-<major.minor>, e.g. vfio-7.3`);
+  const fragment = path.join(FRAGMENTS_DIR, `${name}.config`);
+  if (!fs.existsSync(fragment)) throw new VmError(`no config fragment for kernel ${name}: ${fragment}`);
+  return { pkg: `linux-source-${m[2]}`, series: m[2], localversion: `-${m[1]}`, fragment };
+}
+
+// The newest source the private apt lists offer; offline, the newest one
+// already unpacked here (so a cached kernel needs no network).
+function sourceVersion(pkg, log) {
+  try {
+    const v = apt.versions(pkg, { log })[0];
+    if (v) return v;
+  } catch (e) {
+    log(`cannot look up ${pkg} (${e.message.split('\n')[0]}); trying the sources unpacked here`);
+  }
+  const srcRoot = path.join(cacheDir, 'kernel-src');
+  const local = fs.existsSync(srcRoot)
+    ? fs.readdirSync(srcRoot).filter((v) => fs.existsSync(path.join(srcRoot, v, `.${pkg}.done`))).sort()
+    : [];
+  if (local.length) return local.pop();
+  throw new VmError(`Debian offers no ${pkg} (private apt lists) and none is unpacked in ${srcRoot}`);
+}
+
+// .deb -> usr/src/linux-source-X.Y.tar.xz -> kernel-src/<version>/linux-source-X.Y.
+// The stamp is written last, so an interrupted extraction starts over.
+function ensureSource(pkg, version, series, log) {
+  const dir = path.join(cacheDir, 'kernel-src', version);
+  const tree = path.join(dir, `linux-source-${series}`);
+  const stamp = path.join(dir, `.${pkg}.done`);
+  if (fs.existsSync(stamp)) return tree;
+  const deb = apt.download(pkg, version, { log });
+  const debDir = path.join(dir, 'deb');
+  fs.rmSync(tree, { recursive: true, force: true });
+  fs.rmSync(debDir, { recursive: true, force: true });
+  log(`unpacking ${path.basename(deb)}`);
+  apt.unpack(deb, debDir);
+  const tarball = path.join(debDir, 'usr', 'src', `linux-source-${series}.tar.xz`);
+  if (!fs.existsSync(tarball)) throw new VmError(`${path.basename(deb)} has no usr/src/linux-source-${series}.tar.xz`);
+  run('tar', ['-xf', tarball, '-C', dir]);
+  if (!fs.existsSync(path.join(tree, 'Makefile'))) throw new VmError(`the tarball of ${pkg} has no linux-source-${series}/Makefile`);
+  fs.rmSync(debDir, { recursive: true, force: true }); // 170 MB the tree no longer needs
+  fs.writeFileSync(stamp, `${path.basename(deb)}\n`);
+  return tree;
+}
+
+// "CONFIG_X=y" and "# CONFIG_X is not set" lines as a Map of X -> value ("n"
+// for not set). Comment lines of the fragment are skipped.
+function parseConfig(text) {
+  const out = new Map();
+  for (const line of text.split('\n')) {
+    let m = /^CONFIG_(\w+)=(.*)$/.exec(line.trim());
+    if (m) out.set(m[1], m[2]);
+    else if ((m = /^# CONFIG_(\w+) is not set$/.exec(line.trim()))) out.set(m[1], 'n');
+  }
+  return out;
+}
+
+// Kconfig drops what it cannot satisfy without a word (an unmet dependency, a
+// renamed symbol): every line of the fragment must be in the final .config as
+// written, or the kernel lacks something the guest suite counts on.
+function checkConfig(fragmentText, configText, fragmentPath) {
+  const have = parseConfig(configText);
+  const wrong = [];
+  for (const [sym, want] of parseConfig(fragmentText)) {
+    const got = have.get(sym) ?? 'n';
+    if (got !== want) wrong.push(`CONFIG_${sym}: asked ${want}, got ${got}`);
+  }
+  if (wrong.length) {
+    throw new VmError(`the kernel config does not have what ${fragmentPath} asks for (missing dependency or unknown symbol):\n  ${wrong.join('\n  ')}`);
+  }
+}
+
+function sleepSync(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function tail(file, lines) {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+// The last "  CC      drivers/vfio/vfio_main.o" style line of the log.
+function lastStep(logPath) {
+  let fd;
+  try {
+    fd = fs.openSync(logPath, 'r');
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, 8192));
+    fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+    const steps = buf.toString('utf8').split('\n').filter((l) => /^\s+[A-Z][A-Z0-9_-]*\s+\S/.test(l));
+    return steps.length ? steps.pop().trim().replace(/\s+/g, ' ') : 'starting';
+  } catch {
+    return 'starting';
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+// setup is synchronous, yet a 10-minute build must not be silent: make runs
+// in the background (its whole output to the log), and this loop sleeps and
+// prints one progress line every 30 s until the shell has exited (a zombie:
+// without the event loop nobody reaps it) and left make's status in a file.
+// make stays in our process group, so Ctrl-C stops it too.
+function makeWithProgress(srcDir, args, logPath, label, log) {
+  const rcPath = `${logPath}.rc`;
+  fs.rmSync(rcPath, { force: true });
+  const child = spawn('sh', ['-c', 'make "$@" >"$KLOG" 2>&1; echo $? >"$KLOG.rc"', 'sh', ...args], {
+    cwd: srcDir,
+    stdio: 'ignore',
+    env: { ...process.env, KLOG: logPath },
+  });
+  if (!child.pid) throw new VmError('cannot start sh for the kernel build');
+  const exited = () => {
+    try {
+      return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8'));
+    } catch {
+      return true;
+    }
+  };
+  const start = Date.now();
+  let next = start + PROGRESS_EVERY_MS;
+  while (!exited()) {
+    sleepSync(500);
+    if (Date.now() >= next) {
+      const s = Math.round((Date.now() - start) / 1000);
+      log(`${label}: ${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s, ${lastStep(logPath)}`);
+      next += PROGRESS_EVERY_MS;
+    }
+  }
+  const rc = fs.existsSync(rcPath) ? fs.readFileSync(rcPath, 'utf8').trim() : 'unknown';
+  if (rc !== '0') {
+    throw new VmError(`make ${args.join(' ')} failed (exit ${rc}); full log: ${logPath}\n${tail(logPath, 30)}`);
+  }
+  return (Date.now() - start) / 1000;
+}
+
+/**
+ * Builds (once) and returns the custom guest kernel `name`:
+ * { name, version, vmlinuz, config, modules: false, key }.
+ */
+function ensureCustomKernel({ name = 'vfio-7.3', log = () => {} } = {}) {
+  const { pkg, series, localversion, fragment } = describe(name);
+  const fragmentText = fs.readFileSync(fragment, 'utf8');
+  const version = sourceVersion(pkg, log);
+  const key = crypto
+    .createHash('sha256')
+    .update(fragmentText).update('\0')
+    .update(version).update('\0')
+    .update(fs.readFileSync(__filename))
+    .digest('hex')
+    .slice(0, 16);
+  const outDir = path.join(cacheDir, 'kernels', `${name}-${key}`);
+  const stamp = path.join(outDir, '.done');
+  const result = (release) => ({
+    name,
+    version: release,
+    vmlinuz: path.join(outDir, 'bzImage'),
+    config: path.join(outDir, 'config'),
+    modules: false,
+    key,
+  });
+  if (fs.existsSync(stamp)) return result(JSON.parse(fs.readFileSync(stamp, 'utf8')).version);
+
+  const missing = missingBuildPackages();
+  if (missing.length) {
+    throw new VmError(`building kernel ${name} needs the Debian packages ${missing.join(' ')} (apt-get install ${missing.join(' ')})`);
+  }
+  const src = ensureSource(pkg, version, series, log);
+
+  // A build dir per key. The previous one of this kernel and source version
+  // (another fragment, another custom-kernel.js) is taken over rather than
+  // started afresh: kbuild tracks config and command-line changes per file,
+  // so the build is incremental (about a minute instead of twenty).
+  const buildRoot = path.join(cacheDir, 'kernel-build', version);
+  const buildDir = path.join(buildRoot, `${name}-${key}`);
+  fs.mkdirSync(buildRoot, { recursive: true });
+  if (!fs.existsSync(buildDir)) {
+    const previous = fs.readdirSync(buildRoot).filter((d) => d.startsWith(`${name}-`));
+    if (previous.length) {
+      log(`kernel ${name}: reusing the build dir ${previous[0]} (incremental build)`);
+      fs.renameSync(path.join(buildRoot, previous[0]), buildDir);
+    }
+    for (const d of previous.slice(1)) fs.rmSync(path.join(buildRoot, d), { recursive: true, force: true });
+  }
+  fs.mkdirSync(buildDir, { recursive: true });
+
+  log(`kernel ${name}: configuring ${pkg} ${version} (tinyconfig + ${path.basename(fragment)})`);
+  const make = (...args) => run('make', ['-C', src, `O=${buildDir}`, ...args]);
+  make('tinyconfig');
+  run(path.join(src, 'scripts', 'kconfig', 'merge_config.sh'), ['-m', '-O', buildDir, path.join(buildDir, '.config'), fragment], { cwd: src });
+  make('olddefconfig');
+  checkConfig(fragmentText, fs.readFileSync(path.join(buildDir, '.config'), 'utf8'), fragment);
+
+  const jobs = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  const logPath = path.join(buildDir, 'build.log');
+  log(`kernel ${name}: make -j${jobs} bzImage (12 to 25 minutes on 2 cores the first time; log: ${logPath})`);
+  const seconds = makeWithProgress(src, [`O=${buildDir}`, `LOCALVERSION=${localversion}`, `-j${jobs}`, 'bzImage'], logPath, `kernel ${name}`, log);
+  const release = fs.readFileSync(path.join(buildDir, 'include', 'config', 'kernel.release'), 'utf8').trim();
+
+  // Copy out, stamp last: a half-written cache entry never looks valid.
+  fs.rmSync(outDir, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.copyFileSync(path.join(buildDir, 'arch', 'x86', 'boot', 'bzImage'), path.join(outDir, 'bzImage'));
+  fs.copyFileSync(path.join(buildDir, '.config'), path.join(outDir, 'config'));
+  fs.writeFileSync(stamp, JSON.stringify({ version: release, source: `${pkg} ${version}`, key, buildSeconds: Math.round(seconds) }) + '\n');
+  log(`kernel ${name}: ${release} built in ${Math.round(seconds)} s`);
+  return result(release);
+}
+
+module.exports = { ensureCustomKernel, BUILD_PACKAGES, checkConfig, parseConfig };

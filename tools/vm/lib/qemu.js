@@ -43,7 +43,12 @@ function qemuArgs({ kernel, initrd, runDir, resultsDir, profile, boot, extra = [
   const machine = kvm ? 'q35,kernel-irqchip=split' : 'q35';
   const args = [
     '-machine', machine,
-    '-accel', kvm ? 'kvm' : 'tcg',
+    // TCG runs the vCPUs one at a time (thread=single): with a thread per
+    // vCPU, a guest kernel patching its own text (static keys, int3 then the
+    // new bytes) could be seen half-patched by the other vCPU, which then
+    // hit the int3 with no patch in progress (seen: Debian's 7.3 panicked in
+    // __schedule, "Oops: int3", once in five boots under QEMU 7.2).
+    '-accel', kvm ? 'kvm' : 'tcg,thread=single',
     '-cpu', 'max',
     '-m', String(memoryMiB),
     '-smp', String(cpus),

@@ -40,7 +40,7 @@ const tests = {
     const boot = getBoot('debian-6.1', 'iommu');
     const base = { kernel: '/k', initrd: '/i', runDir: '/r,x', profile: { devices: PROFILES.suite.devices }, boot };
     const tcg = qemuArgs({ ...base, kvm: false });
-    assert.equal(tcg[tcg.indexOf('-accel') + 1], 'tcg');
+    assert.equal(tcg[tcg.indexOf('-accel') + 1], 'tcg,thread=single');
     assert.equal(tcg[tcg.indexOf('-machine') + 1], 'q35');
     assert.ok(tcg.includes('intel-iommu,intremap=on'));
     assert.ok(tcg.includes('-nodefaults'));

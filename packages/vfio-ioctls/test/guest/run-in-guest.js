@@ -16,6 +16,7 @@
 // count never reads a broken run as a clean one.
 //
 // VFIO_GUEST_KERNELS (e.g. "debian-6.1,vfio-7.3/noiommu") picks entries;
+// VFIO_GUEST_QEMU (host | 11.1) runs every entry on that QEMU (to compare);
 // VFIO_GUEST_TIMEOUT (seconds, default 900) bounds each guest run.
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -77,6 +78,7 @@ function runEntry(entry, files, env) {
   const started = Date.now();
   const run = spawnSync(process.execPath, [
     path.join(repo, 'tools/vm/bin/vm.js'), 'run', '--kernel', entry.kernel, '--boot', entry.boot, '--profile', entry.profile,
+    ...(process.env.VFIO_GUEST_QEMU ? ['--qemu-version', process.env.VFIO_GUEST_QEMU] : []),
     '--results', results, '--env', 'NO_COLOR=1', ...env.flatMap((e) => ['--env', e]),
     '--timeout', process.env.VFIO_GUEST_TIMEOUT ?? '900', '--', ...guestCommand,
   ], { cwd: packageDir, stdio: 'inherit' });

@@ -69,7 +69,7 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm -v)" != 10.34.8 ]; then
   echo "npm install -g pnpm@10.34.8"
   quietly pnpm-install as_root npm install -g pnpm@10.34.8
 fi
-echo "node $(node -v), pnpm $(pnpm -v), Node headers from $npm_config_nodedir"
+echo "node $(node -v), pnpm $(pnpm -v), Node headers from $node_prefix"
 
 step "install (pnpm, frozen lockfile)"
 pnpm install --frozen-lockfile --reporter=append-only

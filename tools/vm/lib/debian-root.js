@@ -43,6 +43,7 @@ function requireRoot(what) {
 // older recipe is made again.
 const RECIPE = 2;
 
+/** A JSON file's value, or null when it is missing or unreadable. */
 const readJson = (p) => {
   try {
     return JSON.parse(fs.readFileSync(p, 'utf8'));
@@ -299,6 +300,7 @@ function chrootRun(dir, argv, { env, cwd, inherit = false, allowFail = false, dn
 }
 
 module.exports = {
+  readJson,
   ensureBaseRoot, makeRoot, carryTrust, withMounts, chrootArgv, chrootRun, unmountAll, removeTree,
   rootsDir, MIRROR, KEYRING, BASE_ENV,
 };

@@ -4,7 +4,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { run, which } = require('./exec');
 const { VmError } = require('./errors');
-const { makeRoot, chrootRun, removeTree, rootsDir, MIRROR } = require('./debian-root');
+const { makeRoot, chrootRun, removeTree, readJson, rootsDir, MIRROR } = require('./debian-root');
 
 // A QEMU newer than the host's, from Debian 13 (trixie, or trixie-backports
 // for 11.1), installed once with apt-get into a Debian 13 root of its own
@@ -31,14 +31,6 @@ const SOURCES = [
 // suite exposes as ROM regions). Recommends are skipped (GUI, audio, tools).
 const PACKAGES = ['qemu-system-x86', 'qemu-system-data', 'seabios', 'ipxe-qemu'];
 const RECIPE = 2;
-
-const readJson = (p) => {
-  try {
-    return JSON.parse(fs.readFileSync(p, 'utf8'));
-  } catch {
-    return null;
-  }
-};
 
 // 1:11.1.3+ds-1~bpo13+1 -> 11.1.3
 const upstream = (pkgVersion) => pkgVersion.replace(/^\d+:/, '').split(/[+~-]/)[0];

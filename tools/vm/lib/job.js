@@ -60,7 +60,8 @@ function newRunDir() {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   const dir = path.join(paths.runsDir, `${stamp}-${process.pid}`);
   fs.mkdirSync(dir);
-  return dir;
+  // The real path: the guest mounts the run folder there (see run.js).
+  return fs.realpathSync(dir);
 }
 
 // The guest mounts a fresh tmpfs on /tmp; folders of the job that live under

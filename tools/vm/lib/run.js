@@ -65,10 +65,16 @@ async function runInGuest({
   const qemu = qemuCommand(qemuVersion ?? prof.qemu, log);
   // What the suite may rely on: the kernel's and boot's, and the profile's devices.
   const caps = [...bootVariant.caps, ...(prof.caps ?? [])].sort();
-  const results = resultsDir ? path.resolve(cwd, resultsDir) : undefined;
-  if (results) fs.mkdirSync(results, { recursive: true });
+  // Real paths: the guest mounts the writable shares at these paths before
+  // it chroots, where a symlink on the way (a .cache linked elsewhere, as
+  // CI does) would resolve into the initramfs instead of the host's root.
+  let results;
+  if (resultsDir) {
+    fs.mkdirSync(path.resolve(cwd, resultsDir), { recursive: true });
+    results = fs.realpathSync(path.resolve(cwd, resultsDir));
+  }
   const job = prepareRunDir({
-    profile: prof, command, env, cwd: path.resolve(cwd), resultsDir: results, kernel: state.kernel, boot: bootVariant, caps,
+    profile: prof, command, env, cwd: fs.realpathSync(path.resolve(cwd)), resultsDir: results, kernel: state.kernel, boot: bootVariant, caps,
   });
   const args = qemuArgs({
     kernel: state.kernel.vmlinuz, initrd: state.initramfs.path, runDir: job.runDir, resultsDir: results, profile: prof,

@@ -10,7 +10,8 @@ import { collectOracle, type OracleFacts } from './helpers/oracle';
 
 const exportsOf = B as unknown as Record<string, unknown>;
 const generated = [...Object.keys(vfio), ...Object.keys(iommufd)];
-// The machine's own headers (Debian 12: Linux 6.1, vfio.h only) and the pinned
+// The machine's own headers (Debian 12: Linux 6.1, vfio.h only; Debian 13:
+// 6.12, with iommufd.h) and the pinned
 // tree the package was generated from. Other versions left in the cache by an
 // earlier pin are not checked: the package does not claim to match them, and
 // some values legitimately differ (VFIO_AP_NUM_IRQS is 1 in 6.12, 2 in 7.3).
@@ -30,6 +31,9 @@ const RENAMED: Record<string, string> = {
   // Dropped after 6.12 (the type1 nesting IOMMU type); its number stays reserved.
   VFIO_TYPE1_NESTING_IOMMU: '__VFIO_RESERVED_TYPE1_NESTING_IOMMU',
 };
+
+// Constants that count an enum's members: an older header counts fewer.
+const GROWING_COUNTS = /^VFIO_\w+_NUM_IRQS$/;
 
 const skipped = all.filter((t) => !trees.some((c) => c.dir === t.dir));
 if (skipped.length) console.log(`oracle: not checking ${skipped.map((t) => t.label).join(', ')} (not the pinned version)`);
@@ -69,7 +73,7 @@ describe.each(trees)('compiler oracle against $label', (tree) => {
   test(`every constant, ioctl number, sizeof, alignment and member matches the package${exact ? ', and nothing else is in it' : ''}`, () => {
     const f = factsFor(tree);
     const extensions: string[] = [];
-    const mismatches = compareWithOracle(f, exportsOf, exact ? { exact: { generated } } : { extensions, renamed: RENAMED });
+    const mismatches = compareWithOracle(f, exportsOf, exact ? { exact: { generated } } : { extensions, renamed: RENAMED, growingCounts: GROWING_COUNTS });
     // One line per header for the report.
     console.log(
       `oracle ${tree.label} (${tree.headers.join(', ')}): ${f.constants.size} constants, ${f.records.size} records, ` +
@@ -176,6 +180,37 @@ describe('the comparison catches a wrong table', () => {
     const ext2: string[] = [];
     expect(compareWithOracle({ ...f, records: new Map([['vfio_irq_info', trailing]]) }, exportsOf, { extensions: ext2 })).toEqual([]);
     expect(ext2).toEqual(['member vfio_irq_info.count (offset 12)', 'record vfio_irq_info: grew from 12 to 16 bytes']);
+  });
+
+  test('an older header counting fewer IRQ indexes, and one counting more', () => {
+    const f = base();
+    const older = (v: bigint) => ({ ...f, records: new Map(), constants: new Map([['VFIO_AP_NUM_IRQS', v]]) });
+    const ext: string[] = [];
+    expect(compareWithOracle(older(1n), exportsOf, { growingCounts: GROWING_COUNTS, extensions: ext })).toEqual([]);
+    expect(ext).toEqual(['constant VFIO_AP_NUM_IRQS: grew from 1 to 2']);
+    expect(compareWithOracle(older(3n), exportsOf, { growingCounts: GROWING_COUNTS })).toEqual([
+      'constant VFIO_AP_NUM_IRQS: package 2 (number), compiler 3',
+    ]);
+    // Not for the package's own header, nor for a constant that is no count.
+    expect(compareWithOracle(older(1n), exportsOf, { growingCounts: GROWING_COUNTS, exact: { generated: [] } })).toEqual([
+      'constant VFIO_AP_NUM_IRQS: package 2 (number), compiler 1',
+    ]);
+    expect(compareWithOracle(older(1n), exportsOf, { growingCounts: /^NOTHING$/ })).toEqual([
+      'constant VFIO_AP_NUM_IRQS: package 2 (number), compiler 1',
+    ]);
+  });
+
+  test('a struct that grew by an aligned trailing member may grow its alignment; a lone alignment change may not', () => {
+    const f = base();
+    const rec = f.records.get('vfio_irq_info')!;
+    const trailing = { ...rec, size: 12, align: 2, members: rec.members.filter((m) => m.name !== 'count') };
+    const ext: string[] = [];
+    expect(compareWithOracle({ ...f, records: new Map([['vfio_irq_info', trailing]]) }, exportsOf, { extensions: ext })).toEqual([]);
+    expect(ext).toEqual(['member vfio_irq_info.count (offset 12)', 'record vfio_irq_info: grew from 12 to 16 bytes, alignment 2 to 4']);
+    const sameSize = { ...rec, align: 2 };
+    expect(compareWithOracle({ ...f, records: new Map([['vfio_irq_info', sameSize]]) }, exportsOf, {})).toEqual([
+      'record vfio_irq_info: alignment 4, compiler 2',
+    ]);
   });
 
   test('a flexible array member the codec treats as fixed', () => {

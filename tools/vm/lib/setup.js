@@ -72,7 +72,11 @@ function prepare({ kernel: name = DEFAULT_KERNEL, log = () => {} } = {}) {
   getKernel(name);
   let state = readState();
   let entry = state?.kernels[name];
-  if (!entry || !fs.existsSync(entry.kernel.vmlinuz) || (entry.kernel.root && !fs.existsSync(entry.kernel.root))) {
+  // A state written through another path to the cache (a checkout that
+  // named it by a link) is set up again: its paths may not exist in the guest.
+  const stale = (e) => !e.kernel.vmlinuz.startsWith(paths.cacheDir) || !fs.existsSync(e.kernel.vmlinuz) ||
+    (e.kernel.root && !fs.existsSync(e.kernel.root));
+  if (!entry || stale(entry)) {
     log(`kernel ${name} not set up yet: running setup`);
     state = setup({ kernels: [name], log }).state;
     entry = state.kernels[name];

@@ -13,6 +13,14 @@ const { VmError } = require('./errors');
 // Root bus slots 0x10 and up are left to the harness's 9p shares.
 
 const edu = (role, bus, addr) => ({ role, model: 'edu', qemu: ['-device', `edu,bus=${bus},addr=${addr}`] });
+// A NIC on the root bus at slot `slot` (hex); its netdev is user networking
+// with restrict=on, so the guest reaches nothing.
+const nic = (model, slot) => ({
+  role: model,
+  model,
+  slotPath: `${slot.toString(16).padStart(2, '0')}.0`,
+  qemu: ['-netdev', `user,id=net_${model},restrict=on`, '-device', `${model},netdev=net_${model},bus=pcie.0,addr=0x${slot.toString(16)}`],
+});
 
 const PROFILES = {
   // The demo: one edu device on the root bus (DMA engine, MSI, INTx, no reset).
@@ -29,14 +37,8 @@ const PROFILES = {
     caps: ['suite'],
     devices: [
       { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
-      {
-        // e1000e on the root bus: an I/O BAR and a ROM region. Its netdev is
-        // user networking with restrict=on, so the guest reaches nothing.
-        role: 'e1000e',
-        model: 'e1000e',
-        slotPath: '04.0',
-        qemu: ['-netdev', 'user,id=net0,restrict=on', '-device', 'e1000e,netdev=net0,bus=pcie.0,addr=0x4'],
-      },
+      // e1000e on the root bus: an I/O BAR and a ROM region.
+      nic('e1000e', 0x4),
       {
         // nvme on a null drive behind a root port: FLR reset, MSI-X (65
         // vectors, MSIX_MAPPABLE); behind the port, hot reset info has a
@@ -74,12 +76,7 @@ const PROFILES = {
     caps: ['igb'],
     devices: [
       { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
-      {
-        role: 'igb',
-        model: 'igb',
-        slotPath: '07.0',
-        qemu: ['-netdev', 'user,id=net_igb,restrict=on', '-device', 'igb,netdev=net_igb,bus=pcie.0,addr=0x7'],
-      },
+      nic('igb', 0x7),
     ],
   },
 };

@@ -19,7 +19,7 @@
 //                   (to see the check fail when a set-up step is removed, without committing that)
 //   VFIO_FRESH_TIMEOUT  seconds each command may take (default 3000)
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const roots = require('../vm/lib/debian-root');
@@ -84,7 +84,7 @@ function runInRoot(command, env, timeoutS) {
 function innerSummary() {
   const dir = path.join(rootDir, cloneInRoot, '.cache/test-results');
   if (!fs.existsSync(dir)) return { lines: ['(no test results inside the root)'], total: null };
-  const r = require('node:child_process').spawnSync(process.execPath, [path.join(repo, 'tools/scripts/summarize-tests.js'), dir], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [path.join(repo, 'tools/scripts/summarize-tests.js'), dir], { encoding: 'utf8' });
   const lines = r.stdout.trim().split('\n');
   return { lines, total: lines[lines.length - 1] };
 }

@@ -26,6 +26,7 @@ const path = require('node:path');
 const packageDir = path.resolve(__dirname, '../..');
 const repo = path.resolve(packageDir, '../..');
 const vm = require(path.join(repo, 'tools/vm/lib'));
+const { tapCounts } = require(path.join(repo, 'tools/scripts/tap-counts'));
 const results = path.join(repo, '.cache/test-results');
 const testsDir = 'dist-guest/test/guest';
 const sourceDir = path.join(packageDir, 'test/guest');
@@ -51,14 +52,9 @@ function selectedEntries() {
   return entries;
 }
 
-/** The `# pass N` / `# fail N` counts of a TAP report, or undefined when it is missing or unfinished. */
-function tapCounts(file) {
-  if (!fs.existsSync(file)) return undefined;
-  const text = fs.readFileSync(file, 'utf8');
-  const count = (k) => Number((new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text) || [])[1]);
-  const fail = count('fail');
-  if (Number.isNaN(fail)) return undefined;
-  return { pass: count('pass'), fail: fail + (count('cancelled') || 0) };
+/** The counts of a TAP report, or undefined when it is missing or unfinished. */
+function reportCounts(file) {
+  return fs.existsSync(file) ? tapCounts(fs.readFileSync(file, 'utf8')) : undefined;
 }
 
 function runEntry(entry, files, env) {
@@ -84,14 +80,14 @@ function runEntry(entry, files, env) {
   ], { cwd: packageDir, stdio: 'inherit' });
   const seconds = (Date.now() - started) / 1000;
   const status = run.status ?? 1;
-  let counts = tapCounts(tap);
-  if (counts === undefined || (status !== 0 && counts.fail === 0)) {
+  let counts = reportCounts(tap);
+  if (counts === undefined || (status !== 0 && counts.failed === 0)) {
     const why = status === 125 ? 'the test bed failed (see the harness message above)'
       : counts === undefined ? `the guest run ended with status ${status} before the TAP report was complete`
         : `the guest run ended with status ${status} although no test failed`;
     fs.writeFileSync(harnessTap, `TAP version 13\nnot ok 1 - guest run on ${name}\n# ${why}\n1..1\n# tests 1\n# pass 0\n# fail 1\n`);
     console.error(`test:guest ${name}: ${why}; recorded as a failure in ${path.relative(repo, harnessTap)}`);
-    counts = { pass: counts?.pass ?? 0, fail: (counts?.fail ?? 0) + 1 };
+    counts = { passed: counts?.passed ?? 0, failed: (counts?.failed ?? 0) + 1 };
   }
   return { name, ...counts, seconds };
 }
@@ -117,8 +113,8 @@ function main() {
   const kvmCheck = vm.buildCheck('kvm-hlt');
   const outcomes = plan.map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`]));
   console.log('');
-  for (const o of outcomes) console.log(`guest ${o.name}: ${o.pass} passed, ${o.fail} failed (${o.seconds.toFixed(0)} s)`);
-  return outcomes.some((o) => o.fail > 0) ? 1 : 0;
+  for (const o of outcomes) console.log(`guest ${o.name}: ${o.passed} passed, ${o.failed} failed (${o.seconds.toFixed(0)} s)`);
+  return outcomes.some((o) => o.failed > 0) ? 1 : 0;
 }
 
 process.exit(main());

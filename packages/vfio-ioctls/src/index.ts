@@ -4,29 +4,31 @@
  * addon, or the fake kernel of `vfio-ioctls/testing`).
  * @packageDocumentation
  */
-export type { Backend, Poller } from './backend';
-export { VfioError, type VfioErrorContext } from './errors';
-export { VfioContext, type VfioOptions } from './context';
-export { Container, type IommuInfo } from './container';
-export { Group, type GroupStatus } from './group';
+export type { Backend, Poller } from './core/backend';
+export { VfioError, type VfioErrorContext } from './core/errors';
+export { VfioContext, type VfioOptions } from './core/context';
+export { Container, type IommuInfo } from './iommu/container/container';
+// Device and Group come through open.ts, which installs Device.open and group.openDevice.
+export { Device, Group, type DeviceOpenOptions } from './open';
+export type { GroupStatus } from './iommu/container/group';
 export {
-  Device,
   type DeviceInfo,
-  type DeviceOpenOptions,
   type EnableIrqOptions,
   type HotResetDevice,
   type HotResetInfo,
-} from './device';
-export { Region, type RegionCapabilities, type SparseMmapArea } from './region';
-export { RegionMapping, MmioWindow } from './region-mapping';
-export type { IrqInfo } from './irq';
-export { Interrupts, type InterruptEvent } from './interrupts';
-export { DmaBuffer } from './dma-buffer';
-export { DmaMapping } from './dma-mapping';
-export type { DmaMapOptions, IommuContext, IovaRange } from './iommu-context';
-export { IovaAllocator, type IovaSpan } from './iova-allocator';
-export type { CapabilityRef } from './abi';
-export { parsePciAddress } from './validate';
+} from './device/device';
+export { Region, type RegionCapabilities, type SparseMmapArea } from './device/region';
+export { RegionMapping, MmioWindow } from './device/region-mapping';
+export type { IrqInfo } from './abi/irq-info';
+export { Interrupts, type InterruptEvent } from './device/interrupts';
+export { DmaBuffer } from './dma/dma-buffer';
+export { DmaMapping } from './dma/mapping';
+export type { IommuContext, IommuKind } from './iommu/context';
+export type { DmaMapOptions } from './dma/dma-space';
+export type { IovaRange } from './dma/iova-allocator';
+export { IovaAllocator, type IovaSpan } from './dma/iova-allocator';
+export type { CapabilityRef } from './abi/structs';
+export { parsePciAddress } from './core/validate';
 export {
   blocksGroup,
   isVfioDriver,
@@ -37,4 +39,4 @@ export {
   type IommuGroupInfo,
   type PciDeviceInfo,
   type SysfsOptions,
-} from './discovery';
+} from './discovery/sysfs';

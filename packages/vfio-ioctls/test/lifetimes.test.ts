@@ -29,7 +29,7 @@ describe('VfioContext', () => {
 
   test('the native backend is loaded only when needed, and a missing addon is a clear error', () => {
     jest.isolateModules(() => {
-      jest.doMock('../src/native', () => {
+      jest.doMock('../src/core/native', () => {
         throw new Error('no addon here');
       });
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -37,7 +37,7 @@ describe('VfioContext', () => {
       const { fake } = kernel();
       expect(lib.listIommuGroups({ sysfsRoot: fake.sysfsRoot })).toHaveLength(1); // discovery needs no backend
       expect(() => lib.Container.open()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_NATIVE', hint: expect.stringContaining('build:native') }));
-      jest.dontMock('../src/native');
+      jest.dontMock('../src/core/native');
     });
   });
 

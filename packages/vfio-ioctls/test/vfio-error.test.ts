@@ -1,6 +1,6 @@
 import * as b from 'vfio-bindings';
 import { Device } from '../src';
-import { VfioError } from '../src/errors';
+import { VfioError } from '../src/core/errors';
 import { EDU, GROUP, kernel } from './helpers';
 
 describe('VfioError', () => {

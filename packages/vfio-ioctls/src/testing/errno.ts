@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { VfioError } from '../errors';
+import { VfioError } from '../core/errors';
 
 // Linux errnos libuv does not list (so os.constants.errno lacks them); the kernel still returns them.
 const linuxOnly: Record<string, number> = { EBADFD: 77 };

@@ -1,6 +1,6 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { Poller } from '../backend';
-import { closedError } from '../errors';
+import type { Poller } from '../core/backend';
+import { closedError } from '../core/errors';
 import { Errno, kernelError } from './errno';
 
 /** eventfd(2) flag bits (from <sys/eventfd.h>: EFD_SEMAPHORE, EFD_NONBLOCK = O_NONBLOCK, EFD_CLOEXEC = O_CLOEXEC). */

@@ -1,4 +1,4 @@
-import type { Backend, Poller } from '../backend';
+import type { Backend, Poller } from '../core/backend';
 import { arrayBufferArg, bytesArg, fdArg, functionArg, integerArg, notLive, uint64Arg } from './args';
 import { deviceIoctl } from './device-ioctls';
 import { asSyscall, Errno, kernelError } from './errno';

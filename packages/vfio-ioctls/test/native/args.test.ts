@@ -1,4 +1,4 @@
-import { nativeBackend as native, O_RDWR } from '../../src/native';
+import { nativeBackend as native, O_RDWR } from '../../src/core/native';
 import { thrown } from './helpers';
 
 // Every argument is checked in C++: a TypeError names an argument of the

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { nativeBackend as native } from '../../src/native';
+import { nativeBackend as native } from '../../src/core/native';
 import { thrown } from './helpers';
 
 /** The /proc/self/smaps entry of the mapping that starts at `address`. */

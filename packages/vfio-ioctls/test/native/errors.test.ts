@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import { VfioError } from '../../src/errors';
-import { nativeBackend as native, O_RDONLY, O_RDWR } from '../../src/native';
+import { VfioError } from '../../src/core/errors';
+import { nativeBackend as native, O_RDONLY, O_RDWR } from '../../src/core/native';
 import { removeTempDirs, tempFile, thrown } from './helpers';
 
 // _IO(';', 100): VFIO_GET_API_VERSION. /dev/null is not a VFIO fd.

@@ -1,4 +1,4 @@
-import { nativeBackend as native, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from '../../src/native';
+import { nativeBackend as native, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from '../../src/core/native';
 import { fdFlags, thrown } from './helpers';
 
 describe('eventfd', () => {

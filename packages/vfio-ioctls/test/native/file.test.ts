@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { nativeBackend as native, O_CLOEXEC, O_RDONLY, O_RDWR } from '../../src/native';
+import { nativeBackend as native, O_CLOEXEC, O_RDONLY, O_RDWR } from '../../src/core/native';
 import { fdFlags, isOpen, removeTempDirs, tempFile, thrown } from './helpers';
 
 // From <asm-generic/ioctls.h> and <linux/fs.h>.

@@ -1,5 +1,5 @@
-import * as native from '../../src/native';
-import { VfioError } from '../../src/errors';
+import * as native from '../../src/core/native';
+import { VfioError } from '../../src/core/errors';
 import { removeTempDirs, tempDir, thrown } from './helpers';
 
 afterAll(removeTempDirs);

@@ -1,4 +1,4 @@
-import { nativeBackend as native, O_RDWR, PROT_READ, PROT_WRITE } from '../../src/native';
+import { nativeBackend as native, O_RDWR, PROT_READ, PROT_WRITE } from '../../src/core/native';
 import { removeTempDirs, tempFile, thrown } from './helpers';
 
 const page = native.pageSize();

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import type { Poller } from '../../src/backend';
-import { VfioError } from '../../src/errors';
-import { nativeBackend as native } from '../../src/native';
+import type { Poller } from '../../src/core/backend';
+import { VfioError } from '../../src/core/errors';
+import { nativeBackend as native } from '../../src/core/native';
 import { packageRoot, removeTempDirs, settle, tempFile, thrown, until } from './helpers';
 import { runChild } from './child';
 

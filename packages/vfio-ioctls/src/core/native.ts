@@ -32,8 +32,8 @@ export interface Addon extends Backend {
   readonly constants: Readonly<Record<string, number>>;
 }
 
-/** src/ under ts-jest, dist/ once built: the package root is one level up either way. */
-const packageRoot = path.resolve(__dirname, '..');
+/** src/core/ under ts-jest, dist/core/ once built: the package root is two levels up either way. */
+const packageRoot = path.resolve(__dirname, '..', '..');
 
 let addon: Addon | undefined;
 

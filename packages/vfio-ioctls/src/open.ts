@@ -1,8 +1,52 @@
-import { Container } from './container';
-import type { VfioContext } from './context';
-import type { Device } from './device';
-import { VfioError } from './errors';
-import { Group } from './group';
+/**
+ * The top of the library: Device.open, which resolves a device to its IOMMU
+ * group and opens it through a shared group and container, and the wiring
+ * that lets the device and IOMMU layers meet without importing each other.
+ */
+import { basename } from 'node:path';
+import { VfioContext, type VfioOptions } from './core/context';
+import { VfioError } from './core/errors';
+import { checkInstance, checkOptions, checkString, parsePciAddress, rangeError } from './core/validate';
+import { Device, installDeviceOpener } from './device/device';
+import { groupOf, groupOfSysfsPath } from './discovery/sysfs';
+import { Container } from './iommu/container/container';
+import { Group, installDeviceWrapper } from './iommu/container/group';
+
+/** Options of {@link Device.open}. */
+export interface DeviceOpenOptions extends VfioOptions {
+  /**
+   * The container to attach the device's group to. Left out, the devices
+   * opened with Device.open in one context share one container, closed with
+   * the last of them.
+   */
+  container?: Container;
+}
+
+/** Device.open(): see its documentation in device/device.ts. */
+export function openDevice(target: string, options?: DeviceOpenOptions): Device {
+  checkString('target', target);
+  const opts = checkOptions('options', options);
+  const context = VfioContext.from(opts);
+  if (opts.container !== undefined) checkInstance('options.container', opts.container, Container);
+  let name: string;
+  let groupId: number;
+  if (target.startsWith('/')) {
+    const path = target.replace(/\/+$/, '');
+    name = basename(path);
+    groupId = groupOfSysfsPath(path);
+  } else {
+    const address = parsePciAddress(target);
+    if (!address) throw rangeError('target', `must be a PCI address or a sysfs path, got ${JSON.stringify(target)}`, 'ERR_INVALID_ARG_VALUE');
+    name = address;
+    groupId = groupOf(address, { sysfsRoot: context.sysfsRoot });
+  }
+  return openSharedDevice(context, name, groupId, opts.container);
+}
+
+installDeviceOpener(openDevice);
+// The public Device and Group are taken from here, so that whoever holds them has the wiring installed.
+export { Device, Group };
+installDeviceWrapper((fd, name, group) => Device.adopt(fd, { context: group.context, name, owner: group, group }));
 
 /**
  * The groups and the container that Device.open shares per context. A group
@@ -27,8 +71,8 @@ function sharedOf(context: VfioContext): Shared {
   return shared;
 }
 
-/** @internal Device.open(): opens `name` in group `groupId`, opening or reusing the group and a container. */
-export function openSharedDevice(context: VfioContext, name: string, groupId: number, container?: Container): Device {
+/** Opens `name` in group `groupId`, opening or reusing the group and a container. */
+function openSharedDevice(context: VfioContext, name: string, groupId: number, container?: Container): Device {
   const shared = sharedOf(context);
   let group = shared.groups.get(groupId)?.deref();
   if (!group || group.closed) {

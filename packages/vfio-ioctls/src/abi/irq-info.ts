@@ -1,4 +1,4 @@
-import { bindings as b } from './abi';
+import { bindings as b } from './structs';
 import { ArgBuffer, fieldAt } from './arg-buffer';
 
 /** What VFIO_DEVICE_GET_IRQ_INFO reports for one IRQ index. */

@@ -5,7 +5,7 @@
  * decoded objects.
  */
 import * as b from 'vfio-bindings';
-import { VfioError } from './errors';
+import { VfioError } from '../core/errors';
 
 /** A capability found in an info struct's chain. */
 export interface CapabilityRef {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { VfioError } from './errors';
-import { checkOptions, checkString, parsePciAddress, rangeError } from './validate';
+import { VfioError } from '../core/errors';
+import { checkOptions, checkString, parsePciAddress, rangeError } from '../core/validate';
 
 /** Discovery reads sysfs only, so it needs no backend (and never loads the addon). */
 export interface SysfsOptions {

@@ -1,9 +1,9 @@
-import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from './abi';
-import { kernelCall, type VfioContext } from './context';
-import { regionAccessError, VfioError } from './errors';
+import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
+import { kernelCall, type VfioContext } from '../core/context';
+import { regionAccessError, VfioError } from '../core/errors';
 import { RegionMapping, type MmioWindowSpec } from './region-mapping';
-import { runAll } from './handle';
-import { checkBytes, checkInteger, checkU64, hex, rangeError } from './validate';
+import { runAll } from '../core/handle';
+import { checkBytes, checkInteger, checkU64, hex, rangeError } from '../core/validate';
 
 /** The device side a region needs; Device implements it. */
 export interface RegionHost {

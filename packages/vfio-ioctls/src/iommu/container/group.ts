@@ -1,12 +1,24 @@
 import { constants as fsConstants } from 'node:fs';
-import { bindings as b, cString, decodeAnswer, encodeArg, int32Arg } from './abi';
+import { bindings as b, cString, decodeAnswer, encodeArg, int32Arg } from '../../abi/structs';
 import { Container } from './container';
-import { kernelCall, VfioContext, type VfioOptions } from './context';
-import { Device } from './device';
-import { blocksGroup, groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from './discovery';
-import { VfioError } from './errors';
-import { FdHandle, runAll } from './handle';
-import { checkInstance, checkInteger, checkString, parsePciAddress, rangeError, typeError } from './validate';
+import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
+import type { Device } from '../../device/device';
+import { blocksGroup, groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from '../../discovery/sysfs';
+import { VfioError } from '../../core/errors';
+import { FdHandle, runAll } from '../../core/handle';
+import { checkInstance, checkInteger, checkString, parsePciAddress, rangeError, typeError } from '../../core/validate';
+
+/**
+ * Turns a device fd of this group into a Device; installed by open.ts. The
+ * IOMMU layer does not import the device layer (DESIGN.md), so the group
+ * gets its device factory from the layer above both.
+ */
+let wrapDevice: ((fd: number, name: string, group: Group) => Device) | undefined;
+
+/** @internal open.ts installs the factory of group.openDevice(). */
+export function installDeviceWrapper(wrap: (fd: number, name: string, group: Group) => Device): void {
+  wrapDevice = wrap;
+}
 
 /** What VFIO_GROUP_GET_STATUS reports. */
 export interface GroupStatus {
@@ -227,7 +239,11 @@ export class Group extends FdHandle {
     const deviceFd = kernelCall({ syscall: 'ioctl', operation: 'VFIO_GROUP_GET_DEVICE_FD', path: this.path, device: deviceName }, () =>
       this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(deviceName)),
     );
-    const device = Device.adopt(deviceFd, { context: this.context, name: deviceName, owner: this, group: this });
+    if (!wrapDevice) {
+      this.backend.close(deviceFd);
+      throw new VfioError('ERR_VFIO_PROTOCOL', 'Group.openDevice is not available: import the package entry point (vfio-ioctls), which installs it');
+    }
+    const device = wrapDevice(deviceFd, deviceName, this);
     this.#devices.add(new WeakRef(device));
     return device;
   }

@@ -1,7 +1,7 @@
-import type { Backend } from './backend';
-import { kernelCall, VfioContext, type VfioOptions } from './context';
-import { closedError, VfioError } from './errors';
-import { checkInteger } from './validate';
+import type { Backend } from '../core/backend';
+import { kernelCall, VfioContext, type VfioOptions } from '../core/context';
+import { closedError, VfioError } from '../core/errors';
+import { checkInteger } from '../core/validate';
 
 export interface BufferState {
   backend: Backend;

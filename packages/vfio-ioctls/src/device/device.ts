@@ -1,18 +1,15 @@
-import { basename } from 'node:path';
-import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from './abi';
-import { Container } from './container';
-import { kernelCall, VfioContext, type VfioOptions } from './context';
-import { groupOf, groupOfSysfsPath } from './discovery';
-import { VfioError } from './errors';
-import { Group } from './group';
-import { FdHandle, runAll } from './handle';
-import type { IommuContext } from './iommu-context';
+import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
+import { kernelCall, VfioContext, type VfioOptions } from '../core/context';
+import { VfioError } from '../core/errors';
+import type { Group } from '../iommu/container/group';
+import type { DeviceOpenOptions } from '../open';
+import { FdHandle, runAll } from '../core/handle';
+import type { IommuContext } from '../iommu/context';
 import { Interrupts, type IrqHost } from './interrupts';
-import { fillIrqInfoArg, newIrqInfoArg, readIrqInfo, type IrqInfo } from './irq';
-import type { ArgBuffer } from './arg-buffer';
+import { fillIrqInfoArg, newIrqInfoArg, readIrqInfo, type IrqInfo } from '../abi/irq-info';
+import type { ArgBuffer } from '../abi/arg-buffer';
 import { Region, type RegionHost } from './region';
-import { openSharedDevice } from './registry';
-import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from './validate';
+import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from '../core/validate';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -52,14 +49,16 @@ export interface HotResetInfo {
   devices: HotResetDevice[];
 }
 
-/** Options of {@link Device.open}. */
-export interface DeviceOpenOptions extends VfioOptions {
-  /**
-   * The container to attach the device's group to. Left out, the devices
-   * opened with Device.open in one context share one container, closed with
-   * the last of them.
-   */
-  container?: Container;
+/**
+ * Device.open's implementation, installed by open.ts: the device layer
+ * knows no IOMMU backend, so it cannot open one itself without an import
+ * cycle (group -> device -> group).
+ */
+let opener: ((target: string, options?: DeviceOpenOptions) => Device) | undefined;
+
+/** @internal open.ts installs Device.open's implementation. */
+export function installDeviceOpener(open: (target: string, options?: DeviceOpenOptions) => Device): void {
+  opener = open;
 }
 
 /** Options of {@link Device.enableIrq}. */
@@ -119,31 +118,17 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   }
 
   /**
-   * Opens a device by PCI address or sysfs path, opening (or reusing) its
-   * group and a container. Devices of one group opened this way share the
-   * group, which is detached when the last of them closes.
+   * Opens a device by PCI address or sysfs path, through the IOMMU backend
+   * `options.iommu` chooses (see open.ts, the layer above, which knows the
+   * backends). Devices of one group opened this way share the group, which
+   * is detached when the last of them closes.
    * @param target - '0000:00:03.0' (or '00:03.0') or '/sys/bus/pci/devices/0000:00:03.0'.
    * @throws RangeError for a malformed target; VfioError from any step
    *   (ERR_VFIO_GROUP_NOT_VIABLE lists the devices to rebind).
    */
   static open(target: string, options?: DeviceOpenOptions): Device {
-    checkString('target', target);
-    const opts = checkOptions('options', options);
-    const context = VfioContext.from(opts);
-    if (opts.container !== undefined) checkInstance('options.container', opts.container, Container);
-    let name: string;
-    let groupId: number;
-    if (target.startsWith('/')) {
-      const path = target.replace(/\/+$/, '');
-      name = basename(path);
-      groupId = groupOfSysfsPath(path);
-    } else {
-      const address = parsePciAddress(target);
-      if (!address) throw rangeError('target', `must be a PCI address or a sysfs path, got ${JSON.stringify(target)}`, 'ERR_INVALID_ARG_VALUE');
-      name = address;
-      groupId = groupOf(address, { sysfsRoot: context.sysfsRoot });
-    }
-    return openSharedDevice(context, name, groupId, opts.container);
+    if (!opener) throw new VfioError('ERR_VFIO_PROTOCOL', 'Device.open is not available: import the package entry point (vfio-ioctls), which installs it');
+    return opener(target, options);
   }
 
   /**
@@ -337,7 +322,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   hotReset(groups?: readonly Group[]): void {
     const list = groups ?? (this.group ? [this.group] : undefined);
     if (!Array.isArray(list)) throw typeError('groups', 'an array of Group (the device has no group of its own)', groups);
-    const fds = list.map((group, i) => checkInstance(`groups[${i}]`, group, Group).fd);
+    const fds = list.map((group, i) => groupFd(`groups[${i}]`, group));
     const fd = this.fd;
     const arg = hotResetArg(fds);
     this.ioctl('VFIO_DEVICE_PCI_HOT_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_PCI_HOT_RESET, arg));
@@ -414,6 +399,15 @@ function queryDeviceInfo(context: VfioContext, fd: number, name: string): Device
 /** One u32 field of a kernel answer that cannot be decoded whole (its array did not fit). */
 function readU32(bytes: Uint8Array, offset: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, true);
+}
+
+/** The fd of an open Group (checked by shape: the device layer does not import the IOMMU layer). */
+function groupFd(name: string, group: unknown): number {
+  const candidate = group as { fd?: unknown; id?: unknown } | null;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.id !== 'number' || !('fd' in candidate)) {
+    throw typeError(name, 'a Group', group);
+  }
+  return candidate.fd as number;
 }
 
 function pciAddressOf(segment: number, bus: number, devfn: number): string {

@@ -4,7 +4,7 @@
  * Every value is checked by Container.map before it gets here: the vaddr
  * is the addon's, the IOVA and size passed the allocator's checks.
  */
-import { bindings as b } from './abi';
+import { bindings as b } from './structs';
 import { ArgBuffer, fieldAt } from './arg-buffer';
 
 const map = b.vfio_iommu_type1_dma_map;

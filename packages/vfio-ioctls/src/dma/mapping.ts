@@ -1,5 +1,5 @@
 import type { DmaBuffer } from './dma-buffer';
-import type { MappingOwner } from './iommu-context';
+import type { MappingOwner } from './dma-space';
 
 /**
  * A DmaBuffer mapped at an IOVA for device DMA. While it exists the buffer

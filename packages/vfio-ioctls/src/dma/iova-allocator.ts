@@ -1,4 +1,10 @@
-import type { IovaRange } from './iommu-context';
+/** An inclusive range of IO virtual addresses the IOMMU can translate. */
+export interface IovaRange {
+  /** First valid IOVA. */
+  start: bigint;
+  /** Last valid IOVA (inclusive, as the kernel reports it). */
+  end: bigint;
+}
 
 /** A reserved span of IOVA space: [start, start + size). */
 export interface IovaSpan {

@@ -1,8 +1,8 @@
-import type { Backend } from './backend';
-import { kernelCall } from './context';
-import { closedError, regionAccessError } from './errors';
-import { runAll } from './handle';
-import { checkInteger, checkU64, hex, rangeError } from './validate';
+import type { Backend } from '../core/backend';
+import { kernelCall } from '../core/context';
+import { closedError, regionAccessError } from '../core/errors';
+import { runAll } from '../core/handle';
+import { checkInteger, checkU64, hex, rangeError } from '../core/validate';
 
 /** @internal One mmapped area, as Region.map() made it. */
 export interface MmioWindowSpec {

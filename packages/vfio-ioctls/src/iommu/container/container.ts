@@ -1,16 +1,17 @@
 import { constants as fsConstants } from 'node:fs';
-import { bindings as b, capabilityChain, encodeArg, publicCapability, queryInfo, type CapabilityRef } from './abi';
-import { kernelCall, VfioContext, type VfioOptions } from './context';
-import type { ArgBuffer } from './arg-buffer';
-import { fillMapDma, fillUnmapDma, newMapDmaArg, newUnmapDmaArg } from './dma-args';
-import { bufferAddress, bufferState, DmaBuffer, unpinBuffer } from './dma-buffer';
-import { DmaMapping } from './dma-mapping';
-import { VfioError } from './errors';
+import { bindings as b, capabilityChain, encodeArg, publicCapability, queryInfo, type CapabilityRef } from '../../abi/structs';
+import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
+import type { ArgBuffer } from '../../abi/arg-buffer';
+import { fillMapDma, fillUnmapDma, newMapDmaArg, newUnmapDmaArg } from '../../abi/dma-args';
+import type { DmaBuffer } from '../../dma/dma-buffer';
+import { DmaSpace, type DmaKernel, type DmaMapOptions } from '../../dma/dma-space';
+import type { IovaRange } from '../../dma/iova-allocator';
+import { DmaMapping } from '../../dma/mapping';
+import { VfioError } from '../../core/errors';
 import type { Group } from './group';
-import { FdHandle, runAll } from './handle';
-import type { DmaMapOptions, IommuContext, IovaRange, MappingOwner } from './iommu-context';
-import { IovaAllocator } from './iova-allocator';
-import { checkAligned, checkBoolean, checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from './validate';
+import { FdHandle, runAll } from '../../core/handle';
+import type { IommuContext } from '../context';
+import { checkInteger } from '../../core/validate';
 
 /** What VFIO_IOMMU_GET_INFO reports, capabilities decoded. */
 export interface IommuInfo {
@@ -45,7 +46,8 @@ const MAP_WRITE = b.VFIO_DMA_MAP_FLAG_WRITE;
  * its groups, unmaps DMA, detaches the groups, then closes the container:
  * the order the kernel expects.
  */
-export class Container extends FdHandle implements IommuContext, MappingOwner {
+export class Container extends FdHandle implements IommuContext {
+  readonly kind = 'container';
   /** Where it was opened. */
   readonly context: VfioContext;
   /** The node it was opened from. */
@@ -54,19 +56,14 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
   readonly apiVersion: number;
   #iommuType: number | undefined;
   readonly #groups = new Set<Group>();
-  readonly #mappings = new Set<DmaMapping>();
-  #allocator: IovaAllocator | undefined;
-  #unmapAllSupported: boolean | undefined;
-  #rangesStale = false;
-  /** MAP_DMA / UNMAP_DMA arguments, reused: ioctls are synchronous. */
-  #mapArg: ArgBuffer | undefined;
-  #unmapArg: ArgBuffer | undefined;
+  readonly #dma: DmaSpace;
 
   private constructor(context: VfioContext, fd: number, apiVersion: number) {
     super(context.backend, fd, `container ${context.containerPath}`);
     this.context = context;
     this.path = context.containerPath;
     this.apiVersion = apiVersion;
+    this.#dma = new DmaSpace(context.backend, this.dmaKernel());
   }
 
   /**
@@ -197,140 +194,31 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
 
   /** The IOVA ranges the IOMMU accepts (queried once, when first needed). */
   iovaRanges(): readonly IovaRange[] {
-    return this.allocator().ranges;
+    this.assertIommu('VFIO_IOMMU_GET_INFO');
+    return this.#dma.iovaRanges();
   }
 
   /** Bitmap of the IOMMU's page sizes. */
   pageSizes(): bigint {
-    this.allocator();
-    return this.#pageSizes;
-  }
-
-  #pageSizes = 0n;
-
-  /**
-   * The allocator, set up from the IOMMU info on first use, and again after
-   * a group joins: its reserved regions can shrink the IOVA ranges.
-   */
-  private allocator(): IovaAllocator {
-    if (this.#allocator && !this.#rangesStale) return this.#allocator;
-    const info = this.iommuInfo();
-    const systemPage = BigInt(this.backend.pageSize());
-    // The smallest IOMMU page size, but never below the CPU page: MAP_DMA
-    // pins whole CPU pages.
-    let alignment = info.pageSizes & -info.pageSizes;
-    if (alignment < systemPage) alignment = systemPage;
-    this.#pageSizes = info.pageSizes;
-    const allocator = new IovaAllocator(info.iovaRanges, alignment);
-    for (const mapping of this.#mappings) allocator.reserve(mapping.iova, mapping.size);
-    this.#allocator = allocator;
-    this.#rangesStale = false;
-    return allocator;
+    this.assertIommu('VFIO_IOMMU_GET_INFO');
+    return this.#dma.pageSizes();
   }
 
   /**
    * Maps a DmaBuffer for device DMA at a caller-chosen or allocated IOVA.
-   * Alignment, IOVA range and overlap are checked here, before the kernel.
+   * Alignment, IOVA range and overlap are checked before the kernel.
    * @throws TypeError for a bad buffer or options; RangeError (code
    *   ERR_VFIO_MISALIGNED, ERR_OUT_OF_RANGE or ERR_VFIO_DMA_OVERLAP) for a
    *   bad IOVA; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free;
    *   VfioError from VFIO_IOMMU_MAP_DMA (ENOMEM: RLIMIT_MEMLOCK).
    */
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
-    checkInstance('buffer', buffer, DmaBuffer);
-    let read = true;
-    let write = true;
-    let requested: bigint | undefined;
-    let maxIova: bigint | undefined;
-    if (options !== undefined) {
-      const opts = checkOptions('options', options);
-      if (opts.read !== undefined) read = checkBoolean('options.read', opts.read);
-      if (opts.write !== undefined) write = checkBoolean('options.write', opts.write);
-      if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');
-      if (opts.iova !== undefined) requested = checkU64('options.iova', opts.iova);
-      if (opts.maxIova !== undefined) maxIova = checkU64('options.maxIova', opts.maxIova);
-    }
-    const state = bufferState(buffer);
-    if (state.backend !== this.backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the container', buffer);
-    this.assertIommu('VFIO_IOMMU_MAP_DMA');
-    const allocator = this.allocator();
-    const size = state.sizeBig;
-    checkAligned('buffer.size', size, allocator.alignment);
-    const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : this.checkIova(allocator, requested, size, maxIova);
-    const vaddr = bufferAddress(state);
-    // The kernel needs the process address aligned like the IOVA; memory
-    // from allocDma is only CPU-page aligned, less than a larger IOMMU page.
-    if (vaddr % allocator.alignment !== 0n) {
-      throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
-    }
-    const flags = (read ? MAP_READ : 0) | (write ? MAP_WRITE : 0);
-    const fd = this.fd;
-    const arg = (this.#mapArg ??= newMapDmaArg());
-    fillMapDma(arg, flags, vaddr, iova, size);
-    try {
-      this.backend.ioctl(fd, MAP_DMA, arg.bytes);
-    } catch (error) {
-      throw this.ioctlError(error, 'VFIO_IOMMU_MAP_DMA');
-    }
-    allocator.reserve(iova, size);
-    state.pins++;
-    const mapping = new DmaMapping(this, buffer, iova, size, read, write);
-    this.#mappings.add(mapping);
-    return mapping;
-  }
-
-  private pickIova(allocator: IovaAllocator, size: bigint, maxIova: bigint | undefined): bigint {
-    const iova = allocator.allocate(size, maxIova);
-    if (iova === undefined) {
-      throw new VfioError('ERR_VFIO_NO_IOVA_SPACE', `${this.path}: no free IOVA range of ${hex(size)} bytes${maxIova === undefined ? '' : ` below ${hex(maxIova)}`}`, {
-        operation: 'VFIO_IOMMU_MAP_DMA',
-        path: this.path,
-      });
-    }
-    return iova;
-  }
-
-  private checkIova(allocator: IovaAllocator, iova: bigint, size: bigint, maxIova: bigint | undefined): bigint {
-    checkAligned('options.iova', iova, allocator.alignment);
-    const last = iova + size - 1n;
-    if (!allocator.rangeOf(iova, size)) {
-      const ranges = allocator.ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(', ');
-      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} is outside the IOMMU's IOVA ranges (${ranges})`);
-    }
-    if (maxIova !== undefined && last > maxIova) {
-      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} ends above options.maxIova ${hex(maxIova)}`);
-    }
-    const clash = allocator.overlapping(iova, size);
-    if (clash) {
-      throw rangeError('options.iova', `${hex(iova)}-${hex(last)} overlaps the mapping at ${hex(clash.start)}-${hex(clash.start + clash.size - 1n)}`, 'ERR_VFIO_DMA_OVERLAP');
-    }
-    return iova;
-  }
-
-  /** @internal DmaMapping.unmap() lands here. */
-  unmapMapping(mapping: DmaMapping): void {
-    if (!this.#mappings.has(mapping)) return;
-    const fd = this.fd;
-    const arg = (this.#unmapArg ??= newUnmapDmaArg());
-    fillUnmapDma(arg, 0, mapping.iova, mapping.size);
-    try {
-      this.backend.ioctl(fd, UNMAP_DMA, arg.bytes);
-    } catch (error) {
-      throw this.ioctlError(error, 'VFIO_IOMMU_UNMAP_DMA');
-    }
-    this.forget(mapping);
-  }
-
-  private forget(mapping: DmaMapping): void {
-    this.#mappings.delete(mapping);
-    this.#allocator?.release(mapping.iova);
-    unpinBuffer(mapping.buffer);
-    mapping.markUnmapped();
+    return this.#dma.map(buffer, options);
   }
 
   /** The live mappings. */
   mappings(): readonly DmaMapping[] {
-    return [...this.#mappings];
+    return this.#dma.mappings();
   }
 
   /**
@@ -339,22 +227,60 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
    */
   unmapAll(): void {
     this.assertOpen();
-    if (this.#mappings.size === 0) return;
-    this.#unmapAllSupported ??= this.checkExtension(b.VFIO_UNMAP_ALL);
-    if (!this.#unmapAllSupported) {
-      runAll(this.mappings().map((mapping) => () => this.unmapMapping(mapping)));
-      return;
-    }
-    const fd = this.fd;
-    const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: b.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n });
-    this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
-    for (const mapping of this.mappings()) this.forget(mapping);
+    this.#dma.unmapAll();
+  }
+
+  /** The kernel half of the DMA bookkeeping: MAP_DMA and UNMAP_DMA on this container's fd. */
+  private dmaKernel(): DmaKernel {
+    const path = this.path;
+    let mapArg: ArgBuffer | undefined;
+    let unmapArg: ArgBuffer | undefined;
+    let unmapAllSupported: boolean | undefined;
+    return {
+      path,
+      mapOperation: 'VFIO_IOMMU_MAP_DMA',
+      assertReady: () => this.assertIommu('VFIO_IOMMU_MAP_DMA'),
+      geometry: () => {
+        const info = this.iommuInfo();
+        return { ranges: info.iovaRanges, pageSizes: info.pageSizes };
+      },
+      map: (vaddr, iova, size, read, write) => {
+        const fd = this.fd;
+        // Reused: ioctls are synchronous, and map is a hot path.
+        const arg = (mapArg ??= newMapDmaArg());
+        fillMapDma(arg, (read ? MAP_READ : 0) | (write ? MAP_WRITE : 0), vaddr, iova, size);
+        try {
+          this.backend.ioctl(fd, MAP_DMA, arg.bytes);
+        } catch (error) {
+          throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_IOMMU_MAP_DMA', path });
+        }
+      },
+      unmap: (iova, size) => {
+        const fd = this.fd;
+        const arg = (unmapArg ??= newUnmapDmaArg());
+        fillUnmapDma(arg, 0, iova, size);
+        try {
+          this.backend.ioctl(fd, UNMAP_DMA, arg.bytes);
+        } catch (error) {
+          throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_IOMMU_UNMAP_DMA', path });
+        }
+      },
+      unmapAll: () => {
+        unmapAllSupported ??= this.checkExtension(b.VFIO_UNMAP_ALL);
+        if (!unmapAllSupported) return false;
+        const fd = this.fd;
+        const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: b.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n });
+        this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
+        return true;
+      },
+    };
   }
 
   /** @internal Group.attach() registers the group here after VFIO_GROUP_SET_CONTAINER. */
   addGroup(group: Group): void {
     this.#groups.add(group);
-    if (this.#allocator) this.#rangesStale = true;
+    // The group's reserved regions can shrink the IOVA ranges.
+    this.#dma.invalidateGeometry();
   }
 
   /**
@@ -364,9 +290,8 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
   removeGroup(group: Group): void {
     this.#groups.delete(group);
     if (this.#groups.size > 0) return;
-    for (const mapping of this.mappings()) this.forget(mapping);
+    this.#dma.reset();
     this.#iommuType = undefined;
-    this.#allocator = undefined;
   }
 
   protected override releaseDependents(): void {
@@ -380,7 +305,7 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
 
   protected override afterClose(): void {
     // Closing the container fd releases whatever the kernel still maps.
-    for (const mapping of this.mappings()) this.forget(mapping);
+    this.#dma.forgetAll();
     this.#groups.clear();
   }
 
@@ -397,10 +322,5 @@ export class Container extends FdHandle implements IommuContext, MappingOwner {
 
   private ioctl<T>(operation: string, call: () => T): T {
     return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
-  }
-
-  /** The error of a failed ioctl, for hot paths that catch it themselves (no closure per call). */
-  private ioctlError(error: unknown, operation: string): unknown {
-    return VfioError.annotate(error, { syscall: 'ioctl', operation, path: this.path });
   }
 }

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { bindings as b } from './abi';
-import type { Poller } from './backend';
-import { kernelCall, type VfioContext } from './context';
-import { closedError, VfioError } from './errors';
-import { runAll } from './handle';
-import type { IrqInfo } from './irq';
-import { checkInteger, checkOptions, rangeError, typeError } from './validate';
+import { bindings as b } from '../abi/structs';
+import type { Poller } from '../core/backend';
+import { kernelCall, type VfioContext } from '../core/context';
+import { closedError, VfioError } from '../core/errors';
+import { runAll } from '../core/handle';
+import type { IrqInfo } from '../abi/irq-info';
+import { checkInteger, checkOptions, rangeError, typeError } from '../core/validate';
 
 /** One delivery of an interrupt vector. */
 export interface InterruptEvent {

@@ -28,14 +28,21 @@ export function checkBytes(bytes: unknown, struct: string, field: string): asser
   if (!(bytes instanceof Uint8Array)) throw bindingsTypeError(struct, field, `expected a Uint8Array, got ${describe(bytes)}`);
 }
 
-export function checkOffset(offset: unknown, struct: string, field: string): asserts offset is number {
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
-    throw bindingsRangeError(struct, field, `offset must be a non-negative integer, got ${describe(offset)}`);
-  }
+/**
+ * An offset, length or count argument. As in Node's own APIs, the wrong type
+ * is a TypeError and the right type with a bad value a RangeError, so a caller
+ * passing a string by mistake is not told its "value" is out of range. `arg`
+ * is the argument's name in the message.
+ */
+function checkIndex(x: unknown, struct: string, field: string, arg: string): asserts x is number {
+  if (typeof x !== 'number') throw bindingsTypeError(struct, field, `${arg} must be a number, got ${describe(x)}`);
+  if (!Number.isSafeInteger(x) || x < 0) throw bindingsRangeError(struct, field, `${arg} must be a non-negative integer, got ${describe(x)}`);
 }
 
-export function checkCount(count: unknown, struct: string, field: string): asserts count is number {
-  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
-    throw bindingsRangeError(struct, field, `element count must be a non-negative integer, got ${describe(count)}`);
-  }
+export function checkOffset(offset: unknown, struct: string, field: string, arg = 'offset'): asserts offset is number {
+  checkIndex(offset, struct, field, arg);
+}
+
+export function checkCount(count: unknown, struct: string, field: string, arg = 'count'): asserts count is number {
+  checkIndex(count, struct, field, arg);
 }

@@ -53,10 +53,10 @@ export function walkCapabilities(bytes: Uint8Array, kind: CapabilityKind, firstO
   const table = Object.prototype.hasOwnProperty.call(CAPABILITY_TABLE, kind) ? CAPABILITY_TABLE[kind] : undefined;
   if (!table) throw bindingsTypeError(H, '(kind)', `expected 'region', 'device' or 'iommu_type1', got ${describe(kind)}`);
   const infoName = table.info.name;
-  checkOffset(firstOffset, infoName, 'cap_offset');
+  checkOffset(firstOffset, infoName, 'cap_offset', 'firstOffset');
   let limit = bytes.length;
   if (argsz !== undefined) {
-    checkOffset(argsz, infoName, 'argsz');
+    checkOffset(argsz, infoName, 'argsz', 'argsz');
     limit = Math.min(limit, argsz);
   }
   // One DataView for the whole walk; every struct's own bounds check is

@@ -141,6 +141,9 @@ class Codec<T> implements StructCodec<T>, Nested {
   private readonly byName: ReadonlyMap<string, Field>;
   private readonly fixed: readonly Field[];
   private readonly flexField?: Field;
+  // The scalar member that counts the flexible array's elements, if any.
+  private readonly countField?: Field;
+  private readonly countType?: ScalarType;
   // Compiled on first use (the object stays mutable although the codec is frozen).
   private readonly impl: { c?: Compiled } = {};
 
@@ -154,7 +157,7 @@ class Codec<T> implements StructCodec<T>, Nested {
   ) {
     this.fields = rows.map(([fname, offset, element, ctype, count = 0, union = '']) => {
       if (!IDENTIFIER.test(fname) || fname === '__proto__') throw bindingsTypeError(name, String(fname), 'field name must be a C identifier');
-      if (!Number.isSafeInteger(offset) || offset < 0) throw bindingsRangeError(name, fname, `offset must be a non-negative integer, got ${describe(offset)}`);
+      checkOffset(offset, name, fname);
       const elemSize = isScalarType(element) ? SCALAR_SIZE[element] : element.size;
       const info: Field = {
         name: fname,
@@ -173,8 +176,13 @@ class Codec<T> implements StructCodec<T>, Nested {
     this.byName = new Map(this.fields.map((f) => [f.name, f]));
     this.fixed = this.fields.filter((f) => f.arrayLength !== -1);
     this.flexField = this.fields.find((f) => f.arrayLength === -1);
-    if (extras.countField !== undefined && !this.byName.has(extras.countField)) {
-      throw bindingsTypeError(name, String(extras.countField), 'count field is not a member');
+    if (extras.countField !== undefined) {
+      const cf = this.byName.get(extras.countField);
+      if (!cf) throw bindingsTypeError(name, String(extras.countField), 'count field is not a member');
+      // encode compares it with the array length and fills it in.
+      if (!isScalarType(cf.element) || cf.arrayLength !== 0) throw bindingsTypeError(name, cf.name, 'count field must be a plain scalar member');
+      this.countField = cf;
+      this.countType = cf.element;
     }
     if (this.flexField) {
       const f = this.flexField;
@@ -233,7 +241,37 @@ class Codec<T> implements StructCodec<T>, Nested {
 
   encodedSize(value: EncodeInput<T>): number {
     this.checkValue(value);
+    this.countToFill(value);
     return this.extent(value);
+  }
+
+  /**
+   * A count field given together with its flexible array must equal the
+   * array's length: otherwise the bytes would not decode (too many elements
+   * claimed) or would silently lose elements (too few). A count left out is
+   * taken from the array; this returns that value to write, or undefined
+   * when there is nothing to fill in. Runs before anything is written, so a
+   * target is left untouched.
+   */
+  private countToFill(value: Record<string, unknown>): number | bigint | undefined {
+    const cf = this.countField;
+    if (!cf) return undefined;
+    const items = this.flexItems(value);
+    if (items === undefined) return undefined; // a header alone: elements may follow separately
+    const n = items.length;
+    const flex = this.flexField!.name;
+    const count = this.compiled().countOf(value);
+    if (count === undefined) {
+      const type = this.countType!;
+      const max = 2 ** (SCALAR_SIZE[type] * 8 - (type[0] === 's' ? 1 : 0)) - 1;
+      if (n > max) throw bindingsRangeError(this.name, cf.name, `${flex} has ${n} elements, more than ${cf.name} (${type}) can count`);
+      return SCALAR_SIZE[type] === 8 ? BigInt(n) : n;
+    }
+    // The field's own check first: a count of the wrong type is a TypeError, not a disagreement.
+    if (Number(checkScalar(this.countType!, count, this.name, cf.name)) !== n) {
+      throw bindingsRangeError(this.name, cf.name, `${cf.name} is ${count} but ${flex} has ${n} element${n === 1 ? '' : 's'}; give matching values or leave ${cf.name} out to have it filled in`);
+    }
+    return undefined;
   }
 
   /** encodedSize of a value already checked (or decoded by this codec). */
@@ -244,7 +282,9 @@ class Codec<T> implements StructCodec<T>, Nested {
   }
 
   encode(value: EncodeInput<T>, target?: Uint8Array, offset = 0): Uint8Array {
-    const total = this.encodedSize(value);
+    this.checkValue(value);
+    const fill = this.countToFill(value);
+    const total = this.extent(value);
     let out: Uint8Array;
     if (target === undefined) {
       out = new Uint8Array(total);
@@ -254,7 +294,9 @@ class Codec<T> implements StructCodec<T>, Nested {
       out = target;
       out.fill(0, offset, offset + total); // padding and missing fields are zero
     }
-    this.write(viewOf(out), offset, value as Record<string, unknown>);
+    const view = viewOf(out);
+    this.write(view, offset, value as Record<string, unknown>);
+    if (fill !== undefined) writeScalar(view, offset + this.countField!.offset, this.countType!, fill);
     return out;
   }
 
@@ -308,7 +350,7 @@ class Codec<T> implements StructCodec<T>, Nested {
       let n: number | undefined;
       if (this.flex!.countField) n = Number(c.countOf(out));
       else if (options && options.flexCount !== undefined) {
-        checkCount(options.flexCount, this.name, flex.name);
+        checkCount(options.flexCount, this.name, flex.name, 'flexCount');
         n = options.flexCount;
       }
       if (n !== undefined) {

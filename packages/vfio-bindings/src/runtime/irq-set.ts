@@ -41,6 +41,12 @@ export interface DecodedIrqSet {
 export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   if (typeof args !== 'object' || args === null) throw bindingsTypeError(S, '(value)', `expected an object, got ${describe(args)}`);
   let flags = u32(args.flags, 'flags');
+  // The kernel (vfio_set_irqs_validate_and_prepare) fails the whole call with
+  // EINVAL on any other bit; say which bits here instead.
+  const unknown = (flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK)) >>> 0;
+  if (unknown !== 0) {
+    throw bindingsRangeError(S, 'flags', `unknown bits 0x${unknown.toString(16)} (only VFIO_IRQ_SET_DATA_* and VFIO_IRQ_SET_ACTION_* are defined)`);
+  }
   const count = u32(args.count, 'count');
   const { eventfds, bools } = args;
   if (eventfds !== undefined && bools !== undefined) throw bindingsTypeError(S, 'data', 'give eventfds or bools, not both');
@@ -49,7 +55,11 @@ export function encodeIrqSet(args: IrqSetArgs): Uint8Array {
   const want = eventfds ? VFIO_IRQ_SET_DATA_EVENTFD : bools ? VFIO_IRQ_SET_DATA_BOOL : VFIO_IRQ_SET_DATA_NONE;
   const have = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   if (have === 0) flags = (flags | want) >>> 0;
-  else if (have !== want) {
+  else if ((have & (have - 1)) !== 0) {
+    // The kernel takes exactly one data type; the check below would reject
+    // this too, but without saying why.
+    throw bindingsRangeError(S, 'flags', `DATA_* bits 0x${have.toString(16)}: exactly one VFIO_IRQ_SET_DATA_* bit may be set`);
+  } else if (have !== want) {
     throw bindingsRangeError(S, 'flags', `DATA_* bits 0x${have.toString(16)} do not match the data given (expected 0x${want.toString(16)})`);
   }
   const action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;

@@ -64,11 +64,40 @@ export function checkBytes(name: string, value: unknown): Uint8Array {
   return value;
 }
 
-/** An options bag: undefined becomes {}, anything but a plain object is a TypeError. */
-export function checkOptions<T extends object>(name: string, value: T | undefined): Partial<T> {
+/**
+ * An options bag: undefined becomes {}, anything but an object is a
+ * TypeError. With `known`, a key outside it is a TypeError too
+ * (ERR_INVALID_ARG_VALUE): a misspelt option would otherwise be ignored
+ * and its default used without a word.
+ */
+export function checkOptions<T extends object>(name: string, value: T | undefined, known?: readonly string[]): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object') throw typeError(name, 'an object', value);
+  if (known) {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) throw unknownOptionError(name, key, known);
+    }
+  }
   return value;
+}
+
+function unknownOptionError(name: string, key: string, known: readonly string[]): ArgError {
+  const sameButCase = known.find((k) => k.toLowerCase() === key.toLowerCase());
+  const list = known.length === 0 ? 'it takes none' : known.join(', ');
+  const error = new TypeError(
+    `${name}.${key} is not a known option (${sameButCase ? `did you mean ${sameButCase}? ` : ''}${list})`,
+  ) as ArgError;
+  error.code = 'ERR_INVALID_ARG_VALUE';
+  return error;
+}
+
+/**
+ * The keys of an options interface as a list for checkOptions. Written as
+ * an object so that the compiler demands every key of `T` and no other:
+ * adding an option to the interface without listing it is a compile error.
+ */
+export function optionKeys<T extends object>(keys: { [K in keyof Required<T>]: true }): readonly (keyof T & string)[] {
+  return Object.freeze(Object.keys(keys)) as readonly (keyof T & string)[];
 }
 
 /** An instance of `type` (by prototype chain, so it works for the library's own classes). */

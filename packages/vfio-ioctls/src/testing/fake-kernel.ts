@@ -119,7 +119,7 @@ export class FakeKernel implements Backend {
 
   /** mmap buffers not yet unmapped. */
   liveMmaps(): number {
-    return this.machine.mappings.size;
+    return this.machine.memory.count('mmap');
   }
 
   /** allocDma buffers not yet freed. */
@@ -209,9 +209,7 @@ export class FakeKernel implements Backend {
       if (!region) throw new Errno('EINVAL');
       const within = Number(at & VFIO_PCI_OFFSET_MASK);
       const buffer = region.mmap(within, length);
-      this.machine.mappings.set(buffer, { file: file.file, region, offset: within });
-      this.machine.memory.add(buffer, 'mmap', prot);
-      file.file.refs++; // a mapping holds its file open, as a vma does
+      this.machine.mapped(buffer, { file: file.file, region, offset: within }, prot);
       return buffer;
     });
   }

@@ -28,9 +28,16 @@ export class FakeMachine {
   readonly memory: FakeAddressSpace;
   readonly groups = new Map<number, FakeGroup>();
   readonly devices = new Map<string, FakeDevice>();
-  readonly mappings = new Map<ArrayBuffer, Mapping>();
+  /** Live mmaps by buffer; weak, so a dropped mapping can be collected (then `collected` releases it). */
+  readonly mappings = new WeakMap<ArrayBuffer, Mapping>();
   readonly dmaBuffers = new Set<ArrayBuffer>();
   private readonly containers = new Set<FakeContainer>();
+  // The addon's finalizer munmaps a mapping the program dropped; this does the same for the fake.
+  private readonly collector = new FinalizationRegistry<{ base: bigint; file: DeviceFile; region: FakeRegion }>((held) => {
+    this.memory.forget(held.base);
+    held.region.sweep();
+    this.dropDeviceRef(held.file);
+  });
   private readonly host: DeviceHost = { dmaView: (device, iova, length, write) => this.dmaView(device, iova, length, write) };
 
   constructor(private readonly options: ResolvedOptions) {
@@ -85,9 +92,18 @@ export class FakeMachine {
     this.release(file);
   }
 
+  /** mmap of a device region succeeded: the mapping holds its file open, as a vma does, until munmap or collection. */
+  mapped(buffer: ArrayBuffer, mapping: Mapping, prot: number): void {
+    const area = this.memory.add(buffer, 'mmap', prot);
+    this.mappings.set(buffer, mapping);
+    mapping.file.refs++;
+    this.collector.register(buffer, { base: area.base, file: mapping.file, region: mapping.region }, buffer);
+  }
+
   /** munmap of a device mapping: drops the mapping's hold on its device file. */
   unmapped(buffer: ArrayBuffer): void {
     const mapping = this.mappings.get(buffer)!;
+    this.collector.unregister(buffer);
     this.mappings.delete(buffer);
     this.memory.remove(buffer);
     mapping.region.unmap(buffer);

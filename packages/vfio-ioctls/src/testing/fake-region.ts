@@ -2,11 +2,11 @@ import { VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INF
 import { Errno } from './errno';
 import type { FakeRegionSpec } from './types';
 
-/** A live mmap of part of a region, which holds those bytes until unmapped. */
+/** A live mmap of part of a region, which holds those bytes until unmapped (or collected). */
 interface Window {
   offset: number;
-  buffer: ArrayBuffer;
-  bytes: Uint8Array;
+  length: number;
+  ref: WeakRef<ArrayBuffer>;
 }
 
 /**
@@ -15,11 +15,16 @@ interface Window {
  *
  * An ArrayBuffer cannot alias another one, and munmap must detach the
  * mapping, so the bytes have one owner at a time: a mapping of the whole
- * region IS the backing store (zero copy; on munmap its contents move to a
- * fresh store), and a mapping of part of a region holds its bytes while it
+ * region IS the region's memory (zero copy; on munmap its contents move to
+ * a fresh store), and a mapping of part of a region holds its bytes while it
  * lives (copied in at mmap, back out at munmap), the newest mapping winning
  * where several overlap. Everything but raw views goes through read/write
  * here, so every path sees the same bytes.
+ *
+ * Mappings are held weakly, so a mapping the program drops can be collected
+ * as the addon's can. `store` is kept current with every write made through
+ * the fake, so a collected mapping loses only the bytes the program stored
+ * into it directly (through typed arrays) since it was mapped.
  */
 export class FakeRegion {
   readonly index: number;
@@ -29,7 +34,8 @@ export class FakeRegion {
   readonly type?: { type: number; subtype: number };
   readonly msixMappable: boolean;
   private store: ArrayBuffer;
-  private storeMapped = false;
+  /** The live mapping of the whole region, which is then the region's memory. */
+  private whole: WeakRef<ArrayBuffer> | null = null;
   private readonly windows: Window[] = [];
 
   constructor(spec: FakeRegionSpec, private readonly pageSize: number) {
@@ -54,19 +60,21 @@ export class FakeRegion {
    * munmap of a whole-region mapping detaches older views: take a new one.
    */
   view(): Uint8Array {
-    return new Uint8Array(this.store, 0, this.size);
+    return new Uint8Array(this.current(), 0, this.size);
   }
 
   read(offset: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
-    out.set(new Uint8Array(this.store, offset, length));
-    for (const w of this.windows) overlay(w.offset, w.bytes, offset, out, 'in');
+    out.set(new Uint8Array(this.current(), offset, length));
+    for (const w of this.liveWindows()) overlay(w.offset, w.bytes, offset, out, 'in');
     return out;
   }
 
   write(offset: number, data: Uint8Array): void {
+    const whole = this.whole?.deref();
+    if (whole) new Uint8Array(whole, offset, data.length).set(data);
     new Uint8Array(this.store, offset, data.length).set(data);
-    for (const w of this.windows) overlay(w.offset, w.bytes, offset, data, 'out');
+    for (const w of this.liveWindows()) overlay(w.offset, w.bytes, offset, data, 'out');
   }
 
   /** mmap(2) of [offset, offset + length) of this region, as vfio-pci checks it. */
@@ -77,30 +85,52 @@ export class FakeRegion {
     const areas = this.sparseAreas ?? [{ offset: 0, size: this.size }];
     const fits = areas.some((a) => offset >= a.offset && end <= a.offset + roundUp(a.size, this.pageSize));
     if (!fits) throw new Errno('EINVAL');
-    if (offset === 0 && length === this.store.byteLength && !this.storeMapped && this.windows.length === 0) {
-      this.storeMapped = true;
-      return this.store;
+    if (offset === 0 && length === this.store.byteLength && !this.whole?.deref() && this.liveWindows().length === 0) {
+      // The mapping takes the store itself; the region keeps a copy it writes through to.
+      const mapped = this.store;
+      this.store = mapped.slice(0);
+      this.whole = new WeakRef(mapped);
+      return mapped;
     }
     const buffer = new ArrayBuffer(length);
-    const bytes = new Uint8Array(buffer);
-    bytes.set(this.read(offset, Math.min(length, this.store.byteLength - offset)));
-    this.windows.push({ offset, buffer, bytes });
+    new Uint8Array(buffer).set(this.read(offset, Math.min(length, this.store.byteLength - offset)));
+    this.windows.push({ offset, length, ref: new WeakRef(buffer) });
     return buffer;
   }
 
   /** munmap(2): the mapping's bytes return to the store, then the buffer is detached. */
   unmap(buffer: ArrayBuffer): void {
-    if (this.storeMapped && buffer === this.store) {
+    if (buffer === this.whole?.deref()) {
       this.store = detach(buffer);
-      this.storeMapped = false;
+      this.whole = null;
       return;
     }
-    const i = this.windows.findIndex((w) => w.buffer === buffer);
+    const i = this.windows.findIndex((w) => w.ref.deref() === buffer);
     if (i < 0) throw new Errno('EINVAL');
     const [w] = this.windows.splice(i, 1);
-    const kept = w.bytes.subarray(0, Math.max(0, Math.min(w.bytes.length, this.store.byteLength - w.offset)));
+    const bytes = new Uint8Array(buffer);
+    const kept = bytes.subarray(0, Math.max(0, Math.min(w.length, this.store.byteLength - w.offset)));
     this.write(w.offset, kept);
     detach(buffer);
+  }
+
+  /** Forgets mappings whose buffers were collected (the finalizer's munmap). */
+  sweep(): void {
+    if (this.whole && !this.whole.deref()) this.whole = null;
+    for (let i = this.windows.length - 1; i >= 0; i--) if (!this.windows[i].ref.deref()) this.windows.splice(i, 1);
+  }
+
+  private current(): ArrayBuffer {
+    return this.whole?.deref() ?? this.store;
+  }
+
+  private liveWindows(): { offset: number; bytes: Uint8Array }[] {
+    const live: { offset: number; bytes: Uint8Array }[] = [];
+    for (const w of this.windows) {
+      const buffer = w.ref.deref();
+      if (buffer) live.push({ offset: w.offset, bytes: new Uint8Array(buffer) });
+    }
+    return live;
   }
 }
 

@@ -1,132 +1,162 @@
 /**
- * The top of the library: Device.open, which resolves a device to its IOMMU
- * group and opens it through a shared group and container, and the wiring
- * that lets the device and IOMMU layers meet without importing each other.
+ * The top of the library: Device.open, which resolves a device and opens it
+ * through the IOMMU backend asked for (or the best one available), and the
+ * wiring that lets the device and IOMMU layers meet without importing each
+ * other.
  */
 import { basename } from 'node:path';
-import { VfioContext, type VfioOptions } from './core/context';
+import { VfioContext, vfioOptionsOf, type VfioOptions } from './core/context';
 import { VfioError } from './core/errors';
-import { checkInstance, checkOptions, checkString, parsePciAddress, rangeError } from './core/validate';
-import { Device, installDeviceOpener } from './device/device';
-import { groupOf, groupOfSysfsPath } from './discovery/sysfs';
+import { checkInstance, checkOptions, checkString, checkUuid, parsePciAddress, rangeError } from './core/validate';
+import { adoptDevice, Device, installDeviceOpener } from './device/device';
+import { cdevOf } from './discovery/cdev';
+import { groupOf, groupOfSysfsPath, isVfioDriver, pciDevice } from './discovery/sysfs';
 import { Container } from './iommu/container/container';
 import { Group, installDeviceWrapper } from './iommu/container/group';
+import { openSharedDevice } from './iommu/container/shared-groups';
+import { openBoundCdev } from './iommu/iommufd/cdev';
+import { defaultIoas } from './iommu/iommufd/default-ioas';
+import { Ioas, ioasPort } from './iommu/iommufd/ioas';
+
+/** Which kernel interface Device.open uses for the device's IOMMU. */
+export type IommuChoice = 'auto' | 'iommufd' | 'container' | 'noiommu';
 
 /** Options of {@link Device.open}. */
 export interface DeviceOpenOptions extends VfioOptions {
   /**
-   * The container to attach the device's group to. Left out, the devices
-   * opened with Device.open in one context share one container, closed with
-   * the last of them.
+   * 'auto' (the default): iommufd with the device's cdev when the kernel has
+   * both (/dev/iommu and /dev/vfio/devices/vfioN), the legacy container
+   * otherwise. 'iommufd' and 'container' insist on one. 'noiommu' opens a
+   * device of a kernel in no-IOMMU mode (never chosen by 'auto').
+   * The choice made is `device.iommu.kind`.
+   */
+  iommu?: IommuChoice;
+  /**
+   * The container to attach the device's group to (implies 'container').
+   * Left out, the devices opened in one context share one container,
+   * closed with the last of them.
    */
   container?: Container;
+  /**
+   * The IOAS to attach the device's cdev to (implies 'iommufd'). Left out,
+   * the devices opened in one context share one iommufd and IOAS, closed
+   * with the last of them.
+   */
+  ioas?: Ioas;
+  /** The VF token (a UUID) of the PF, to open one of its VFs. */
+  vfToken?: string;
 }
+
+const CHOICES: readonly IommuChoice[] = ['auto', 'iommufd', 'container', 'noiommu'];
 
 /** Device.open(): see its documentation in device/device.ts. */
 export function openDevice(target: string, options?: DeviceOpenOptions): Device {
   checkString('target', target);
   const opts = checkOptions('options', options);
-  const context = VfioContext.from(opts);
-  if (opts.container !== undefined) checkInstance('options.container', opts.container, Container);
+  const context = VfioContext.from(vfioOptionsOf(opts));
+  const choice = pickChoice(opts);
+  const vfToken = opts.vfToken === undefined ? undefined : checkUuid('options.vfToken', opts.vfToken);
   let name: string;
-  let groupId: number;
+  let sysfsPath: string;
   if (target.startsWith('/')) {
-    const path = target.replace(/\/+$/, '');
-    name = basename(path);
-    groupId = groupOfSysfsPath(path);
+    sysfsPath = target.replace(/\/+$/, '');
+    name = basename(sysfsPath);
   } else {
     const address = parsePciAddress(target);
     if (!address) throw rangeError('target', `must be a PCI address or a sysfs path, got ${JSON.stringify(target)}`, 'ERR_INVALID_ARG_VALUE');
     name = address;
-    groupId = groupOf(address, { sysfsRoot: context.sysfsRoot });
+    sysfsPath = `${context.sysfsRoot}/bus/pci/devices/${address}`;
   }
-  return openSharedDevice(context, name, groupId, opts.container);
+  const cdev = cdevOf(name, context.sysfsRoot);
+  if (choice === 'iommufd' || (choice === 'auto' && cdev !== undefined && !cdev.startsWith('noiommu-'))) {
+    const opened = openThroughIommufd(context, name, cdev, opts.ioas, vfToken, choice === 'auto');
+    if (opened) return opened;
+  }
+  try {
+    const groupId = target.startsWith('/') ? groupOfSysfsPath(sysfsPath) : groupOf(name, { sysfsRoot: context.sysfsRoot });
+    return openSharedDevice(context, name, groupId, { container: opts.container, vfToken });
+  } catch (error) {
+    throw explainNotBound(error, context, name);
+  }
+}
+
+function pickChoice(opts: DeviceOpenOptions): IommuChoice {
+  if (opts.container !== undefined) checkInstance('options.container', opts.container, Container);
+  if (opts.ioas !== undefined) checkInstance('options.ioas', opts.ioas, Ioas);
+  if (opts.container !== undefined && opts.ioas !== undefined) throw rangeError('options', 'cannot have both container and ioas', 'ERR_INVALID_ARG_VALUE');
+  const implied: IommuChoice | undefined = opts.container ? 'container' : opts.ioas ? 'iommufd' : undefined;
+  if (opts.iommu === undefined) return implied ?? 'auto';
+  if (!CHOICES.includes(opts.iommu)) {
+    throw rangeError('options.iommu', `must be one of ${CHOICES.map((c) => `'${c}'`).join(', ')}, got ${JSON.stringify(opts.iommu)}`, 'ERR_INVALID_ARG_VALUE');
+  }
+  if (implied && opts.iommu !== implied && opts.iommu !== 'auto') {
+    throw rangeError('options.iommu', `is '${opts.iommu}' but options.${implied === 'container' ? 'container' : 'ioas'} asks for '${implied}'`, 'ERR_INVALID_ARG_VALUE');
+  }
+  return implied ?? opts.iommu;
+}
+
+/**
+ * Opens the device's cdev, bound to `ioas` (or the shared one) and attached.
+ * With `fallBack` (the 'auto' choice), a kernel without /dev/iommu returns
+ * undefined so that the caller uses the container instead.
+ */
+function openThroughIommufd(context: VfioContext, name: string, cdev: string | undefined, given: Ioas | undefined, vfToken: string | undefined, fallBack: boolean): Device | undefined {
+  if (cdev === undefined) {
+    throw explainNotBound(
+      new VfioError('ERR_VFIO_NO_CDEV', `${name} has no VFIO device cdev (no vfio-dev/ entry in sysfs)`, {
+        device: name,
+        hint: 'bind it to vfio-pci; cdevs need a kernel with CONFIG_VFIO_DEVICE_CDEV (or use iommu: \'container\')',
+      }),
+      context,
+      name,
+    );
+  }
+  let ioas = given;
+  if (!ioas) {
+    try {
+      ioas = defaultIoas(context);
+    } catch (error) {
+      if (fallBack && (error as { code?: string }).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+  const bound = openBoundCdev(ioas, context.cdevPath(cdev), name, vfToken);
+  const port = ioasPort(ioas);
+  const device = adoptDevice(bound.fd, {
+    context,
+    name,
+    iommu: ioas,
+    owner: { deviceClosed: (closed) => port.removeMember(closed) },
+  });
+  port.addMember(device);
+  return device;
+}
+
+/**
+ * A device that is not bound to vfio-pci has no group node and no cdev, and
+ * the kernel's answer (ENOENT on /dev/vfio/N) names neither the device nor
+ * the cause: say which driver has it and how to hand it over.
+ */
+function explainNotBound(error: unknown, context: VfioContext, name: string): unknown {
+  const code = (error as { code?: string }).code;
+  if (code !== 'ENOENT' && code !== 'ERR_VFIO_NO_CDEV' && code !== 'ERR_VFIO_IOMMU_UNAVAILABLE') return error;
+  let driver: string | undefined;
+  try {
+    driver = pciDevice(name, { sysfsRoot: context.sysfsRoot }).driver;
+  } catch {
+    return error;
+  }
+  if (isVfioDriver(driver)) return error;
+  const explained = new VfioError(
+    'ERR_VFIO_NOT_BOUND',
+    `${name} is ${driver ? `bound to ${driver}` : 'not bound to any driver'}, not to vfio-pci`,
+    { device: name, hint: `bind it first: vfio bind ${name} (or echo vfio-pci > /sys/bus/pci/devices/${name}/driver_override; echo ${name} > /sys/bus/pci/drivers_probe)` },
+  );
+  (explained as { cause?: unknown }).cause = error;
+  return explained;
 }
 
 installDeviceOpener(openDevice);
+installDeviceWrapper((fd, name, group) => adoptDevice(fd, { context: group.context, name, owner: group, group }));
 // The public Device and Group are taken from here, so that whoever holds them has the wiring installed.
 export { Device, Group };
-installDeviceWrapper((fd, name, group) => Device.adopt(fd, { context: group.context, name, owner: group, group }));
-
-/**
- * The groups and the container that Device.open shares per context. A group
- * node can be open only once, so a second device of a group must reuse the
- * first one's group; and the group must stay attached until its last device
- * closes (rust-vmm's vfio-ioctls detached it with the first).
- *
- * Held weakly: the devices keep their group (and it its container) alive,
- * so when the program drops every device without closing it, the whole set
- * becomes garbage and the safety net closes each fd.
- */
-interface Shared {
-  container: WeakRef<Container> | undefined;
-  groups: Map<number, WeakRef<Group>>;
-}
-
-const sharedByContext = new WeakMap<VfioContext, Shared>();
-
-function sharedOf(context: VfioContext): Shared {
-  let shared = sharedByContext.get(context);
-  if (!shared) sharedByContext.set(context, (shared = { container: undefined, groups: new Map() }));
-  return shared;
-}
-
-/** Opens `name` in group `groupId`, opening or reusing the group and a container. */
-function openSharedDevice(context: VfioContext, name: string, groupId: number, container?: Container): Device {
-  const shared = sharedOf(context);
-  let group = shared.groups.get(groupId)?.deref();
-  if (!group || group.closed) {
-    shared.groups.delete(groupId);
-    group = undefined;
-  }
-  if (group) {
-    if (container && group.container !== container) {
-      throw new VfioError('ERR_VFIO_GROUP_ATTACHED', `group ${groupId} is already attached to another container by an open device`, {
-        path: group.path,
-        device: name,
-        hint: 'open every device of a group with the same container',
-      });
-    }
-    return group.openDevice(name);
-  }
-  const created: (Group | Container)[] = [];
-  try {
-    const newGroup = Group.open(groupId, context);
-    created.push(newGroup);
-    let target = container;
-    if (!target) {
-      target = shared.container?.deref();
-      if (!target || target.closed) {
-        target = Container.open(context);
-        created.push(target);
-        shared.container = new WeakRef(target);
-      }
-    }
-    newGroup.attach(target);
-    const device = newGroup.openDevice(name);
-    shared.groups.set(groupId, new WeakRef(newGroup));
-    newGroup.whenUnused = () => newGroup.close();
-    newGroup.whenClosed = () => groupClosed(shared, groupId, newGroup);
-    return device;
-  } catch (error) {
-    // Undo in the kernel's order: the group (detaching it) before the container.
-    for (const handle of created) {
-      try {
-        handle.close();
-      } catch {
-        // The open failure is the one worth reporting.
-      }
-    }
-    if (shared.container?.deref()?.closed) shared.container = undefined;
-    throw error;
-  }
-}
-
-function groupClosed(shared: Shared, groupId: number, group: Group): void {
-  if (shared.groups.get(groupId)?.deref() === group) shared.groups.delete(groupId);
-  const container = shared.container?.deref();
-  if (container && !container.closed && container.groups().length === 0) {
-    shared.container = undefined;
-    container.close();
-  }
-}

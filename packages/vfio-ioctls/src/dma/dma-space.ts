@@ -4,7 +4,7 @@ import { runAll } from '../core/handle';
 import { checkAligned, checkBoolean, checkInstance, checkOptions, checkU64, hex, rangeError, typeError } from '../core/validate';
 import { bufferAddress, bufferState, DmaBuffer, unpinBuffer } from './dma-buffer';
 import { IovaAllocator, type IovaRange } from './iova-allocator';
-import { DmaMapping } from './mapping';
+import { markDmaMappingUnmapped, newDmaMapping, type DmaMapping } from './mapping';
 
 /** Options of IommuContext.map(). */
 export interface DmaMapOptions {
@@ -113,6 +113,19 @@ export class DmaSpace implements MappingOwner {
    *   kernel's error (ENOMEM: RLIMIT_MEMLOCK).
    */
   map(buffer: DmaBuffer, options: DmaMapOptions | undefined): DmaMapping {
+    return this.mapWith(buffer, options, this.#kernel.mapOperation, (vaddr, iova, size, read, write) => this.#kernel.map(vaddr, iova, size, read, write));
+  }
+
+  /**
+   * map() with another kernel call doing the mapping (iommufd's IOAS_COPY
+   * maps what another IOAS maps): same checks, allocation and pinning.
+   */
+  mapWith(
+    buffer: DmaBuffer,
+    options: DmaMapOptions | undefined,
+    operation: string,
+    kernelMap: (vaddr: bigint, iova: bigint, size: bigint, read: boolean, write: boolean) => void,
+  ): DmaMapping {
     checkInstance('buffer', buffer, DmaBuffer);
     let read = true;
     let write = true;
@@ -132,27 +145,27 @@ export class DmaSpace implements MappingOwner {
     const allocator = this.allocator();
     const size = state.sizeBig;
     checkAligned('buffer.size', size, allocator.alignment);
-    const iova = requested === undefined ? this.pickIova(allocator, size, maxIova) : checkIova(allocator, requested, size, maxIova);
+    const iova = requested === undefined ? this.pickIova(allocator, size, maxIova, operation) : checkIova(allocator, requested, size, maxIova);
     const vaddr = bufferAddress(state);
     // The kernel needs the process address aligned like the IOVA; memory
     // from allocDma is only CPU-page aligned, less than a larger IOMMU page.
     if (vaddr % allocator.alignment !== 0n) {
       throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
     }
-    this.#kernel.map(vaddr, iova, size, read, write);
+    kernelMap(vaddr, iova, size, read, write);
     allocator.reserve(iova, size);
     state.pins++;
-    const mapping = new DmaMapping(this, buffer, iova, size, read, write);
+    const mapping = newDmaMapping(this, buffer, iova, size, read, write);
     this.#mappings.add(mapping);
     return mapping;
   }
 
-  private pickIova(allocator: IovaAllocator, size: bigint, maxIova: bigint | undefined): bigint {
+  private pickIova(allocator: IovaAllocator, size: bigint, maxIova: bigint | undefined, operation: string): bigint {
     const iova = allocator.allocate(size, maxIova);
     if (iova === undefined) {
       const path = this.#kernel.path;
       throw new VfioError('ERR_VFIO_NO_IOVA_SPACE', `${path}: no free IOVA range of ${hex(size)} bytes${maxIova === undefined ? '' : ` below ${hex(maxIova)}`}`, {
-        operation: this.#kernel.mapOperation,
+        operation,
         path,
       });
     }
@@ -164,6 +177,30 @@ export class DmaSpace implements MappingOwner {
     if (!this.#mappings.has(mapping)) return;
     this.#kernel.unmap(mapping.iova, mapping.size);
     this.forget(mapping);
+  }
+
+  /**
+   * Unmaps every mapping inside [iova, iova + size) in one kernel call.
+   * Every mapping touched must lie wholly inside: the kernels refuse to
+   * split one, and so does this check, before the call.
+   * @returns the mappings unmapped.
+   */
+  unmapRange(iova: bigint, size: bigint): DmaMapping[] {
+    if (size === 0n) throw rangeError('size', 'must be greater than 0');
+    const last = iova + size - 1n;
+    if (last > 0xffff_ffff_ffff_ffffn) throw rangeError('size', `${hex(iova)} + ${hex(size)} passes the end of the 64-bit IOVA space`);
+    const inside: DmaMapping[] = [];
+    for (const mapping of this.#mappings) {
+      if (mapping.end < iova || mapping.iova > last) continue;
+      if (mapping.iova < iova || mapping.end > last) {
+        throw rangeError('iova', `${hex(iova)}-${hex(last)} cuts the mapping at ${hex(mapping.iova)}-${hex(mapping.end)}; unmap whole mappings`, 'ERR_VFIO_DMA_PARTIAL');
+      }
+      inside.push(mapping);
+    }
+    if (inside.length === 0) return [];
+    this.#kernel.unmap(iova, size);
+    for (const mapping of inside) this.forget(mapping);
+    return inside;
   }
 
   /** Unmaps everything: one call where the kernel can, else one per mapping. */
@@ -192,7 +229,7 @@ export class DmaSpace implements MappingOwner {
     this.#mappings.delete(mapping);
     this.#allocator?.release(mapping.iova);
     unpinBuffer(mapping.buffer);
-    mapping.markUnmapped();
+    markDmaMappingUnmapped(mapping);
   }
 }
 

@@ -16,6 +16,7 @@
 // count never reads a broken run as a clean one.
 //
 // VFIO_GUEST_KERNELS (e.g. "debian-6.1,vfio-7.3/noiommu") picks entries;
+// VFIO_GUEST_FILES (e.g. "iommufd,dma-irq") picks test files (while working on them);
 // VFIO_GUEST_QEMU (host | 11.1) runs every entry on that QEMU (to compare);
 // VFIO_GUEST_TIMEOUT (seconds, default 900) bounds each guest run.
 'use strict';
@@ -98,7 +99,8 @@ function main() {
     return 2;
   }
   fs.mkdirSync(results, { recursive: true });
-  const files = testFiles();
+  const only = process.env.VFIO_GUEST_FILES?.split(',').filter(Boolean);
+  const files = testFiles().filter((f) => !only || only.some((o) => f.file === `${o}.test.js`));
   const entries = selectedEntries();
   // Which file runs where, before anything boots.
   const plan = entries.map((e) => {

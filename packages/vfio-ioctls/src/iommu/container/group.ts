@@ -6,7 +6,7 @@ import type { Device } from '../../device/device';
 import { blocksGroup, groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from '../../discovery/sysfs';
 import { VfioError } from '../../core/errors';
 import { FdHandle, runAll } from '../../core/handle';
-import { checkInstance, checkInteger, checkString, parsePciAddress, rangeError, typeError } from '../../core/validate';
+import { checkInstance, checkInteger, checkOptions, checkString, checkUuid, parsePciAddress, rangeError, typeError } from '../../core/validate';
 
 /**
  * Turns a device fd of this group into a Device; installed by open.ts. The
@@ -213,8 +213,10 @@ export class Group extends FdHandle {
    * @throws VfioError ERR_VFIO_GROUP_NOT_ATTACHED before attach(); ENODEV
    *   (no such device in the group); EBUSY (already open).
    */
-  openDevice(name: string): Device {
+  openDevice(name: string, options?: { vfToken?: string }): Device {
     checkString('name', name);
+    const opts = checkOptions('options', options);
+    const vfToken = opts.vfToken === undefined ? undefined : checkUuid('options.vfToken', opts.vfToken);
     const fd = this.fd;
     const deviceName = parsePciAddress(name) ?? name;
     if (!this.#container) {
@@ -237,7 +239,8 @@ export class Group extends FdHandle {
       });
     }
     const deviceFd = kernelCall({ syscall: 'ioctl', operation: 'VFIO_GROUP_GET_DEVICE_FD', path: this.path, device: deviceName }, () =>
-      this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(deviceName)),
+      // A VF of a PF that has a VF token is opened as 'ADDR vf_token=UUID'.
+      this.backend.ioctl(fd, b.VFIO_GROUP_GET_DEVICE_FD, cString(vfToken === undefined ? deviceName : `${deviceName} vf_token=${vfToken}`)),
     );
     if (!wrapDevice) {
       this.backend.close(deviceFd);

@@ -1,0 +1,301 @@
+import { bindings as b } from '../../abi/structs';
+import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
+import { closedError, VfioError } from '../../core/errors';
+import { runAll } from '../../core/handle';
+import { checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
+import type { DmaBuffer } from '../../dma/dma-buffer';
+import { DmaSpace, type DmaKernel, type DmaMapOptions } from '../../dma/dma-space';
+import type { IovaRange } from '../../dma/iova-allocator';
+import type { DmaMapping } from '../../dma/mapping';
+import type { IommuContext } from '../context';
+import type { Iommufd, IommufdPort } from './iommufd';
+
+/** Something attached to the IOAS that must close before it is destroyed (a Device). */
+export interface IoasMember {
+  close(): void;
+}
+
+/** What the iommufd and the cdev binding may do with an Ioas beyond its public API. */
+export interface IoasPort {
+  /** The iommufd closed (or the IOAS was destroyed): forget every mapping and member. */
+  released(): void;
+  /** A device was attached; it closes before the IOAS is destroyed. */
+  addMember(member: IoasMember): void;
+  removeMember(member: IoasMember): void;
+  /** Runs `callback` when the last member leaves (Device.open's shared IOAS closes then). */
+  whenUnused(callback: () => void): void;
+}
+
+const ports = new WeakMap<Ioas, IoasPort>();
+
+/** The internal side of an Ioas (not reachable from the package's exports). */
+export function ioasPort(ioas: Ioas): IoasPort {
+  const port = ports.get(ioas);
+  if (!port) throw typeError('ioas', 'an Ioas', ioas);
+  return port;
+}
+
+const ALL = 0xffff_ffff_ffff_ffffn;
+const MAX_RANGES = 1024;
+
+/**
+ * An iommufd IO address space: the iommufd counterpart of a VFIO container,
+ * an {@link IommuContext} with the same checks and errors. Devices whose
+ * cdev is attached to it DMA through its mappings. close() closes those
+ * devices, unmaps, and destroys the IOAS (IOMMU_DESTROY).
+ */
+export class Ioas implements IommuContext, Disposable {
+  readonly kind = 'iommufd';
+  /** The iommufd it belongs to. */
+  readonly iommufd: Iommufd;
+  /** The IOAS object id. */
+  readonly id: number;
+  readonly #port: IommufdPort;
+  readonly #dma: DmaSpace;
+  readonly #members = new Set<WeakRef<IoasMember>>();
+  #closed = false;
+  #whenUnused: (() => void) | undefined;
+  /** What allowIovas() allowed, when it restricted anything. */
+  #allowed: IovaRange[] | undefined;
+
+  /** @internal Made by Iommufd.allocIoas(). */
+  constructor(iommufd: Iommufd, id: number, port: IommufdPort) {
+    this.iommufd = iommufd;
+    this.id = id;
+    this.#port = port;
+    this.#dma = new DmaSpace(iommufd.context.backend, this.dmaKernel());
+    ports.set(this, {
+      released: () => this.released(),
+      addMember: (member) => {
+        this.#members.add(new WeakRef(member));
+        // A device's reserved regions shrink the usable IOVA ranges.
+        this.#dma.invalidateGeometry();
+      },
+      removeMember: (member) => {
+        for (const ref of this.#members) if (ref.deref() === member || !ref.deref()) this.#members.delete(ref);
+        if (this.#members.size === 0 && !this.#closed) this.#whenUnused?.();
+      },
+      whenUnused: (callback) => {
+        this.#whenUnused = callback;
+      },
+    });
+  }
+
+  /** Where errors point. */
+  get path(): string {
+    return `${this.iommufd.path} (IOAS ${this.id})`;
+  }
+
+  /** True once closed (or its iommufd closed). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * The IOVA ranges devices attached to this IOAS can use
+   * (IOMMU_IOAS_IOVA_RANGES): the IOMMU's aperture minus every attached
+   * device's reserved regions, narrowed by allowIovas().
+   */
+  iovaRanges(): readonly IovaRange[] {
+    this.assertOpen();
+    return this.#dma.iovaRanges();
+  }
+
+  /**
+   * The smallest mapping granularity, as a page-size bitmap with one bit
+   * (iommufd reports an alignment, not the IOMMU's page sizes).
+   */
+  pageSizes(): bigint {
+    this.assertOpen();
+    return this.#dma.pageSizes();
+  }
+
+  /**
+   * Maps a DmaBuffer (IOMMU_IOAS_MAP) at a caller-chosen or library-chosen
+   * IOVA, with the same checks and errors as Container.map.
+   */
+  map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
+    return this.#dma.map(buffer, options);
+  }
+
+  /** The live mappings. */
+  mappings(): readonly DmaMapping[] {
+    return this.#dma.mappings();
+  }
+
+  /** Unmaps everything in one IOMMU_IOAS_UNMAP of the whole IOVA space. */
+  unmapAll(): void {
+    this.assertOpen();
+    this.#dma.unmapAll();
+  }
+
+  /**
+   * Unmaps every mapping inside [iova, iova + size) (IOMMU_IOAS_UNMAP by
+   * range). A mapping that straddles an edge is refused before the kernel,
+   * which would refuse it too.
+   * @returns the mappings unmapped.
+   */
+  unmapRange(iova: number | bigint, size: number | bigint): DmaMapping[] {
+    const start = checkU64('iova', iova);
+    const length = checkU64('size', size);
+    this.assertOpen();
+    return this.#dma.unmapRange(start, length);
+  }
+
+  /**
+   * Restricts the IOVAs this IOAS hands out and accepts
+   * (IOMMU_IOAS_ALLOW_IOVAS): a device attached later must not reserve any
+   * of them. An empty list lifts the restriction. The kernel keeps
+   * reporting its own ranges (IOMMU_IOAS_IOVA_RANGES does not narrow), so
+   * iovaRanges() intersects the two.
+   */
+  allowIovas(ranges: readonly IovaRange[]): void {
+    if (!Array.isArray(ranges)) throw typeError('ranges', 'an array of { start, end }', ranges);
+    if (ranges.length > MAX_RANGES) throw rangeError('ranges', `has ${ranges.length} entries, at most ${MAX_RANGES}`);
+    const checked = ranges.map((range, i) => {
+      const r = checkOptions(`ranges[${i}]`, range);
+      const start = checkU64(`ranges[${i}].start`, r.start as bigint);
+      const end = checkU64(`ranges[${i}].end`, r.end as bigint);
+      if (end < start) throw rangeError(`ranges[${i}]`, `ends (${hex(end)}) before it starts (${hex(start)})`);
+      return { start, end };
+    });
+    this.assertOpen();
+    const { backend } = this.iommufd.context;
+    withUserMemory(backend, Math.max(1, checked.length) * b.iommu_iova_range.size, (bytes, address) => {
+      checked.forEach((r, i) => b.iommu_iova_range.encode({ start: r.start, last: r.end }, bytes, i * b.iommu_iova_range.size));
+      const arg = encodeSized(b.iommu_ioas_allow_iovas, { ioas_id: this.id, num_iovas: checked.length, __reserved: 0, allowed_iovas: address });
+      this.#port.ioctl('IOMMU_IOAS_ALLOW_IOVAS', b.IOMMU_IOAS_ALLOW_IOVAS, arg);
+    });
+    this.#allowed = checked.length === 0 ? undefined : checked;
+    this.#dma.invalidateGeometry();
+  }
+
+  /**
+   * Maps, in this IOAS, the pages a mapping of another IOAS of the same
+   * iommufd maps (IOMMU_IOAS_COPY): no second pin of the memory in the
+   * kernel. The copy pins the buffer like any mapping.
+   */
+  copyFrom(source: DmaMapping, options?: { iova?: number | bigint }): DmaMapping {
+    this.assertOpen();
+    const from = this.iommufd.ioases().find((ioas) => ioas !== this && ioas.mappings().includes(source));
+    if (!from) throw typeError('source', `a live DmaMapping of another IOAS of ${this.iommufd.path}`, source);
+    const opts = checkOptions('options', options);
+    const mapOptions: DmaMapOptions = { read: source.read, write: source.write };
+    if (opts.iova !== undefined) mapOptions.iova = opts.iova as bigint;
+    const flags = b.IOMMU_IOAS_MAP_FIXED_IOVA | (source.read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (source.write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
+    return this.#dma.mapWith(source.buffer, mapOptions, 'IOMMU_IOAS_COPY', (_vaddr, iova, size) => {
+      const arg = encodeSized(b.iommu_ioas_copy, { flags, dst_ioas_id: this.id, src_ioas_id: from.id, length: size, dst_iova: iova, src_iova: source.iova });
+      this.#port.ioctl('IOMMU_IOAS_COPY', b.IOMMU_IOAS_COPY, arg);
+    });
+  }
+
+  /**
+   * Closes the attached devices, unmaps everything and destroys the IOAS.
+   * Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    const members = [...this.#members].map((ref) => ref.deref()).filter((m): m is IoasMember => m !== undefined);
+    try {
+      runAll([
+        ...members.map((member) => () => member.close()),
+        () => this.#dma.unmapAll(),
+        () => this.#port.destroy(this.id),
+      ]);
+    } finally {
+      this.released();
+      this.#port.closed(this);
+    }
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private released(): void {
+    this.#closed = true;
+    this.#dma.reset();
+    this.#members.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.#closed) throw closedError(`IOAS ${this.id}`);
+  }
+
+  private dmaKernel(): DmaKernel {
+    const ioctl = (operation: string, request: number, bytes: Uint8Array) => this.#port.ioctl(operation, request, bytes);
+    return {
+      path: this.path,
+      mapOperation: 'IOMMU_IOAS_MAP',
+      assertReady: () => this.assertOpen(),
+      geometry: () => {
+        const { ranges, pageSizes } = this.queryRanges();
+        return { ranges: this.#allowed ? intersect(ranges, this.#allowed) : ranges, pageSizes };
+      },
+      map: (vaddr, iova, size, read, write) => {
+        const flags = b.IOMMU_IOAS_MAP_FIXED_IOVA | (read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
+        const arg = encodeSized(b.iommu_ioas_map, { flags, ioas_id: this.id, __reserved: 0, user_va: vaddr, length: size, iova });
+        ioctl('IOMMU_IOAS_MAP', b.IOMMU_IOAS_MAP, arg);
+      },
+      unmap: (iova, size) => {
+        const arg = encodeSized(b.iommu_ioas_unmap, { ioas_id: this.id, iova, length: size });
+        ioctl('IOMMU_IOAS_UNMAP', b.IOMMU_IOAS_UNMAP, arg);
+      },
+      unmapAll: () => {
+        const arg = encodeSized(b.iommu_ioas_unmap, { ioas_id: this.id, iova: 0n, length: ALL });
+        try {
+          ioctl('IOMMU_IOAS_UNMAP', b.IOMMU_IOAS_UNMAP, arg);
+        } catch (error) {
+          // ENOENT: nothing was mapped in the kernel either.
+          if ((error as { code?: string }).code !== 'ENOENT') throw error;
+        }
+        return true;
+      },
+    };
+  }
+
+  /** IOMMU_IOAS_IOVA_RANGES, asked again with room for every range when the kernel answers EMSGSIZE (and the count it needs). */
+  private queryRanges(): { ranges: IovaRange[]; pageSizes: bigint } {
+    const { backend } = this.iommufd.context;
+    let room = 8;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const answer = withUserMemory(backend, room * b.iommu_iova_range.size, (bytes, address) => {
+        const arg = encodeSized(b.iommu_ioas_iova_ranges, { ioas_id: this.id, num_iovas: room, __reserved: 0, allowed_iovas: address, out_iova_alignment: 0n });
+        try {
+          this.#port.ioctl('IOMMU_IOAS_IOVA_RANGES', b.IOMMU_IOAS_IOVA_RANGES, arg);
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'EMSGSIZE') throw error;
+          return { ranges: undefined, alignment: 0n, needed: decodeAnswer(b.iommu_ioas_iova_ranges, arg, 'IOMMU_IOAS_IOVA_RANGES').num_iovas };
+        }
+        const info = decodeAnswer(b.iommu_ioas_iova_ranges, arg, 'IOMMU_IOAS_IOVA_RANGES');
+        const ranges: IovaRange[] = [];
+        for (let i = 0; i < info.num_iovas; i++) {
+          const r = b.iommu_iova_range.decode(bytes, i * b.iommu_iova_range.size);
+          ranges.push({ start: r.start, end: r.last });
+        }
+        return { ranges, alignment: info.out_iova_alignment, needed: 0 };
+      });
+      if (answer.ranges) {
+        const alignment = answer.alignment === 0n ? BigInt(backend.pageSize()) : answer.alignment;
+        return { ranges: answer.ranges, pageSizes: alignment };
+      }
+      if (answer.needed <= room || answer.needed > MAX_RANGES) break;
+      room = answer.needed;
+    }
+    throw new VfioError('ERR_VFIO_PROTOCOL', `${this.path}: IOMMU_IOAS_IOVA_RANGES kept asking for more room`, { operation: 'IOMMU_IOAS_IOVA_RANGES', path: this.path });
+  }
+}
+
+/** The IOVAs in both lists of inclusive ranges. */
+function intersect(reported: readonly IovaRange[], allowed: readonly IovaRange[]): IovaRange[] {
+  const out: IovaRange[] = [];
+  for (const x of reported) {
+    for (const y of allowed) {
+      const start = x.start > y.start ? x.start : y.start;
+      const end = x.end < y.end ? x.end : y.end;
+      if (start <= end) out.push({ start, end });
+    }
+  }
+  return out.sort((p, q) => (p.start < q.start ? -1 : p.start > q.start ? 1 : 0));
+}

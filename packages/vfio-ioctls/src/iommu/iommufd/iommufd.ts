@@ -1,0 +1,101 @@
+import { constants as fsConstants } from 'node:fs';
+import { bindings as b } from '../../abi/structs';
+import { encodeSized, decodeAnswer } from '../../abi/iommufd-args';
+import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
+import { FdHandle, runAll } from '../../core/handle';
+import { checkInteger } from '../../core/validate';
+import { Ioas, ioasPort, type IoasPort } from './ioas';
+
+/**
+ * An open /dev/iommu: the iommufd that owns IO address spaces (IOAS) and
+ * that device cdevs bind to. close() closes, in the kernel's order, the
+ * devices attached to its IOASes, then the IOASes, then the fd.
+ */
+export class Iommufd extends FdHandle {
+  /** Where it was opened. */
+  readonly context: VfioContext;
+  /** The node it was opened from ('/dev/iommu'). */
+  readonly path: string;
+  readonly #ioases = new Set<Ioas>();
+
+  private constructor(context: VfioContext, fd: number) {
+    super(context.backend, fd, `iommufd ${context.iommufdPath}`);
+    this.context = context;
+    this.path = context.iommufdPath;
+  }
+
+  /**
+   * Opens /dev/iommu (options.iommufdPath).
+   * @throws VfioError from open(2): ENOENT when the kernel has no iommufd (CONFIG_IOMMUFD), EACCES.
+   */
+  static open(options?: VfioOptions): Iommufd {
+    const context = VfioContext.from(options);
+    const path = context.iommufdPath;
+    const fd = kernelCall({ syscall: 'open', path }, () => context.backend.open(path, fsConstants.O_RDWR));
+    return new Iommufd(context, fd);
+  }
+
+  protected errorContext(): { path: string } {
+    return { path: this.path };
+  }
+
+  /** Allocates a new, empty IO address space (IOMMU_IOAS_ALLOC). */
+  allocIoas(): Ioas {
+    const fd = this.fd;
+    const arg = encodeSized(b.iommu_ioas_alloc, { flags: 0, out_ioas_id: 0 });
+    this.ioctl('IOMMU_IOAS_ALLOC', () => this.backend.ioctl(fd, b.IOMMU_IOAS_ALLOC, arg));
+    const id = decodeAnswer(b.iommu_ioas_alloc, arg, 'IOMMU_IOAS_ALLOC').out_ioas_id;
+    const port: IommufdPort = {
+      ioctl: (operation, request, bytes) => {
+        const current = this.fd;
+        return this.ioctl(operation, () => this.backend.ioctl(current, request, bytes));
+      },
+      destroy: (objectId) => this.destroy(objectId),
+      closed: (ioas) => this.#ioases.delete(ioas),
+    };
+    let ioas: Ioas;
+    try {
+      ioas = new Ioas(this, id, port);
+    } catch (error) {
+      this.destroy(id);
+      throw error;
+    }
+    this.#ioases.add(ioas);
+    return ioas;
+  }
+
+  /** The IOASes allocated and not yet closed. */
+  ioases(): readonly Ioas[] {
+    return [...this.#ioases];
+  }
+
+  private destroy(id: number): void {
+    checkInteger('id', id, 0, 0xffff_ffff);
+    const fd = this.fd;
+    const arg = encodeSized(b.iommu_destroy, { id });
+    this.ioctl('IOMMU_DESTROY', () => this.backend.ioctl(fd, b.IOMMU_DESTROY, arg));
+  }
+
+  protected override releaseDependents(): void {
+    runAll(this.ioases().map((ioas) => () => ioas.close()));
+  }
+
+  protected override afterClose(): void {
+    // Closing the fd destroyed whatever the kernel still held.
+    for (const ioas of this.#ioases) ioasPort(ioas).released();
+    this.#ioases.clear();
+  }
+
+  private ioctl<T>(operation: string, call: () => T): T {
+    return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
+  }
+}
+
+/** What an Ioas may do through its iommufd (and nothing else). */
+export interface IommufdPort {
+  ioctl(operation: string, request: number, bytes: Uint8Array): number;
+  destroy(id: number): void;
+  closed(ioas: Ioas): void;
+}
+
+export type { IoasPort };

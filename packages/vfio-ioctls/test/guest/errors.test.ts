@@ -1,4 +1,5 @@
 // @guest-needs iommu suite
+// @guest-backends container iommufd
 /**
  * The kernel's own error answers reach the user as VfioErrors. Where the
  * safe API refuses a mistake before the kernel sees it (a misaligned IOVA,
@@ -13,7 +14,7 @@ import { basename } from 'node:path';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Container, Device, DmaBuffer, Group, VfioContext, VfioError } from 'vfio-ioctls';
-import { device, throwsArg, throwsVfio, trackResources } from './helpers';
+import { device, throwsArg, throwsVfio, trackResources, openDevice } from './helpers';
 
 const edu = device('edu');
 const { backend } = VfioContext.from();
@@ -33,7 +34,7 @@ test('a kernel refusal is a VfioError in Node\'s errno shape, with operation, pa
 });
 
 test('unmapping what is not mapped: the kernel unmaps nothing and says so; the library\'s unmap is idempotent', () => {
-  const dev = keep(Device.open(edu.address));
+  const dev = keep(Device.open(edu.address, { iommu: 'container' }));
   const container = dev.iommu as Container;
   const unmap = arg(b.vfio_iommu_type1_dma_unmap, { iova: 0x20_0000n, size: 0x1000n });
   assert.equal(backend.ioctl(container.fd, b.VFIO_IOMMU_UNMAP_DMA, unmap), 0);
@@ -49,7 +50,7 @@ test('unmapping what is not mapped: the kernel unmaps nothing and says so; the l
 });
 
 test('a misaligned map: RangeError before the kernel; the kernel itself answers EINVAL', () => {
-  const dev = keep(Device.open(edu.address));
+  const dev = keep(Device.open(edu.address, { iommu: 'container' }));
   const container = dev.iommu as Container;
   const buffer = keep(DmaBuffer.alloc(4096));
   throwsArg(() => container.map(buffer, { iova: 0x10_0800n }), 'RangeError', 'ERR_VFIO_MISALIGNED');
@@ -67,7 +68,7 @@ test('a misaligned map: RangeError before the kernel; the kernel itself answers 
 });
 
 test('the VGA region: EINVAL from the kernel, an absent region in the safe API', () => {
-  const dev = keep(Device.open(edu.address));
+  const dev = keep(openDevice(edu.address));
   const info = arg(b.vfio_region_info, { index: b.VFIO_PCI_VGA_REGION_INDEX });
   throwsVfio(() => backend.ioctl(dev.fd, b.VFIO_DEVICE_GET_REGION_INFO, info), { code: 'EINVAL', errno: -22 });
   assert.equal(dev.region(b.VFIO_PCI_VGA_REGION_INDEX), undefined);
@@ -76,7 +77,7 @@ test('the VGA region: EINVAL from the kernel, an absent region in the safe API',
 });
 
 test('reset on edu: the kernel answers EINVAL; the library refuses first with ERR_VFIO_NO_RESET', () => {
-  const dev = keep(Device.open(edu.address));
+  const dev = keep(openDevice(edu.address));
   throwsVfio(() => backend.ioctl(dev.fd, b.VFIO_DEVICE_RESET), { code: 'EINVAL' });
   throwsVfio(() => dev.reset(), { code: 'ERR_VFIO_NO_RESET' });
   dev.close();
@@ -105,7 +106,7 @@ test('a device already open elsewhere: its group node is EBUSY', async () => {
   // In another process: it holds the device open until its stdin closes.
   const script = `
     const { Device } = require(${JSON.stringify(require.resolve('vfio-ioctls'))});
-    const dev = Device.open(${JSON.stringify(edu.address)});
+    const dev = Device.open(${JSON.stringify(edu.address)}, { iommu: 'container' });
     process.stdout.write('open\\n');
     process.stdin.resume();
     process.stdin.on('end', () => dev.close());`;
@@ -113,13 +114,13 @@ test('a device already open elsewhere: its group node is EBUSY', async () => {
   try {
     const [first] = (await once(child.stdout, 'data')) as [Buffer];
     assert.equal(first.toString().trim(), 'open');
-    throwsVfio(() => Device.open(edu.address), { code: 'EBUSY', syscall: 'open', path: edu.groupPath });
+    throwsVfio(() => Device.open(edu.address, { iommu: 'container' }), { code: 'EBUSY', syscall: 'open', path: edu.groupPath });
   } finally {
     child.stdin.end();
     await once(child, 'exit');
   }
   // Once the other process is gone the device opens here.
-  const dev = keep(Device.open(edu.address));
+  const dev = keep(Device.open(edu.address, { iommu: 'container' }));
   dev.close();
 });
 
@@ -182,18 +183,18 @@ test('a group that is not viable: the library names the culprit, the kernel answ
     throwsVfio(() => backend.ioctl(group.fd, b.VFIO_GROUP_SET_CONTAINER, fd), { code: 'EPERM' });
     group.close();
     container.close();
-    throwsVfio(() => Device.open(one.address), { code: 'ERR_VFIO_GROUP_NOT_VIABLE' });
+    throwsVfio(() => Device.open(one.address, { iommu: 'container' }), { code: 'ERR_VFIO_GROUP_NOT_VIABLE' });
   } finally {
     rebind(two.address, 'vfio-pci');
   }
   // Viable again once every device is back on vfio-pci.
-  const dev = keep(Device.open(two.address));
+  const dev = keep(Device.open(two.address, { iommu: 'container' }));
   assert.equal(dev.group?.viable, true);
   dev.close();
 });
 
 test('a closed handle refuses every use with ERR_VFIO_CLOSED', () => {
-  const dev = Device.open(edu.address);
+  const dev = Device.open(edu.address, { iommu: 'container' });
   const bar0 = dev.region(0)!;
   const config = dev.config!;
   const group = dev.group!;

@@ -6,8 +6,22 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, before } from 'node:test';
-import { Device, VfioError, type Interrupts, type RegionMapping } from 'vfio-ioctls';
+import { Device, VfioError, type Interrupts, type IommuChoice, type RegionMapping } from 'vfio-ioctls';
 import { EDU_DMA_BUFFER, EDU_ID, EDU_REG } from 'vfio-ioctls/testing';
+
+/**
+ * The IOMMU backend the backend-neutral files open devices with. The
+ * harness runs those files once with 'auto' (iommufd where the kernel has
+ * it) and, on kernels with iommufd, again with 'container'
+ * (VFIO_GUEST_IOMMU), so the same public API is seen to behave the same on
+ * both.
+ */
+export const GUEST_IOMMU = (process.env.VFIO_GUEST_IOMMU ?? 'auto') as IommuChoice;
+
+/** Device.open through {@link GUEST_IOMMU}. */
+export function openDevice(address: string): Device {
+  return Device.open(address, { iommu: GUEST_IOMMU });
+}
 
 /** One device of $VFIO_TESTBED (written by the guest's init, see tools/vm/README.md). */
 export interface TestbedDevice {
@@ -47,9 +61,12 @@ export interface Resources {
 export function resources(): Resources {
   const fds = readdirSync('/proc/self/fd').length - 1; // minus the one readdir itself holds
   const status = readFileSync('/proc/self/status', 'utf8');
+  // VFIO's type1 container charges pinned pages to VmLck (locked_vm);
+  // iommufd in process accounting mode to VmPin (pinned_vm).
   const locked = /^VmLck:\s+(\d+) kB$/m.exec(status);
-  if (!locked) throw new Error('no VmLck line in /proc/self/status');
-  return { fds, lockedKiB: Number(locked[1]) };
+  const pinned = /^VmPin:\s+(\d+) kB$/m.exec(status);
+  if (!locked || !pinned) throw new Error('no VmLck or VmPin line in /proc/self/status');
+  return { fds, lockedKiB: Number(locked[1]) + Number(pinned[1]) };
 }
 
 /**
@@ -176,7 +193,7 @@ export function trackResources(): { keep: <T extends { close(): void }>(handle: 
 
 /** Opens the test bed's edu with bus mastering on and BAR0 mapped; `keep` closes the device after the test. */
 export function openEdu(keep: <T extends { close(): void }>(handle: T) => T): { dev: Device; mmio: RegionMapping } {
-  const dev = keep(Device.open(device('edu').address));
+  const dev = keep(openDevice(device('edu').address));
   const config = dev.config!;
   config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
   return { dev, mmio: dev.region(0)!.map() };

@@ -5,7 +5,7 @@
  * IOAS calls (IOVA ranges, allow, copy, unmap by range) and their errors.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Device, DmaBuffer, Ioas, Iommufd, type RegionMapping } from 'vfio-ioctls';
 import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsArg, throwsVfio, trackResources, waitFor } from './helpers';
@@ -85,7 +85,7 @@ test('DMA round trip through an IOAS with edu, at a library-chosen and a fixed I
   throwsVfio(() => buffer.close(), { code: 'ERR_VFIO_BUFFER_MAPPED' });
 });
 
-test('IOVA ranges leave out the MSI window; allowIovas narrows them; the kernel enforces it', () => {
+test('IOVA ranges leave out the MSI window; allowIovas narrows what the library hands out', () => {
   const iommufd = keep(Iommufd.open());
   const ioas = keep(iommufd.allocIoas());
   const dev = keep(Device.open(device('edu').address, { ioas }));
@@ -128,6 +128,23 @@ test('IOAS_COPY maps the same pages in a second IOAS; unmap by range takes whole
   assert.equal(copy.mapped, false);
   assert.equal(original.mapped, true);
   assert.deepEqual(target.unmapRange(0x80_0000n, 0x10_0000n), []);
+});
+
+test("pinned pages: charged to the user by default, to the process's VmPin in process mode", () => {
+  const pinned = () => Number(/^VmPin:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+  const userMode = keep(Iommufd.open());
+  const buffer = keep(DmaBuffer.alloc(8192));
+  const start = pinned();
+  const quiet = keep(userMode.allocIoas().map(buffer));
+  assert.equal(pinned(), start);
+  quiet.unmap();
+  const processMode = keep(Iommufd.open());
+  processMode.setPinAccounting('process');
+  const counted = keep(processMode.allocIoas().map(buffer));
+  assert.equal(pinned(), start + 8);
+  counted.unmap();
+  assert.equal(pinned(), start);
+  throwsArg(() => processMode.setPinAccounting('mm' as never), 'TypeError');
 });
 
 test('closing the iommufd closes its IOASes and the devices attached, in order', () => {

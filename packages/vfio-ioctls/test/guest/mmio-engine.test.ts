@@ -1,4 +1,5 @@
 // @guest-needs iommu suite
+// @guest-backends container iommufd
 /**
  * Mapped MMIO is done from JavaScript on typed-array views of the BAR (see
  * MmioWindow): Atomics.load for reads, element stores for writes. What

@@ -1,4 +1,5 @@
 // @guest-needs iommu suite
+// @guest-backends container iommufd
 /**
  * Regions against the real kernel: mmapped MMIO and pread/pwrite on edu's
  * BAR0, config space, e1000e's ROM and I/O BAR, nvme's MSI-X BAR and 4 KiB
@@ -8,12 +9,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Device, MmioWindow, RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsArg, throwsVfio, trackResources } from './helpers';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsArg, throwsVfio, trackResources, openDevice } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
 test('edu: regions keyed by their true index; absent ones are absent', () => {
-  const dev = keep(Device.open(device('edu').address));
+  const dev = keep(openDevice(device('edu').address));
   // BAR0 and config only: BARs 1-5 and the ROM have size 0, VGA is EINVAL.
   assert.deepEqual([...dev.regions.keys()], [b.VFIO_PCI_BAR0_REGION_INDEX, b.VFIO_PCI_CONFIG_REGION_INDEX]);
   assert.equal(dev.region(b.VFIO_PCI_BAR1_REGION_INDEX), undefined);
@@ -31,7 +32,7 @@ test('edu: regions keyed by their true index; absent ones are absent', () => {
 });
 
 test('edu: config space through pread/pwrite', () => {
-  const dev = keep(Device.open(device('edu').address));
+  const dev = keep(openDevice(device('edu').address));
   const config = dev.config!;
   assert.equal(config.readUint16(0x00), 0x1234);
   assert.equal(config.readUint16(0x02), 0x11e8);
@@ -62,7 +63,7 @@ test('edu: config space through pread/pwrite', () => {
 });
 
 test('edu: BAR0 registers through pread/pwrite', () => {
-  const dev = keep(Device.open(device('edu').address));
+  const dev = keep(openDevice(device('edu').address));
   const bar0 = dev.region(0)!;
   assert.equal(bar0.readUint32(EDU.ID), EDU.IDENT);
   // The liveness register reads back the inverse of what was written.
@@ -75,7 +76,7 @@ test('edu: BAR0 registers through pread/pwrite', () => {
 });
 
 test('edu: BAR0 mmapped, 32- and 64-bit MMIO, unmap detaches', () => {
-  const dev = keep(Device.open(device('edu').address));
+  const dev = keep(openDevice(device('edu').address));
   const bar0 = dev.region(0)!;
   const mmio = bar0.map();
   assert.ok(mmio instanceof RegionMapping);
@@ -130,7 +131,7 @@ test('edu: BAR0 mmapped, 32- and 64-bit MMIO, unmap detaches', () => {
 });
 
 test('e1000e: the ROM is read-only and not mappable', () => {
-  const dev = keep(Device.open(device('e1000e').address));
+  const dev = keep(openDevice(device('e1000e').address));
   const rom = dev.region(b.VFIO_PCI_ROM_REGION_INDEX)!;
   assert.equal(rom.size, 256n * 1024n);
   assert.equal(rom.readable, true);
@@ -145,7 +146,7 @@ test('e1000e: the ROM is read-only and not mappable', () => {
 });
 
 test('e1000e: the I/O BAR through pread/pwrite agrees with the MMIO BAR', () => {
-  const dev = keep(Device.open(device('e1000e').address));
+  const dev = keep(openDevice(device('e1000e').address));
   const io = dev.region(b.VFIO_PCI_BAR2_REGION_INDEX)!;
   assert.equal(io.size, 32n);
   assert.equal(io.mappable, false);
@@ -174,7 +175,7 @@ test('e1000e and nvme: the MSI-X BAR is mappable (MSIX_MAPPABLE capability)', ()
 });
 
 test('nvme: 64-bit registers by pread/pwrite and mmap, 16-bit MMIO, 4 KiB config space', () => {
-  const dev = keep(Device.open(device('nvme').address));
+  const dev = keep(openDevice(device('nvme').address));
   const bar0 = dev.region(0)!;
   const mmio = bar0.map();
   // CAP (offset 0) is 64-bit: vfio-pci 6.1 splits an 8-byte pread into two 4-byte reads, both valid here.

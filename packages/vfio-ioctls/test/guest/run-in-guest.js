@@ -15,6 +15,12 @@
 // aborted) is recorded as a failure in guest-<entry>-harness.tap, so CI's
 // count never reads a broken run as a clean one.
 //
+// A file whose second line is `// @guest-backends container iommufd` is
+// backend-neutral: on entries whose kernel has iommufd (where Device.open
+// picks it), it runs a second time in its own boot with
+// VFIO_GUEST_IOMMU=container (entry name suffixed '@container'), so the
+// same public API is seen to behave the same on both backends.
+//
 // VFIO_GUEST_KERNELS (e.g. "debian-6.1,vfio-7.3/noiommu") picks entries;
 // VFIO_GUEST_FILES (e.g. "iommufd,dma-irq") picks test files (while working on them);
 // VFIO_GUEST_QEMU (host | 11.1) runs every entry on that QEMU (to compare);
@@ -39,7 +45,9 @@ function testFiles() {
     const m = /^\/\/ @guest-needs\s*(.*)$/.exec(first);
     if (!m) throw new Error(`${f}: the first line must declare its needs: // @guest-needs <capabilities> (or "(none...)")`);
     const needs = m[1].startsWith('(') ? [] : m[1].split(/\s+/).filter(Boolean);
-    return { file: f.replace(/\.ts$/, '.js'), needs };
+    const second = fs.readFileSync(path.join(sourceDir, f), 'utf8').split('\n')[1];
+    const bothBackends = /^\/\/ @guest-backends container iommufd$/.test(second);
+    return { file: f.replace(/\.ts$/, '.js'), needs, bothBackends };
   });
 }
 
@@ -58,8 +66,8 @@ function reportCounts(file) {
   return fs.existsSync(file) ? tapCounts(fs.readFileSync(file, 'utf8')) : undefined;
 }
 
-function runEntry(entry, files, env) {
-  const name = vm.entryName(entry);
+function runEntry(entry, files, env, pass = '') {
+  const name = vm.entryName(entry) + pass;
   const slug = name.replace(/\//g, '-');
   const tap = path.join(results, `guest-${slug}.tap`);
   const harnessTap = path.join(results, `guest-${slug}-harness.tap`);
@@ -103,17 +111,23 @@ function main() {
   const files = testFiles().filter((f) => !only || only.some((o) => f.file === `${o}.test.js`));
   const entries = selectedEntries();
   // Which file runs where, before anything boots.
-  const plan = entries.map((e) => {
+  const plan = entries.flatMap((e) => {
     const caps = [...vm.getBoot(e.kernel, e.boot).caps, ...vm.getProfile(e.profile).caps];
-    return { entry: e, caps, files: files.filter((f) => f.needs.every((n) => caps.includes(n))).map((f) => f.file) };
+    const runs = files.filter((f) => f.needs.every((n) => caps.includes(n)));
+    const passes = [{ entry: e, pass: '', env: [], files: runs.map((f) => f.file) }];
+    const neutral = runs.filter((f) => f.bothBackends);
+    if (caps.includes('iommufd') && neutral.length > 0) {
+      passes.push({ entry: e, pass: '@container', env: ['VFIO_GUEST_IOMMU=container'], files: neutral.map((f) => f.file) });
+    }
+    return passes;
   });
   console.log('guest suite plan (file: needs -> entries where it runs):');
   for (const f of files) {
-    const on = plan.filter((p) => p.files.includes(f.file)).map((p) => vm.entryName(p.entry));
+    const on = plan.filter((p) => p.files.includes(f.file)).map((p) => vm.entryName(p.entry) + p.pass);
     console.log(`  ${f.file.padEnd(28)} ${(f.needs.join(' ') || '-').padEnd(12)} -> ${on.join(', ') || 'nowhere'}`);
   }
   const kvmCheck = vm.buildCheck('kvm-hlt');
-  const outcomes = plan.map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`]));
+  const outcomes = plan.map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`, ...p.env], p.pass));
   console.log('');
   for (const o of outcomes) console.log(`guest ${o.name}: ${o.passed} passed, ${o.failed} failed (${o.seconds.toFixed(0)} s)`);
   return outcomes.some((o) => o.failed > 0) ? 1 : 0;

@@ -28,7 +28,7 @@ test('the test bed: both devices in one group, nothing blocking it', () => {
 
 for (const order of [[0, 1], [1, 0]] as const) {
   test(`Device.open: both share the group; closing ${order[0] === 0 ? 'first then second' : 'second then first'}`, () => {
-    const devs = [keep(Device.open(one.address)), keep(Device.open(two.address))];
+    const devs = [keep(Device.open(one.address, { iommu: 'container' })), keep(Device.open(two.address, { iommu: 'container' }))];
     const group = devs[0]!.group!;
     assert.equal(devs[1]!.group, group);
     assert.equal(devs[1]!.iommu, devs[0]!.iommu);
@@ -49,7 +49,7 @@ for (const order of [[0, 1], [1, 0]] as const) {
 }
 
 test('the group is reusable after its devices closed: Device.open again', () => {
-  const dev = keep(Device.open(two.address));
+  const dev = keep(Device.open(two.address, { iommu: 'container' }));
   assert.ok(alive(dev));
   assert.equal(dev.group?.devices().length, 1);
   dev.close();
@@ -87,7 +87,7 @@ test('explicit Group: both devices, closed in both orders, detached and attached
 });
 
 test('hot reset info names both devices of the group', () => {
-  const dev = keep(Device.open(one.address));
+  const dev = keep(Device.open(one.address, { iommu: 'container' }));
   const info = dev.hotResetInfo();
   assert.deepEqual(info.devices.map((d) => d.address).sort(), [one.address, two.address].sort());
   assert.ok(info.devices.every((d) => d.groupId === one.iommuGroup));

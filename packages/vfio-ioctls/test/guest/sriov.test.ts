@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Device } from 'vfio-ioctls';
-import { device, trackResources } from './helpers';
+import { device, trackResources, openDevice } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 const igb = device('igb');
@@ -25,7 +25,7 @@ test('igb is bound to vfio-pci as 8086:10c9', () => {
 });
 
 test('igb: the SR-IOV capability in config space says what sysfs says (TotalVFs)', () => {
-  const dev = keep(Device.open(igb.address));
+  const dev = keep(openDevice(igb.address));
   const config = dev.config!;
   assert.equal(config.size, 4096n, 'PCIe extended config space');
   // Extended capabilities: a chain from 0x100, each header id[15:0], next[31:20].
@@ -44,7 +44,7 @@ test('igb: the SR-IOV capability in config space says what sysfs says (TotalVFs)
 });
 
 test('igb: BAR0 is mappable MMIO and MSI-X has vectors', () => {
-  const dev = keep(Device.open(igb.address));
+  const dev = keep(openDevice(igb.address));
   const bar0 = dev.region(b.VFIO_PCI_BAR0_REGION_INDEX)!;
   assert.ok(bar0.size >= 0x2_0000n, `BAR0 is ${bar0.size} bytes`);
   assert.equal(bar0.mappable, true);

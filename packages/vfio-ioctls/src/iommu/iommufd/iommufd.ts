@@ -3,7 +3,7 @@ import { bindings as b } from '../../abi/structs';
 import { encodeSized, decodeAnswer } from '../../abi/iommufd-args';
 import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
 import { FdHandle, runAll } from '../../core/handle';
-import { checkInteger } from '../../core/validate';
+import { checkInteger, typeError } from '../../core/validate';
 import { Ioas, ioasPort, type IoasPort } from './ioas';
 
 /**
@@ -62,6 +62,22 @@ export class Iommufd extends FdHandle {
     }
     this.#ioases.add(ioas);
     return ioas;
+  }
+
+  /**
+   * Where the memory its mappings pin is charged (IOMMU_OPTION
+   * RLIMIT_MODE): 'user' (the kernel's default: the user's locked_vm,
+   * invisible in the process's /proc status) or 'process' (the process's
+   * pinned_vm, VmPin, as rlimits and leak checks expect). Setting it needs
+   * CAP_IPC_LOCK and no mapping yet.
+   */
+  setPinAccounting(mode: 'user' | 'process'): void {
+    if (mode !== 'user' && mode !== 'process') throw typeError('mode', "'user' or 'process'", mode);
+    const fd = this.fd;
+    const arg = encodeSized(b.iommu_option, {
+      option_id: b.IOMMU_OPTION_RLIMIT_MODE, op: b.IOMMU_OPTION_OP_SET, __reserved: 0, object_id: 0, val64: mode === 'process' ? 1n : 0n,
+    });
+    this.ioctl('IOMMU_OPTION', () => this.backend.ioctl(fd, b.IOMMU_OPTION, arg));
   }
 
   /** The IOASes allocated and not yet closed. */

@@ -132,6 +132,11 @@ describe('Device.fromFd', () => {
     const { fake, env } = kernel();
     expect(() => Device.fromFd(-1, { ...env, name: 'x' })).toThrow(expect.objectContaining({ name: 'RangeError' }));
     expect(() => Device.fromFd(3, { ...env } as never)).toThrow(expect.objectContaining({ name: 'TypeError', message: expect.stringContaining('options.name') }));
+    expect(() => Device.fromFd(3, { ...env, name: 'x', iomu: {} } as never)).toThrow(expect.objectContaining({
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: expect.stringMatching(/options\.iomu is not a known option .*name, iommu/),
+    }));
     const fd = fake.eventfd(0, 0); // not a device: DEVICE_GET_INFO fails
     expect(() => Device.fromFd(fd, { ...env, name: 'odd' })).toThrow(expect.objectContaining({ name: 'VfioError', operation: 'VFIO_DEVICE_GET_INFO', device: 'odd' }));
     expect(fake.openFds()).not.toContain(fd);
@@ -203,6 +208,48 @@ describe('Device hot reset', () => {
     using device = Device.open(EDU, env);
     expect(() => device.hotReset([{} as never])).toThrow(expect.objectContaining({ name: 'TypeError', message: expect.stringContaining('groups[0]') }));
     expect(() => device.hotReset('x' as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
+  test('hotReset refused for a missing group names the groups the reset needs and the ones given', () => {
+    const { fake, env } = kernel([
+      { address: EDU, group: GROUP, hotResetDependents: [EDU, EDU2, '0000:00:05.0'] },
+      { address: EDU2, group: 6 },
+      { address: '0000:00:05.0', group: 7 },
+    ]);
+    using device = Device.open(EDU, env);
+    const calls = fake.calls.length;
+    let error: any;
+    try {
+      device.hotReset();
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toMatchObject({
+      name: 'VfioError',
+      code: 'EINVAL',
+      errno: -22,
+      syscall: 'ioctl',
+      operation: 'VFIO_DEVICE_PCI_HOT_RESET',
+      device: EDU,
+      message: expect.stringContaining(`the reset affects groups ${GROUP}, 6, 7; given groups ${GROUP}`),
+      hint: expect.stringContaining('open groups 6, 7 too'),
+    });
+    // The groups were looked up after the refusal, not before: the reset itself was tried once.
+    expect(fake.calls.slice(calls).filter((c) => c.request === b.VFIO_DEVICE_PCI_HOT_RESET)).toHaveLength(1);
+  });
+
+  test('an EINVAL hot reset with every group given says so; without the list, the kernel error stands', () => {
+    const { fake, env } = kernel([{ address: EDU, group: GROUP, hotResetDependents: [EDU] }]);
+    using device = Device.open(EDU, env);
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_PCI_HOT_RESET, errno: 'EINVAL' });
+    expect(() => device.hotReset()).toThrow(expect.objectContaining({
+      code: 'EINVAL',
+      message: expect.stringContaining(`affects groups ${GROUP}; given groups ${GROUP}`),
+      hint: expect.stringContaining('another reason'),
+    }));
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_PCI_HOT_RESET, errno: 'EINVAL' });
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, errno: 'EIO' });
+    expect(() => device.hotReset()).toThrow(expect.objectContaining({ code: 'EINVAL', operation: 'VFIO_DEVICE_PCI_HOT_RESET', message: expect.not.stringContaining('groups') }));
   });
 
   test('hotReset failure is annotated', () => {

@@ -40,6 +40,29 @@ describe('Device.irqInfo', () => {
     expect(() => device.irqInfo(0)).toThrow(expect.objectContaining({ code: 'EIO', operation: 'VFIO_DEVICE_GET_IRQ_INFO', device: EDU }));
     device.close();
   });
+
+  test('an index the kernel refuses (ERR on conventional PCI) is named, by number and name, with a hint', () => {
+    const { fake, device } = open();
+    const ERR = b.VFIO_PCI_ERR_IRQ_INDEX;
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_GET_IRQ_INFO, errno: 'EINVAL' });
+    expect(() => device.irqInfo(ERR)).toThrow(expect.objectContaining({
+      name: 'VfioError',
+      code: 'EINVAL',
+      errno: -22,
+      syscall: 'ioctl',
+      operation: 'VFIO_DEVICE_GET_IRQ_INFO',
+      device: EDU,
+      message: expect.stringContaining('IRQ index 3 (ERR)'),
+      hint: expect.stringMatching(/kernel does not offer IRQ index 3 \(ERR\) for this device.*PCI Express/),
+    }));
+    for (const [index, name] of [[INTX, 'INTx'], [MSI, 'MSI'], [MSIX, 'MSI-X'], [b.VFIO_PCI_REQ_IRQ_INDEX, 'REQ']] as const) {
+      fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_GET_IRQ_INFO, errno: 'EINVAL' });
+      expect(() => device.irqInfo(index)).toThrow(expect.objectContaining({ message: expect.stringContaining(`IRQ index ${index} (${name})`), hint: expect.not.stringContaining('PCI Express') }));
+    }
+    // And the reused argument buffer still answers for the next index.
+    expect(device.irqInfo(MSIX)).toMatchObject({ index: MSIX, count: 8 });
+    device.close();
+  });
 });
 
 describe('Device.enableIrq', () => {
@@ -83,6 +106,12 @@ describe('Device.enableIrq', () => {
     expect(() => device.enableIrq(MSIX, { count: 0 })).toThrow(expect.objectContaining({ name: 'RangeError' }));
     expect(() => device.enableIrq(MSIX, { start: 1.5 })).toThrow(expect.objectContaining({ name: 'TypeError' }));
     expect(() => device.enableIrq(MSIX, { resample: 1 } as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => device.enableIrq(MSIX, { strat: 2 } as never)).toThrow(expect.objectContaining({
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: expect.stringContaining('options.strat is not a known option'),
+    }));
+    expect(() => device.enableIrq(MSIX, { start: 2, Count: 1 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/options\.Count .*count/) }));
     expect(fake.calls.slice(before).filter((c) => c.request === b.VFIO_DEVICE_SET_IRQS)).toEqual([]);
     high.disable(); // not the only range: its vectors are unset one by one
     const state = fakeDevice.irqState(MSIX);
@@ -174,6 +203,8 @@ describe('Interrupts', () => {
     await expect(irqs.events({ signal: AbortSignal.abort() }).next()).rejects.toMatchObject({ name: 'AbortError' });
     await expect(irqs.next({ signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
     expect(() => irqs.events({ signal: {} as never })).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    expect(() => irqs.events({ singal: AbortSignal.abort() } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.singal') }));
+    await expect(irqs.next({ timeout: 5 } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.timeout') });
     device.close();
   });
 

@@ -65,3 +65,18 @@ export function readIrqInfo(arg: ArgBuffer): IrqInfo {
     noresize: (flags & NORESIZE) !== 0,
   };
 }
+
+/** vfio-pci's IRQ indexes by name (enum in vfio.h: INTX, MSI, MSIX, ERR, REQ). */
+const PCI_IRQ_NAMES: Record<number, string> = {
+  [b.VFIO_PCI_INTX_IRQ_INDEX]: 'INTx',
+  [b.VFIO_PCI_MSI_IRQ_INDEX]: 'MSI',
+  [b.VFIO_PCI_MSIX_IRQ_INDEX]: 'MSI-X',
+  [b.VFIO_PCI_ERR_IRQ_INDEX]: 'ERR',
+  [b.VFIO_PCI_REQ_IRQ_INDEX]: 'REQ',
+};
+
+/** An IRQ index for messages: '3 (ERR)' on a vfio-pci device, the bare number elsewhere. */
+export function irqIndexLabel(index: number, pci: boolean): string {
+  const name = pci ? PCI_IRQ_NAMES[index] : undefined;
+  return name === undefined ? String(index) : `${index} (${name})`;
+}

@@ -1,15 +1,16 @@
 import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
-import { kernelCall, VfioContext, type VfioOptions } from '../core/context';
+import { kernelCall, VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from '../core/context';
 import { VfioError } from '../core/errors';
 import type { Group } from '../iommu/container/group';
 import type { DeviceOpenOptions } from '../open';
 import { FdHandle, runAll } from '../core/handle';
 import type { IommuContext } from '../iommu/context';
-import { Interrupts, type IrqHost } from './interrupts';
-import { fillIrqInfoArg, newIrqInfoArg, readIrqInfo, type IrqInfo } from '../abi/irq-info';
+import { enableInterrupts, type Interrupts, type IrqPort } from './interrupts';
+import { fillIrqInfoArg, irqIndexLabel, newIrqInfoArg, readIrqInfo, type IrqInfo } from '../abi/irq-info';
 import type { ArgBuffer } from '../abi/arg-buffer';
-import { Region, type RegionHost } from './region';
-import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from '../core/validate';
+import { probeRegion, unmapRegion, type Region, type RegionHost } from './region';
+import { illegalConstructor } from '../core/illegal-constructor';
+import { checkBoolean, checkInteger, checkOptions, checkString, optionKeys, rangeError, typeError } from '../core/validate';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -75,6 +76,12 @@ export interface EnableIrqOptions {
   resample?: boolean;
 }
 
+const enableIrqOptionKeys = optionKeys<EnableIrqOptions>({ start: true, count: true, resample: true });
+
+/** Options of {@link Device.fromFd}. */
+type FromFdOptions = VfioOptions & { name: string; iommu?: IommuContext };
+const fromFdOptionKeys: readonly string[] = [...vfioOptionKeys, 'name', 'iommu'];
+
 /** Read once: vfio-bindings' exports are getters (see irq.ts). */
 const GET_IRQ_INFO = b.VFIO_DEVICE_GET_IRQ_INFO;
 
@@ -82,6 +89,12 @@ const GET_IRQ_INFO = b.VFIO_DEVICE_GET_IRQ_INFO;
 export interface DeviceOwner {
   deviceClosed(device: Device): void;
 }
+
+/** Only this module holds it: Device's constructor demands it (see illegal-constructor.ts). */
+const constructKey = Symbol('Device');
+
+// Set by Device's static block, which may reach its private constructor.
+let construct: (context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) => Device;
 
 /**
  * An open VFIO device: its info, regions (keyed by their true index),
@@ -91,7 +104,7 @@ export interface DeviceOwner {
  * regions before closing the fd, then releases the group when it was the
  * group's last device.
  */
-export class Device extends FdHandle implements RegionHost, IrqHost {
+export class Device extends FdHandle implements RegionHost {
   /** Where it was opened. */
   readonly context: VfioContext;
   /** The device name (the PCI address for vfio-pci). */
@@ -106,8 +119,16 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
   readonly #interrupts = new Set<Interrupts>();
   /** Reused by irqInfo(), which reads the answer before the next query. */
   #irqInfoArg: ArgBuffer | undefined;
+  /** What this device's Interrupts may do to it; never reachable from the Device. */
+  readonly #irqPort: IrqPort;
 
-  private constructor(context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) {
+  static {
+    construct = (context, fd, name, info, links) => new Device(constructKey, context, fd, name, info, links);
+  }
+
+  private constructor(key: symbol, context: VfioContext, fd: number, name: string, info: DeviceInfo, links: AdoptOptions) {
+    // Before super(): FdHandle would take charge of closing `fd`.
+    if (key !== constructKey) throw illegalConstructor();
     super(context.backend, fd, `device ${name}`);
     this.context = context;
     this.name = name;
@@ -115,6 +136,15 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     this.group = links.group;
     this.#owner = links.owner;
     this.#iommu = links.iommu;
+    this.#irqPort = {
+      name,
+      context,
+      setIrqs: (flags, index, start, count, data) => this.#setIrqs(flags, index, start, count, data),
+      soleRange: (irqs) => this.#soleRange(irqs),
+      interruptsClosed: (irqs) => {
+        this.#interrupts.delete(irqs);
+      },
+    };
   }
 
   /**
@@ -137,29 +167,11 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
    * @param options.name - the device name, for errors.
    * @param options.iommu - the IOMMU context its DMA goes through, if any.
    */
-  static fromFd(fd: number, options: VfioOptions & { name: string; iommu?: IommuContext }): Device {
+  static fromFd(fd: number, options: FromFdOptions): Device {
     checkInteger('fd', fd, 0, 0x7fff_ffff);
-    const opts = checkOptions('options', options);
+    const opts = checkOptions('options', options, fromFdOptionKeys);
     const name = checkString('options.name', opts.name);
-    return Device.adopt(fd, { context: VfioContext.from(opts), name, iommu: opts.iommu });
-  }
-
-  /**
-   * @internal Takes ownership of `fd` and queries the device info; closes
-   * the fd when that fails, so a failed open leaves nothing behind.
-   */
-  static adopt(fd: number, options: AdoptOptions & { context: VfioContext; name: string }): Device {
-    const { context, name } = options;
-    try {
-      return new Device(context, fd, name, queryDeviceInfo(context, fd, name), options);
-    } catch (error) {
-      try {
-        context.backend.close(fd);
-      } catch {
-        // The info failure is the one worth reporting.
-      }
-      throw error;
-    }
+    return adoptDevice(fd, { context: VfioContext.from(vfioOptionsOf(opts)), name, iommu: opts.iommu });
   }
 
   protected errorContext(): { device: string } {
@@ -181,7 +193,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     if (!this.#regions) {
       const regions = new Map<number, Region>();
       for (let index = 0; index < this.info.numRegions; index++) {
-        const region = Region.probe(this, index);
+        const region = probeRegion(this, index);
         if (region) regions.set(index, region);
       }
       this.#regions = regions;
@@ -202,17 +214,19 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
 
   /**
    * Queries VFIO_DEVICE_GET_IRQ_INFO.
-   * @throws RangeError when `index` is not below info.numIrqs.
+   * @throws RangeError when `index` is not below info.numIrqs; VfioError
+   *   EINVAL naming the index (and its vfio-pci name) when the kernel does
+   *   not offer it for this device, as ERR on a conventional PCI device.
    */
   irqInfo(index: number): IrqInfo {
-    this.checkIrqIndex(index);
+    this.#checkIrqIndex(index);
     const fd = this.fd;
     const arg = (this.#irqInfoArg ??= newIrqInfoArg());
     fillIrqInfoArg(arg, index);
     try {
       this.backend.ioctl(fd, GET_IRQ_INFO, arg.bytes);
     } catch (error) {
-      throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_IRQ_INFO', device: this.name });
+      throw irqInfoError(error, index, this.name, this.info.pci);
     }
     return readIrqInfo(arg);
   }
@@ -226,8 +240,8 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
    *   another index is enabled (INTx, MSI and MSI-X exclude each other).
    */
   enableIrq(index: number, options?: EnableIrqOptions): Interrupts {
-    this.checkIrqIndex(index);
-    const opts = checkOptions('options', options);
+    this.#checkIrqIndex(index);
+    const opts = checkOptions('options', options, enableIrqOptionKeys);
     if (opts.start !== undefined) checkInteger('options.start', opts.start);
     if (opts.count !== undefined) checkInteger('options.count', opts.count, 1);
     const resample = opts.resample === undefined ? true : checkBoolean('options.resample', opts.resample);
@@ -249,7 +263,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
         throw rangeError('options.start', `vectors ${other.start}-${other.start + other.count - 1} of IRQ index ${index} are already enabled`, 'ERR_VFIO_IRQ_BUSY');
       }
     }
-    const irqs = Interrupts.enable(this, info, start, count, resample);
+    const irqs = enableInterrupts(this.#irqPort, info, start, count, resample);
     this.#interrupts.add(irqs);
     return irqs;
   }
@@ -273,7 +287,7 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
         hint: 'the device supports neither FLR, PM nor a slot/bus reset; see hotResetInfo() for a bus reset',
       });
     }
-    this.ioctl('VFIO_DEVICE_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_RESET));
+    this.#ioctl('VFIO_DEVICE_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_RESET));
   }
 
   /**
@@ -318,39 +332,66 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
    * Resets the bus the device sits on (VFIO_DEVICE_PCI_HOT_RESET). The
    * kernel demands proof of ownership of every affected group: pass them all
    * (default: this device's group).
+   * @throws VfioError EINVAL naming the groups the reset affects
+   *   (hotResetInfo()) and the ones given, when the kernel refuses the proof.
    */
   hotReset(groups?: readonly Group[]): void {
     const list = groups ?? (this.group ? [this.group] : undefined);
     if (!Array.isArray(list)) throw typeError('groups', 'an array of Group (the device has no group of its own)', groups);
-    const fds = list.map((group, i) => groupFd(`groups[${i}]`, group));
+    const given = list.map((group, i) => checkGroup(`groups[${i}]`, group));
     const fd = this.fd;
-    const arg = hotResetArg(fds);
-    this.ioctl('VFIO_DEVICE_PCI_HOT_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_PCI_HOT_RESET, arg));
+    const arg = hotResetArg(given.map((group) => group.fd));
+    try {
+      this.backend.ioctl(fd, b.VFIO_DEVICE_PCI_HOT_RESET, arg);
+    } catch (error) {
+      throw this.#hotResetError(error, given.map((group) => group.id));
+    }
   }
 
-  /** @internal IrqHost. */
-  setIrqs(flags: number, index: number, start: number, count: number, data?: { fds?: number[]; bools?: boolean[] }): void {
+  /**
+   * The kernel answers EINVAL, and nothing more, when a group the reset
+   * affects is missing from the proof: name the groups hotResetInfo()
+   * lists next to the ones given (best effort; without the list, the
+   * kernel's error as it came).
+   */
+  #hotResetError(error: unknown, givenIds: number[]): unknown {
+    const context = { syscall: 'ioctl', operation: 'VFIO_DEVICE_PCI_HOT_RESET', device: this.name };
+    const annotated = VfioError.annotate(error, context);
+    if (!(annotated instanceof VfioError) || annotated.code !== 'EINVAL') return annotated;
+    let neededIds: number[];
+    try {
+      neededIds = [...new Set(this.hotResetInfo().devices.map((d) => d.groupId))].sort((x, y) => x - y);
+    } catch {
+      return annotated;
+    }
+    const given = new Set(givenIds);
+    const missing = neededIds.filter((id) => !given.has(id));
+    const groupList = (ids: number[]) => (ids.length === 0 ? 'none' : ids.join(', '));
+    const message = `EINVAL: VFIO_DEVICE_PCI_HOT_RESET refused on ${this.name}: the reset affects groups ${groupList(neededIds)}; given groups ${groupList([...given])}`;
+    const hint = missing.length > 0
+      ? `the kernel demands an open fd of every affected group as proof of ownership: open group${missing.length > 1 ? 's' : ''} ${missing.join(', ')} too and pass ${missing.length > 1 ? 'them' : 'it'} with the others (see hotResetInfo())`
+      : 'every group hotResetInfo() lists was given, so the kernel refused for another reason';
+    return new VfioError('EINVAL', message, { ...context, errno: annotated.errno, hint });
+  }
+
+  /** VFIO_DEVICE_SET_IRQS, for this device's Interrupts (through #irqPort). */
+  #setIrqs(flags: number, index: number, start: number, count: number, data?: { fds?: number[]; bools?: boolean[] }): void {
     const fd = this.fd;
     const arg = irqSet(flags, index, start, count, data);
-    this.ioctl('VFIO_DEVICE_SET_IRQS', () => this.backend.ioctl(fd, b.VFIO_DEVICE_SET_IRQS, arg));
+    this.#ioctl('VFIO_DEVICE_SET_IRQS', () => this.backend.ioctl(fd, b.VFIO_DEVICE_SET_IRQS, arg));
   }
 
-  /** @internal IrqHost. */
-  soleRange(irqs: Interrupts): boolean {
+  /** True when `irqs` is the only enabled range of its index. */
+  #soleRange(irqs: Interrupts): boolean {
     for (const other of this.#interrupts) if (other !== irqs && other.index === irqs.index) return false;
     return true;
-  }
-
-  /** @internal IrqHost. */
-  interruptsClosed(irqs: Interrupts): void {
-    this.#interrupts.delete(irqs);
   }
 
   protected override releaseDependents(): void {
     const regions = this.#regions ? [...this.#regions.values()] : [];
     runAll([
       ...this.interrupts().map((irqs) => () => irqs.disable()),
-      ...regions.map((region) => () => region.unmapAll()),
+      ...regions.map((region) => () => unmapRegion(region)),
     ]);
   }
 
@@ -358,13 +399,13 @@ export class Device extends FdHandle implements RegionHost, IrqHost {
     this.#owner?.deviceClosed(this);
   }
 
-  private checkIrqIndex(index: number): void {
+  #checkIrqIndex(index: number): void {
     checkInteger('index', index, 0, 0xffff_ffff);
     this.assertOpen();
     if (index >= this.info.numIrqs) throw rangeError('index', `must be below ${this.info.numIrqs} (IRQ indexes of ${this.name}), got ${index}`);
   }
 
-  private ioctl<T>(operation: string, call: () => T): T {
+  #ioctl<T>(operation: string, call: () => T): T {
     return kernelCall({ syscall: 'ioctl', operation, device: this.name }, call);
   }
 }
@@ -373,6 +414,44 @@ interface AdoptOptions {
   owner?: DeviceOwner;
   group?: Group;
   iommu?: IommuContext;
+}
+
+/**
+ * @internal Takes ownership of `fd` and queries the device info; closes the
+ * fd when that fails, so a failed open leaves nothing behind. For the
+ * layers that open device fds (open.ts, the IOMMU backends' wiring); not
+ * exported from the package.
+ */
+export function adoptDevice(fd: number, options: AdoptOptions & { context: VfioContext; name: string }): Device {
+  const { context, name } = options;
+  try {
+    return construct(context, fd, name, queryDeviceInfo(context, fd, name), options);
+  } catch (error) {
+    try {
+      context.backend.close(fd);
+    } catch {
+      // The info failure is the one worth reporting.
+    }
+    throw error;
+  }
+}
+
+/**
+ * VFIO_DEVICE_GET_IRQ_INFO failed. EINVAL for an index below num_irqs means
+ * the kernel does not offer that index for this device (vfio-pci: ERR on a
+ * conventional PCI device): say which, by number and name.
+ */
+function irqInfoError(error: unknown, index: number, device: string, pci: boolean): unknown {
+  const context = { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_IRQ_INFO', device };
+  const annotated = VfioError.annotate(error, context);
+  if (!(annotated instanceof VfioError) || annotated.code !== 'EINVAL') return annotated;
+  const label = irqIndexLabel(index, pci);
+  const onlyPcie = pci && index === b.VFIO_PCI_ERR_IRQ_INDEX ? ' (vfio-pci offers ERR on PCI Express devices only)' : '';
+  return new VfioError('EINVAL', `EINVAL: VFIO_DEVICE_GET_IRQ_INFO refused IRQ index ${label} of ${device}`, {
+    ...context,
+    errno: annotated.errno,
+    hint: `the kernel does not offer IRQ index ${label} for this device${onlyPcie}`,
+  });
 }
 
 function queryDeviceInfo(context: VfioContext, fd: number, name: string): DeviceInfo {
@@ -401,13 +480,14 @@ function readU32(bytes: Uint8Array, offset: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, true);
 }
 
-/** The fd of an open Group (checked by shape: the device layer does not import the IOMMU layer). */
-function groupFd(name: string, group: unknown): number {
+/** An open Group, checked by shape: the device layer does not import the IOMMU layer. */
+function checkGroup(name: string, group: unknown): { fd: number; id: number } {
   const candidate = group as { fd?: unknown; id?: unknown } | null;
   if (typeof candidate !== 'object' || candidate === null || typeof candidate.id !== 'number' || !('fd' in candidate)) {
     throw typeError(name, 'a Group', group);
   }
-  return candidate.fd as number;
+  // Read once: `fd` is a getter that throws ERR_VFIO_CLOSED for a closed group.
+  return { fd: candidate.fd as number, id: candidate.id };
 }
 
 function pciAddressOf(segment: number, bus: number, devfn: number): string {

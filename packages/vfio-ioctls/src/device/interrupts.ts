@@ -4,6 +4,7 @@ import type { Poller } from '../core/backend';
 import { kernelCall, type VfioContext } from '../core/context';
 import { closedError, VfioError } from '../core/errors';
 import { runAll } from '../core/handle';
+import { illegalConstructor } from '../core/illegal-constructor';
 import type { IrqInfo } from '../abi/irq-info';
 import { checkInteger, checkOptions, rangeError, typeError } from '../core/validate';
 
@@ -17,8 +18,12 @@ export interface InterruptEvent {
   count: number;
 }
 
-/** @internal What Interrupts needs from its device; Device implements it. */
-export interface IrqHost {
+/**
+ * @internal What Interrupts needs from its device. The device hands over an
+ * object of its own making (closures over its private state), so none of
+ * this is a method anyone holding the Device can call.
+ */
+export interface IrqPort {
   readonly name: string;
   readonly context: VfioContext;
   /** VFIO_DEVICE_SET_IRQS; throws ERR_VFIO_CLOSED once the device is closed. */
@@ -30,6 +35,26 @@ export interface IrqHost {
 }
 
 const NO_EVENTFD = -1;
+
+const eventsOptionKeys: readonly string[] = ['signal'];
+
+/** Only this module holds it: Interrupts' constructor demands it (see illegal-constructor.ts). */
+const constructKey = Symbol('Interrupts');
+
+// Set by Interrupts' static block, which may reach its private parts.
+let construct: (...args: InterruptsArgs) => Interrupts;
+let deliver: (irqs: Interrupts, i: number, error: Error | null) => void;
+
+type InterruptsArgs = [
+  port: IrqPort,
+  info: IrqInfo,
+  start: number,
+  count: number,
+  fds: number[],
+  unmaskFd: number | undefined,
+  pollers: Poller[],
+  target: PollTarget,
+];
 
 /**
  * How a poller callback reaches its Interrupts: weakly while nobody
@@ -84,7 +109,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
   readonly count: number;
   /** The index's info at enable time. */
   readonly info: IrqInfo;
-  readonly #host: IrqHost;
+  readonly #host: IrqPort;
   readonly #fds: number[];
   readonly #unmaskFd: number | undefined;
   readonly #pollers: Poller[];
@@ -94,8 +119,14 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
 
   readonly #target: PollTarget;
 
+  static {
+    construct = (...args) => new Interrupts(constructKey, ...args);
+    deliver = (irqs, i, error) => irqs.#onReadable(i, error);
+  }
+
   private constructor(
-    host: IrqHost,
+    key: symbol,
+    host: IrqPort,
     info: IrqInfo,
     start: number,
     count: number,
@@ -104,6 +135,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     pollers: Poller[],
     target: PollTarget,
   ) {
+    if (key !== constructKey) throw illegalConstructor();
     super();
     this.#target = target;
     this.#host = host;
@@ -120,50 +152,6 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     this.on('removeListener', (event) => {
       if (event === 'interrupt') this.#update();
     });
-  }
-
-  /**
-   * @internal Device.enableIrq(): creates the eventfds, hands them to the
-   * kernel (trigger, and for an automasked index a resample eventfd to
-   * unmask through), and sets up one poller per vector. Undoes every step
-   * when a later one fails.
-   */
-  static enable(host: IrqHost, info: IrqInfo, start: number, count: number, resample: boolean): Interrupts {
-    const { backend } = host.context;
-    const fds: number[] = [];
-    const pollers: Poller[] = [];
-    let unmaskFd: number | undefined;
-    let triggerSet = false;
-    const target: PollTarget = {};
-    try {
-      for (let i = 0; i < count; i++) fds.push(kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0)));
-      if (resample && info.automasked && info.maskable && count === 1) {
-        unmaskFd = kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0));
-      }
-      host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, start, count, { fds });
-      triggerSet = true;
-      if (unmaskFd !== undefined) {
-        host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_UNMASK, info.index, start, 1, { fds: [unmaskFd] });
-      }
-      // Pollers start stopped, so none can fire before `target` is set.
-      fds.forEach((fd, i) => {
-        pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () => backend.poll(fd, pollCallback(target, i))));
-      });
-      const irqs = new Interrupts(host, info, start, count, fds, unmaskFd, pollers, target);
-      target.weak = new WeakRef(irqs);
-      leakedInterrupts.register(irqs, { backend, pollers, fds: unmaskFd === undefined ? fds : [...fds, unmaskFd] }, irqs);
-      return irqs;
-    } catch (error) {
-      const steps: (() => void)[] = pollers.map((poller) => () => poller.close());
-      if (triggerSet) steps.push(() => host.setIrqs(b.VFIO_IRQ_SET_DATA_NONE | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, 0, 0));
-      for (const fd of unmaskFd === undefined ? fds : [...fds, unmaskFd]) steps.push(() => backend.close(fd));
-      try {
-        runAll(steps);
-      } catch {
-        // The enable failure is the one worth reporting.
-      }
-      throw error;
-    }
   }
 
   /** False once disabled. */
@@ -231,7 +219,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
    * watching when the loop is left.
    */
   events(options?: { signal?: AbortSignal }): AsyncIterableIterator<InterruptEvent> {
-    const { signal } = checkOptions('options', options);
+    const { signal } = checkOptions('options', options, eventsOptionKeys);
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError('options.signal', 'an AbortSignal', signal);
     return new EventQueue(this, signal);
   }
@@ -317,8 +305,8 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     }
   }
 
-  /** @internal The poller of vector start + i reported readiness (or an error). */
-  onReadable(i: number, error: Error | null): void {
+  /** The poller of vector start + i reported readiness (or an error). */
+  #onReadable(i: number, error: Error | null): void {
     if (!this.#enabled) return;
     if (error) {
       this.emit('error', VfioError.annotate(error, { syscall: 'poll', device: this.#host.name }));
@@ -359,12 +347,59 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
 }
 
 /**
- * Made outside Interrupts.enable on purpose: a closure shares its scope's
+ * @internal For Device.enableIrq(): creates the eventfds, hands them to the
+ * kernel (trigger, and for an automasked index a resample eventfd to
+ * unmask through), and sets up one poller per vector. Undoes every step
+ * when a later one fails. Not exported from the package.
+ */
+export function enableInterrupts(host: IrqPort, info: IrqInfo, start: number, count: number, resample: boolean): Interrupts {
+  const { backend } = host.context;
+  const fds: number[] = [];
+  const pollers: Poller[] = [];
+  let unmaskFd: number | undefined;
+  let triggerSet = false;
+  const target: PollTarget = {};
+  try {
+    for (let i = 0; i < count; i++) fds.push(kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0)));
+    if (resample && info.automasked && info.maskable && count === 1) {
+      unmaskFd = kernelCall({ syscall: 'eventfd', device: host.name }, () => backend.eventfd(0, 0));
+    }
+    host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, start, count, { fds });
+    triggerSet = true;
+    if (unmaskFd !== undefined) {
+      host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_UNMASK, info.index, start, 1, { fds: [unmaskFd] });
+    }
+    // Pollers start stopped, so none can fire before `target` is set.
+    fds.forEach((fd, i) => {
+      pollers.push(kernelCall({ syscall: 'poll', device: host.name }, () => backend.poll(fd, pollCallback(target, i))));
+    });
+    const irqs = construct(host, info, start, count, fds, unmaskFd, pollers, target);
+    target.weak = new WeakRef(irqs);
+    leakedInterrupts.register(irqs, { backend, pollers, fds: unmaskFd === undefined ? fds : [...fds, unmaskFd] }, irqs);
+    return irqs;
+  } catch (error) {
+    const steps: (() => void)[] = pollers.map((poller) => () => poller.close());
+    if (triggerSet) steps.push(() => host.setIrqs(b.VFIO_IRQ_SET_DATA_NONE | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, 0, 0));
+    for (const fd of unmaskFd === undefined ? fds : [...fds, unmaskFd]) steps.push(() => backend.close(fd));
+    try {
+      runAll(steps);
+    } catch {
+      // The enable failure is the one worth reporting.
+    }
+    throw error;
+  }
+}
+
+/**
+ * Made outside enableInterrupts on purpose: a closure shares its scope's
  * context with the other closures of that scope, and enable's other closures
  * see the device; this one must see nothing but its PollTarget.
  */
 function pollCallback(target: PollTarget, i: number): (error: Error | null) => void {
-  return (error) => (target.strong ?? target.weak?.deref())?.onReadable(i, error);
+  return (error) => {
+    const irqs = target.strong ?? target.weak?.deref();
+    if (irqs) deliver(irqs, i, error);
+  };
 }
 
 function abortError(signal: AbortSignal): Error {

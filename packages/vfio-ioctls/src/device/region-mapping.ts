@@ -2,6 +2,7 @@ import type { Backend } from '../core/backend';
 import { kernelCall } from '../core/context';
 import { closedError, regionAccessError } from '../core/errors';
 import { runAll } from '../core/handle';
+import { illegalConstructor } from '../core/illegal-constructor';
 import { checkInteger, checkU64, hex, rangeError } from '../core/validate';
 
 /** @internal One mmapped area, as Region.map() made it. */
@@ -12,7 +13,7 @@ export interface MmioWindowSpec {
   buffer: ArrayBuffer;
 }
 
-/** @internal What the windows of one mapping share: the region's name and permissions. */
+/** @internal What the windows of one mapping share, the region's name and permissions. */
 export interface MmioAccess {
   /** The region index and device name, for errors. */
   index: number;
@@ -20,6 +21,14 @@ export interface MmioAccess {
   readable: boolean;
   writable: boolean;
 }
+
+/** Only this module holds it: the constructors below demand it (see illegal-constructor.ts). */
+const constructKey = Symbol('RegionMapping');
+
+// Set by the classes' static blocks, which may reach their private parts.
+let newWindow: (backend: Backend, spec: MmioWindowSpec, access: MmioAccess) => MmioWindow;
+let unmapWindow: (window: MmioWindow, backend: Backend) => void;
+let newMapping: (backend: Backend, index: number, specs: MmioWindowSpec[], access: MmioAccess, onUnmap: () => void) => RegionMapping;
 
 /**
  * One mmapped window of a region. Offsets given to its accessors are
@@ -57,8 +66,13 @@ export class MmioWindow {
   readonly #u32: Uint32Array | undefined;
   readonly #u64: BigUint64Array | undefined;
 
-  /** @internal */
-  constructor(backend: Backend, spec: MmioWindowSpec, access: MmioAccess) {
+  static {
+    newWindow = (backend, spec, access) => new MmioWindow(constructKey, backend, spec, access);
+    unmapWindow = (window, backend) => window.#unmap(backend);
+  }
+
+  private constructor(key: symbol, backend: Backend, spec: MmioWindowSpec, access: MmioAccess) {
+    if (key !== constructKey) throw illegalConstructor();
     const direct = backend.directMmio === true;
     this.#accessors = direct ? undefined : backend;
     this.#access = access;
@@ -175,11 +189,12 @@ export class MmioWindow {
   }
 
   /**
-   * @internal Detaches and munmaps the window (views then throw);
-   * idempotent. When munmap fails the window stays mapped and owned, so a
-   * later unmap (or the device's close) tries again instead of leaking it.
+   * Detaches and munmaps the window (views then throw); idempotent. When
+   * munmap fails the window stays mapped and owned, so a later unmap (or
+   * the device's close) tries again instead of leaking it. Only through its
+   * RegionMapping, which must know.
    */
-  unmap(backend: Backend): void {
+  #unmap(backend: Backend): void {
     const buffer = this.#buffer;
     if (!buffer) return;
     kernelCall({ syscall: 'munmap' }, () => backend.munmap(buffer));
@@ -200,11 +215,16 @@ export class RegionMapping implements Disposable {
   readonly #onUnmap: () => void;
   #mapped = true;
 
-  /** @internal Made by Region.map(). */
-  constructor(backend: Backend, index: number, specs: MmioWindowSpec[], access: MmioAccess, onUnmap: () => void) {
+  static {
+    newMapping = (backend, index, specs, access, onUnmap) => new RegionMapping(constructKey, backend, index, specs, access, onUnmap);
+  }
+
+  private constructor(key: symbol, backend: Backend, index: number, specs: MmioWindowSpec[], access: MmioAccess, onUnmap: () => void) {
+    if (key !== constructKey) throw illegalConstructor();
     this.index = index;
     this.#backend = backend;
-    this.windows = specs.map((spec) => new MmioWindow(backend, spec, access)).sort((a, b) => a.offset - b.offset);
+    // Frozen: unmap() walks this list, so nobody may drop a window from it.
+    this.windows = Object.freeze(specs.map((spec) => newWindow(backend, spec, access)).sort((a, b) => a.offset - b.offset));
     this.#onUnmap = onUnmap;
   }
 
@@ -265,7 +285,7 @@ export class RegionMapping implements Disposable {
    */
   unmap(): void {
     if (!this.#mapped) return;
-    runAll(this.windows.map((w) => () => w.unmap(this.#backend)));
+    runAll(this.windows.map((w) => () => unmapWindow(w, this.#backend)));
     this.#mapped = false;
     this.#onUnmap();
   }
@@ -274,4 +294,12 @@ export class RegionMapping implements Disposable {
   [Symbol.dispose](): void {
     this.unmap();
   }
+}
+
+/**
+ * @internal For Region.map(): wraps the mmapped areas; `onUnmap` runs once they
+ * are all unmapped. Not exported from the package.
+ */
+export function newRegionMapping(backend: Backend, index: number, specs: MmioWindowSpec[], access: MmioAccess, onUnmap: () => void): RegionMapping {
+  return newMapping(backend, index, specs, access, onUnmap);
 }

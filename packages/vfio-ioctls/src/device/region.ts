@@ -1,8 +1,9 @@
 import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
 import { kernelCall, type VfioContext } from '../core/context';
 import { regionAccessError, VfioError } from '../core/errors';
-import { RegionMapping, type MmioWindowSpec } from './region-mapping';
+import { newRegionMapping, type MmioWindowSpec, type RegionMapping } from './region-mapping';
 import { runAll } from '../core/handle';
+import { illegalConstructor } from '../core/illegal-constructor';
 import { checkBytes, checkInteger, checkU64, hex, rangeError } from '../core/validate';
 
 /** The device side a region needs; Device implements it. */
@@ -36,6 +37,13 @@ export interface RegionCapabilities {
 
 type RegionInfoStruct = b.vfio_region_info;
 
+/** Only this module holds it: Region's constructor demands it (see illegal-constructor.ts). */
+const constructKey = Symbol('Region');
+
+// Set by Region's static block, which may reach its private parts.
+let construct: (host: RegionHost, info: RegionInfoStruct, caps: RegionCapabilities) => Region;
+let unmapMappings: (region: Region) => void;
+
 /**
  * A region of a device (a BAR, the ROM, config space, or a device-specific
  * region), read and written through the device fd with bounds and
@@ -60,7 +68,13 @@ export class Region {
   #scratch: Scratch | undefined;
   #scratchBusy = false;
 
-  private constructor(host: RegionHost, info: RegionInfoStruct, caps: RegionCapabilities) {
+  static {
+    construct = (host, info, caps) => new Region(constructKey, host, info, caps);
+    unmapMappings = (region) => runAll(region.mappings().map((mapping) => () => mapping.unmap()));
+  }
+
+  private constructor(key: symbol, host: RegionHost, info: RegionInfoStruct, caps: RegionCapabilities) {
+    if (key !== constructKey) throw illegalConstructor();
     this.#host = host;
     this.index = info.index;
     this.size = info.size;
@@ -68,31 +82,6 @@ export class Region {
     this.offset = info.offset;
     this.caps = caps;
     this.#sizeNumber = info.size > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(info.size);
-  }
-
-  /**
-   * @internal Queries VFIO_DEVICE_GET_REGION_INFO. Returns undefined for a
-   * region the device does not have (EINVAL, as VGA on a non-VGA device, or
-   * size 0), so the caller's map stays keyed by the true index.
-   */
-  static probe(host: RegionHost, index: number): Region | undefined {
-    const { backend } = host.context;
-    const fd = host.fd;
-    let answer;
-    try {
-      answer = queryInfo(
-        b.vfio_region_info,
-        { index },
-        (arg) => backend.ioctl(fd, b.VFIO_DEVICE_GET_REGION_INFO, arg),
-        'VFIO_DEVICE_GET_REGION_INFO',
-      );
-    } catch (error) {
-      if ((error as { code?: string }).code === 'EINVAL') return undefined;
-      throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_REGION_INFO', device: host.name });
-    }
-    const { info, bytes } = answer;
-    if (info.size === 0n) return undefined;
-    return new Region(host, info, decodeRegionCaps(info, bytes));
   }
 
   /** The region supports read(). */
@@ -118,12 +107,12 @@ export class Region {
     // Offset errors come before length errors, as they always did.
     if (!(typeof offset === 'number' && offset >= 0 && Number.isSafeInteger(offset))) checkU64('offset', offset);
     checkInteger('length', length, 0);
-    const start = this.checkedStart(offset, length, 1);
-    this.checkAccess('read', this.readable);
+    const start = this.#checkedStart(offset, length, 1);
+    this.#checkAccess('read', this.readable);
     const bytes = new Uint8Array(length);
     // Nothing to move: no syscall (the kernel would refuse one at the very
     // end of the region with EINVAL, although the span is valid).
-    if (length > 0) this.transfer('pread', bytes, start);
+    if (length > 0) this.#transfer('pread', bytes, start);
     return bytes;
   }
 
@@ -135,61 +124,61 @@ export class Region {
     // Offset errors come before length errors, as they always did.
     if (!(typeof offset === 'number' && offset >= 0 && Number.isSafeInteger(offset))) checkU64('offset', offset);
     checkBytes('bytes', bytes);
-    const start = this.checkedStart(offset, bytes.length, 1);
-    this.checkAccess('write', this.writable);
-    if (bytes.length > 0) this.transfer('pwrite', bytes, start);
+    const start = this.#checkedStart(offset, bytes.length, 1);
+    this.#checkAccess('write', this.writable);
+    if (bytes.length > 0) this.#transfer('pwrite', bytes, start);
   }
 
   /** Reads a byte. */
   readUint8(offset: number | bigint): number {
-    return this.readScalar(offset, 1).getUint8(0);
+    return this.#readScalar(offset, 1).getUint8(0);
   }
 
   /** Reads a little-endian 16-bit value (PCI is little-endian); offset 2-aligned. */
   readUint16(offset: number | bigint): number {
-    return this.readScalar(offset, 2).getUint16(0, true);
+    return this.#readScalar(offset, 2).getUint16(0, true);
   }
 
   /** Reads a little-endian 32-bit value; offset 4-aligned. */
   readUint32(offset: number | bigint): number {
-    return this.readScalar(offset, 4).getUint32(0, true);
+    return this.#readScalar(offset, 4).getUint32(0, true);
   }
 
   /** Reads a little-endian 64-bit value; offset 8-aligned. */
   readBigUint64(offset: number | bigint): bigint {
-    return this.readScalar(offset, 8).getBigUint64(0, true);
+    return this.#readScalar(offset, 8).getBigUint64(0, true);
   }
 
   /** Writes a byte. */
   writeUint8(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xff);
-    const scratch = this.scalarScratch();
+    const scratch = this.#scalarScratch();
     scratch.view.setUint8(0, value);
-    this.writeScalar(offset, 1, scratch);
+    this.#writeScalar(offset, 1, scratch);
   }
 
   /** Writes a little-endian 16-bit value; offset 2-aligned. */
   writeUint16(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xffff);
-    const scratch = this.scalarScratch();
+    const scratch = this.#scalarScratch();
     scratch.view.setUint16(0, value, true);
-    this.writeScalar(offset, 2, scratch);
+    this.#writeScalar(offset, 2, scratch);
   }
 
   /** Writes a little-endian 32-bit value; offset 4-aligned. */
   writeUint32(offset: number | bigint, value: number): void {
     checkInteger('value', value, 0, 0xffff_ffff);
-    const scratch = this.scalarScratch();
+    const scratch = this.#scalarScratch();
     scratch.view.setUint32(0, value, true);
-    this.writeScalar(offset, 4, scratch);
+    this.#writeScalar(offset, 4, scratch);
   }
 
   /** Writes a little-endian 64-bit value; offset 8-aligned. */
   writeBigUint64(offset: number | bigint, value: bigint | number): void {
     const big = checkU64('value', value);
-    const scratch = this.scalarScratch();
+    const scratch = this.#scalarScratch();
     scratch.view.setBigUint64(0, big, true);
-    this.writeScalar(offset, 8, scratch);
+    this.#writeScalar(offset, 8, scratch);
   }
 
   /**
@@ -231,7 +220,7 @@ export class Region {
       throw error;
     }
     const access = { index: this.index, device: this.#host.name, readable: this.readable, writable: this.writable };
-    const mapping = new RegionMapping(backend, this.index, windows, access, () => this.#mappings.delete(mapping));
+    const mapping = newRegionMapping(backend, this.index, windows, access, () => this.#mappings.delete(mapping));
     this.#mappings.add(mapping);
     return mapping;
   }
@@ -241,17 +230,17 @@ export class Region {
     return [...this.#mappings];
   }
 
-  private checkSpan(start: bigint, length: bigint): void {
+  #checkSpan(start: bigint, length: bigint): void {
     if (start + length > this.size) {
       throw rangeError('offset', `${hex(start)}+${length} is past the end of region ${this.index} (size ${hex(this.size)})`);
     }
   }
 
-  private checkAccess(what: 'read' | 'write', allowed: boolean): void {
+  #checkAccess(what: 'read' | 'write', allowed: boolean): void {
     if (!allowed) throw regionAccessError(this.index, this.#host.name, what);
   }
 
-  private transfer(syscall: 'pread' | 'pwrite', bytes: Uint8Array, start: bigint): void {
+  #transfer(syscall: 'pread' | 'pwrite', bytes: Uint8Array, start: bigint): void {
     const fd = this.#host.fd;
     const { backend } = this.#host.context;
     const at = this.offset + start;
@@ -275,13 +264,13 @@ export class Region {
    * arithmetic; anything else takes the full checks (same errors, same
    * order). `align` is 1 or the scalar width.
    */
-  private checkedStart(offset: number | bigint, length: number, align: number): bigint {
+  #checkedStart(offset: number | bigint, length: number, align: number): bigint {
     if (typeof offset === 'number' && offset >= 0 && offset + length <= this.#sizeNumber && (offset & (align - 1)) === 0 && Number.isInteger(offset)) {
       return BigInt(offset);
     }
     const start = checkU64('offset', offset);
     if (align > 1 && start % BigInt(align) !== 0n) throw rangeError('offset', `must be ${align}-byte aligned, got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
-    this.checkSpan(start, BigInt(length));
+    this.#checkSpan(start, BigInt(length));
     return start;
   }
 
@@ -290,40 +279,66 @@ export class Region {
    * while it is in use (a fake kernel's register hook may access the region
    * again from inside the pread/pwrite).
    */
-  private scalarScratch(): Scratch {
+  #scalarScratch(): Scratch {
     const scratch = this.#scratch;
     if (scratch === undefined || this.#scratchBusy) return (this.#scratch = newScratch());
     return scratch;
   }
 
-  private readScalar(offset: number | bigint, width: number): DataView {
-    const start = this.checkedStart(offset, width, width);
-    this.checkAccess('read', this.readable);
-    const scratch = this.scalarScratch();
+  #readScalar(offset: number | bigint, width: number): DataView {
+    const start = this.#checkedStart(offset, width, width);
+    this.#checkAccess('read', this.readable);
+    const scratch = this.#scalarScratch();
     this.#scratchBusy = true;
     try {
-      this.transfer('pread', scratch.bytes[width]!, start);
+      this.#transfer('pread', scratch.bytes[width]!, start);
     } finally {
       this.#scratchBusy = false;
     }
     return scratch.view;
   }
 
-  private writeScalar(offset: number | bigint, width: number, scratch: Scratch): void {
-    const start = this.checkedStart(offset, width, width);
-    this.checkAccess('write', this.writable);
+  #writeScalar(offset: number | bigint, width: number, scratch: Scratch): void {
+    const start = this.#checkedStart(offset, width, width);
+    this.#checkAccess('write', this.writable);
     this.#scratchBusy = true;
     try {
-      this.transfer('pwrite', scratch.bytes[width]!, start);
+      this.#transfer('pwrite', scratch.bytes[width]!, start);
     } finally {
       this.#scratchBusy = false;
     }
   }
 
-  /** @internal Device.close() unmaps what is still mapped. */
-  unmapAll(): void {
-    runAll(this.mappings().map((mapping) => () => mapping.unmap()));
+}
+
+/**
+ * @internal For Device: queries VFIO_DEVICE_GET_REGION_INFO. Returns undefined
+ * for a region the device does not have (EINVAL, as VGA on a non-VGA
+ * device, or size 0), so the caller's map stays keyed by the true index.
+ */
+export function probeRegion(host: RegionHost, index: number): Region | undefined {
+  const { backend } = host.context;
+  const fd = host.fd;
+  let answer;
+  try {
+    answer = queryInfo(
+      b.vfio_region_info,
+      { index },
+      (arg) => backend.ioctl(fd, b.VFIO_DEVICE_GET_REGION_INFO, arg),
+      'VFIO_DEVICE_GET_REGION_INFO',
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EINVAL') return undefined;
+    throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_REGION_INFO', device: host.name });
   }
+  const { info, bytes } = answer;
+  if (info.size === 0n) return undefined;
+  return construct(host, info, decodeRegionCaps(info, bytes));
+}
+
+/** @internal For Device.close(): unmaps what is still mapped. */
+export function unmapRegion(region: Region): void {
+  unmapMappings(region);
 }
 
 /** 8 bytes with a view, and a Uint8Array per scalar width over them (no subarray per call). */

@@ -1,5 +1,15 @@
+import { illegalConstructor } from '../core/illegal-constructor';
 import type { DmaBuffer } from './dma-buffer';
 import type { MappingOwner } from './dma-space';
+
+/** Only this module holds it: DmaMapping's constructor demands it (see illegal-constructor.ts). */
+const constructKey = Symbol('DmaMapping');
+
+type MappingArgs = [owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean];
+
+// Set by DmaMapping's static block, which may reach its private parts.
+let construct: (...args: MappingArgs) => DmaMapping;
+let forgetOwner: (mapping: DmaMapping) => void;
 
 /**
  * A DmaBuffer mapped at an IOVA for device DMA. While it exists the buffer
@@ -19,8 +29,15 @@ export class DmaMapping implements Disposable {
   readonly write: boolean;
   #owner: MappingOwner | undefined;
 
-  /** @internal Made by an IommuContext, which has already mapped it (`size` is the buffer's). */
-  constructor(owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean) {
+  static {
+    construct = (...args) => new DmaMapping(constructKey, ...args);
+    forgetOwner = (mapping) => {
+      mapping.#owner = undefined;
+    };
+  }
+
+  private constructor(key: symbol, owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean) {
+    if (key !== constructKey) throw illegalConstructor();
     this.#owner = owner;
     this.buffer = buffer;
     this.iova = iova;
@@ -47,11 +64,6 @@ export class DmaMapping implements Disposable {
     this.#owner?.unmapMapping(this);
   }
 
-  /** @internal Called by the owner once the IOMMU no longer maps it. */
-  markUnmapped(): void {
-    this.#owner = undefined;
-  }
-
   /** Same as unmap(). */
   close(): void {
     this.unmap();
@@ -61,4 +73,17 @@ export class DmaMapping implements Disposable {
   [Symbol.dispose](): void {
     this.unmap();
   }
+}
+
+/**
+ * @internal For dma-space.ts: a mapping the IOMMU context has already made
+ * (`size` is the buffer's). Not exported from the package.
+ */
+export function newDmaMapping(...args: MappingArgs): DmaMapping {
+  return construct(...args);
+}
+
+/** @internal For dma-space.ts: the IOMMU no longer maps it; unmap() becomes a no-op. */
+export function markDmaMappingUnmapped(mapping: DmaMapping): void {
+  forgetOwner(mapping);
 }

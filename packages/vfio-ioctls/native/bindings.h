@@ -8,7 +8,7 @@ void InitFile(Napi::Env env, Napi::Object exports);     // open, close, pread, p
 void InitIoctl(Napi::Env env, Napi::Object exports);    // ioctl
 void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap
 void InitMmio(Napi::Env env, Napi::Object exports);     // mmioRead*/mmioWrite*
-void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize
+void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize, mlock, munlock
 void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite
 void InitPoller(Napi::Env env, Napi::Object exports);   // poll
 

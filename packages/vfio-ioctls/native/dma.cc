@@ -53,6 +53,21 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(mapping->addr)));
 }
 
+// mlock/munlock of a whole live allocDma buffer, for no-IOMMU DMA: the
+// device is given physical addresses, so the pages must stay resident.
+// Nothing to undo at free: munmap drops the lock with the mapping.
+Napi::Value Mlock(const Napi::CallbackInfo& info) {
+  MappingPtr mapping = LiveMappingArg(info, 0, "buffer", MappingKind::kDma);
+  if (::mlock(mapping->addr, mapping->length) < 0) ThrowErrno(info.Env(), errno, "mlock");
+  return info.Env().Undefined();
+}
+
+Napi::Value Munlock(const Napi::CallbackInfo& info) {
+  MappingPtr mapping = LiveMappingArg(info, 0, "buffer", MappingKind::kDma);
+  if (::munlock(mapping->addr, mapping->length) < 0) ThrowErrno(info.Env(), errno, "munlock");
+  return info.Env().Undefined();
+}
+
 Napi::Value PageSizeBinding(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(PageSize()));
 }
@@ -64,6 +79,8 @@ void InitDma(Napi::Env env, Napi::Object exports) {
   exports.Set("freeDma", Napi::Function::New(env, FreeDma, "freeDma"));
   exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
   exports.Set("pageSize", Napi::Function::New(env, PageSizeBinding, "pageSize"));
+  exports.Set("mlock", Napi::Function::New(env, Mlock, "mlock"));
+  exports.Set("munlock", Napi::Function::New(env, Munlock, "munlock"));
 }
 
 }  // namespace vfio

@@ -23,6 +23,8 @@ export type { IrqInfo } from './abi/irq-info';
 export { Interrupts, type InterruptEvent } from './device/interrupts';
 export { DmaBuffer } from './dma/dma-buffer';
 export { DmaMapping } from './dma/mapping';
+export { physicalAddress, physicalSegments, type PhysicalSegment } from './dma/physical-memory';
+export { NoIommu } from './iommu/noiommu';
 export type { IommuContext, IommuKind } from './iommu/context';
 export type { DmaMapOptions } from './dma/dma-space';
 export type { IovaRange } from './dma/iova-allocator';

@@ -17,6 +17,7 @@ import { openSharedDevice } from './iommu/container/shared-groups';
 import { openBoundCdev } from './iommu/iommufd/cdev';
 import { defaultIoas } from './iommu/iommufd/default-ioas';
 import { Ioas, ioasPort } from './iommu/iommufd/ioas';
+import { NoIommu } from './iommu/noiommu';
 
 /** Which kernel interface Device.open uses for the device's IOMMU. */
 export type IommuChoice = 'auto' | 'iommufd' | 'container' | 'noiommu';
@@ -74,7 +75,7 @@ export function openDevice(target: string, options?: DeviceOpenOptions): Device 
   }
   try {
     const groupId = target.startsWith('/') ? groupOfSysfsPath(sysfsPath) : groupOf(name, { sysfsRoot: context.sysfsRoot });
-    return openSharedDevice(context, name, groupId, { container: opts.container, vfToken });
+    return openSharedDevice(context, name, groupId, { container: opts.container, vfToken, noiommu: choice === 'noiommu' });
   } catch (error) {
     throw explainNotBound(error, context, name);
   }
@@ -88,6 +89,9 @@ function pickChoice(opts: DeviceOpenOptions): IommuChoice {
   if (opts.iommu === undefined) return implied ?? 'auto';
   if (!CHOICES.includes(opts.iommu)) {
     throw rangeError('options.iommu', `must be one of ${CHOICES.map((c) => `'${c}'`).join(', ')}, got ${JSON.stringify(opts.iommu)}`, 'ERR_INVALID_ARG_VALUE');
+  }
+  if (opts.iommu === 'noiommu' && opts.container !== undefined) {
+    throw rangeError('options.container', "cannot be given with iommu: 'noiommu' (the no-IOMMU group gets a container of its own)", 'ERR_INVALID_ARG_VALUE');
   }
   if (implied && opts.iommu !== implied && opts.iommu !== 'auto') {
     throw rangeError('options.iommu', `is '${opts.iommu}' but options.${implied === 'container' ? 'container' : 'ioas'} asks for '${implied}'`, 'ERR_INVALID_ARG_VALUE');
@@ -157,6 +161,13 @@ function explainNotBound(error: unknown, context: VfioContext, name: string): un
 }
 
 installDeviceOpener(openDevice);
-installDeviceWrapper((fd, name, group) => adoptDevice(fd, { context: group.context, name, owner: group, group }));
+installDeviceWrapper((fd, name, group) => adoptDevice(fd, {
+  context: group.context,
+  name,
+  owner: group,
+  group,
+  // A no-IOMMU group's container has no DMA to map: the device says so through NoIommu.
+  iommu: group.noiommu ? new NoIommu(group.path) : undefined,
+}));
 // The public Device and Group are taken from here, so that whoever holds them has the wiring installed.
 export { Device, Group };

@@ -87,4 +87,13 @@ export interface Backend {
   addressOf(buffer: ArrayBuffer): bigint;
   /** The system page size. */
   pageSize(): number;
+  /**
+   * mlock(2) of a whole live allocDma buffer: its pages stay resident, as
+   * no-IOMMU DMA (physical addresses) needs. Throws ENOMEM or EPERM past
+   * RLIMIT_MEMLOCK; a buffer that is not live DMA memory is a TypeError
+   * (ERR_INVALID_ARG_VALUE). freeDma drops the lock with the memory.
+   */
+  mlock(buffer: ArrayBuffer): void;
+  /** munlock(2) of a whole live allocDma buffer. */
+  munlock(buffer: ArrayBuffer): void;
 }

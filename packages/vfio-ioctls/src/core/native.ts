@@ -117,4 +117,6 @@ export const nativeBackend: Backend = {
   freeDma: (buffer: ArrayBuffer): void => native().freeDma(buffer),
   addressOf: (buffer: ArrayBuffer): bigint => native().addressOf(buffer),
   pageSize: (): number => native().pageSize(),
+  mlock: (buffer: ArrayBuffer): void => native().mlock(buffer),
+  munlock: (buffer: ArrayBuffer): void => native().munlock(buffer),
 };

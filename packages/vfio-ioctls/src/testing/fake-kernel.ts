@@ -6,6 +6,7 @@ import { regionRw, type FakeDevice } from './fake-device';
 import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, FakeEventfd, FakePoller } from './fake-eventfd';
 import { FakeMachine } from './fake-machine';
 import { FakeMmio } from './fake-mmio';
+import { FakePhysicalMemory, PAGEMAP_PATH } from './fake-physical-memory';
 import { detach } from './fake-region';
 import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
@@ -51,10 +52,13 @@ export class FakeKernel implements Backend {
   private readonly sysfs = new FakeSysfs();
   private readonly mmio: FakeMmio;
   private readonly pollers = new Set<FakePoller>();
+  /** Where DMA memory sits physically, mlock and /proc/self/pagemap (no-IOMMU DMA); `capSysAdmin = false` hides frame numbers. */
+  readonly physicalMemory: FakePhysicalMemory;
 
   constructor(options?: FakeKernelOptions) {
     this.options = resolveOptions(options);
     this.machine = new FakeMachine(this.options);
+    this.physicalMemory = new FakePhysicalMemory(this.machine.memory, this.options.pageSize, this.options.memlockLimit);
     this.mmio = new FakeMmio(this.machine.memory, (buffer) => {
       const m = this.machine.mappings.get(buffer);
       return m && { device: m.file.device, region: m.region.index, offset: m.offset };
@@ -155,7 +159,8 @@ export class FakeKernel implements Backend {
   open(path: string, flags: number): number {
     if (typeof path !== 'string') throw Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' });
     integerArg(flags, 'flags', 0, INT32_MAX); // the access mode is not modelled: VFIO nodes are opened O_RDWR
-    return this.syscall({ syscall: 'open', path }, () => this.machine.openNode(path));
+    return this.syscall({ syscall: 'open', path }, () =>
+      path === PAGEMAP_PATH ? this.machine.fds.install({ kind: 'pagemap', path }) : this.machine.openNode(path));
   }
 
   close(fd: number): void {
@@ -185,7 +190,8 @@ export class FakeKernel implements Backend {
 
   pread(fd: number, buffer: Uint8Array, offset: bigint): number {
     const at = this.ioArgs(fd, buffer, offset);
-    return this.syscall({ syscall: 'pread', fd }, () => this.regionIo(fd, buffer, at, false));
+    return this.syscall({ syscall: 'pread', fd }, () =>
+      this.machine.file(fd).kind === 'pagemap' ? this.physicalMemory.readPagemap(buffer, at) : this.regionIo(fd, buffer, at, false));
   }
 
   pwrite(fd: number, buffer: Uint8Array, offset: bigint): number {
@@ -248,6 +254,16 @@ export class FakeKernel implements Backend {
 
   pageSize(): number {
     return this.options.pageSize;
+  }
+
+  mlock(buffer: ArrayBuffer): void {
+    if (!this.machine.dmaBuffers.has(arrayBufferArg(buffer, 'buffer'))) throw notLive('buffer', 'dma');
+    this.syscall({ syscall: 'mlock' }, () => this.physicalMemory.lock(buffer));
+  }
+
+  munlock(buffer: ArrayBuffer): void {
+    if (!this.machine.dmaBuffers.has(arrayBufferArg(buffer, 'buffer'))) throw notLive('buffer', 'dma');
+    this.syscall({ syscall: 'munlock' }, () => this.physicalMemory.unlock(buffer));
   }
 
   mmioRead8(buffer: ArrayBuffer, offset: number): number {

@@ -14,7 +14,8 @@ export type OpenFile =
   | { kind: 'container'; path: string; container: FakeContainer }
   | { kind: 'group'; path: string; group: FakeGroup }
   | { kind: 'device'; path: string; file: DeviceFile }
-  | { kind: 'eventfd'; path: string; eventfd: FakeEventfd };
+  | { kind: 'eventfd'; path: string; eventfd: FakeEventfd }
+  | { kind: 'pagemap'; path: string }; // /proc/self/pagemap (fake-physical-memory.ts)
 
 // 0, 1 and 2 are the standard streams in any real process.
 const FIRST_FD = 3;

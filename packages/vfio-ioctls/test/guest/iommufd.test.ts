@@ -1,4 +1,4 @@
-// @guest-needs iommufd cdev suite
+// @guest-needs iommu iommufd cdev suite
 /**
  * The iommufd backend against the real kernel: /dev/iommu, IOASes, device
  * cdevs bound and attached, DMA through an IOAS with edu's DMA engine, the

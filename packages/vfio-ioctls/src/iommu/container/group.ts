@@ -6,7 +6,7 @@ import type { Device } from '../../device/device';
 import { blocksGroup, groupDevices, groupOf, groupOfSysfsPath, type PciDeviceInfo } from '../../discovery/sysfs';
 import { VfioError } from '../../core/errors';
 import { FdHandle, runAll } from '../../core/handle';
-import { checkInstance, checkInteger, checkOptions, checkString, checkUuid, parsePciAddress, rangeError, typeError } from '../../core/validate';
+import { checkBoolean, checkInstance, checkInteger, checkOptions, checkString, checkUuid, parsePciAddress, rangeError, typeError } from '../../core/validate';
 
 /**
  * Turns a device fd of this group into a Device; installed by open.ts. The
@@ -57,26 +57,35 @@ export class Group extends FdHandle {
   /** @internal Set by the Device.open registry: runs once the group is closed. */
   whenClosed: (() => void) | undefined;
 
-  private constructor(context: VfioContext, id: number, fd: number) {
-    super(context.backend, fd, `group ${context.groupPath(id)}`);
+  /** A no-IOMMU group (/dev/vfio/noiommu-N): its container gets the VFIO_NOIOMMU_IOMMU type and maps nothing. */
+  readonly noiommu: boolean;
+
+  private constructor(context: VfioContext, id: number, fd: number, noiommu: boolean) {
+    super(context.backend, fd, `group ${noiommu ? noiommuPath(context, id) : context.groupPath(id)}`);
+    this.noiommu = noiommu;
     this.context = context;
     this.id = id;
-    this.path = context.groupPath(id);
+    this.path = noiommu ? noiommuPath(context, id) : context.groupPath(id);
   }
 
   /**
    * Opens an IOMMU group.
    * @param group - the group number, a PCI address ('0000:00:03.0') or a
    *   device's sysfs path ('/sys/bus/pci/devices/0000:00:03.0') whose group is meant.
+   * @param options.noiommu - open the no-IOMMU group node (/dev/vfio/noiommu-N)
+   *   of a kernel in no-IOMMU mode instead.
    * @throws VfioError from open(2): ENOENT (no such group or not bound to
    *   vfio-pci), EBUSY (already open), EACCES (permissions).
    */
-  static open(group: number | string, options?: VfioOptions): Group {
-    const context = VfioContext.from(options);
+  static open(group: number | string, options?: VfioOptions & { noiommu?: boolean }): Group {
+    const opts = checkOptions('options', options);
+    const noiommu = opts.noiommu === undefined ? false : checkBoolean('options.noiommu', opts.noiommu);
+    const { noiommu: _ignored, ...vfioOptions } = opts;
+    const context = VfioContext.from(vfioOptions);
     const id = resolveGroupId(group, context);
-    const path = context.groupPath(id);
+    const path = noiommu ? noiommuPath(context, id) : context.groupPath(id);
     const fd = kernelCall({ syscall: 'open', path }, () => context.backend.open(path, fsConstants.O_RDWR));
-    return new Group(context, id, fd);
+    return new Group(context, id, fd, noiommu);
   }
 
   protected errorContext(): { path: string } {
@@ -164,7 +173,7 @@ export class Group extends FdHandle {
     container.addGroup(this);
     if (container.iommuType !== undefined) return;
     try {
-      container.setIommu();
+      container.setIommu(this.noiommu ? b.VFIO_NOIOMMU_IOMMU : undefined);
     } catch (error) {
       // Leave the group as it was: a group in a container without an IOMMU is of no use.
       try {
@@ -291,6 +300,10 @@ export class Group extends FdHandle {
   private ioctl<T>(operation: string, call: () => T): T {
     return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
   }
+}
+
+function noiommuPath(context: VfioContext, id: number): string {
+  return `${context.devRoot}/noiommu-${id}`;
 }
 
 function resolveGroupId(group: unknown, context: VfioContext): number {

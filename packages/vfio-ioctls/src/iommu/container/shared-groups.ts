@@ -19,21 +19,29 @@ interface Shared {
   groups: Map<number, WeakRef<Group>>;
 }
 
-const sharedByContext = new WeakMap<VfioContext, Shared>();
+const sharedByContext = new WeakMap<VfioContext, { normal: Shared; noiommu: Shared }>();
 
-function sharedOf(context: VfioContext): Shared {
+function sharedOf(context: VfioContext, noiommu: boolean): Shared {
   let shared = sharedByContext.get(context);
-  if (!shared) sharedByContext.set(context, (shared = { container: undefined, groups: new Map() }));
-  return shared;
+  if (!shared) {
+    shared = { normal: { container: undefined, groups: new Map() }, noiommu: { container: undefined, groups: new Map() } };
+    sharedByContext.set(context, shared);
+  }
+  return noiommu ? shared.noiommu : shared.normal;
+}
+
+function contextOptions(context: VfioContext) {
+  return { backend: context.backend, devRoot: context.devRoot, sysfsRoot: context.sysfsRoot, iommufdPath: context.iommufdPath };
 }
 
 /**
  * Device.open through the legacy container: opens `name` in group
  * `groupId`, opening or reusing the group and a container.
  */
-export function openSharedDevice(context: VfioContext, name: string, groupId: number, options: { container?: Container; vfToken?: string } = {}): Device {
-  const { container, vfToken } = options;
-  const shared = sharedOf(context);
+export function openSharedDevice(context: VfioContext, name: string, groupId: number, options: { container?: Container; vfToken?: string; noiommu?: boolean } = {}): Device {
+  const { container, vfToken, noiommu = false } = options;
+  // A no-IOMMU group and a normal one never share a container (their IOMMU types differ).
+  const shared = sharedOf(context, noiommu);
   let group = shared.groups.get(groupId)?.deref();
   if (!group || group.closed) {
     shared.groups.delete(groupId);
@@ -51,7 +59,7 @@ export function openSharedDevice(context: VfioContext, name: string, groupId: nu
   }
   const created: (Group | Container)[] = [];
   try {
-    const newGroup = Group.open(groupId, context);
+    const newGroup = Group.open(groupId, { ...contextOptions(context), noiommu });
     created.push(newGroup);
     let target = container;
     if (!target) {

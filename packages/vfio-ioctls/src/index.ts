@@ -6,6 +6,7 @@
  */
 export type { Backend, Poller } from './core/backend';
 export { VfioError, type VfioErrorContext } from './core/errors';
+export { vfioErrorCodes, errnoCodes, type VfioErrorCode, type LibraryErrorCode, type ErrnoCode, type ErrorCodeInfo } from './core/codes';
 export { VfioContext, type VfioOptions } from './core/context';
 export { Container, type IommuInfo } from './iommu/container/container';
 // Device and Group come through open.ts, which installs Device.open and group.openDevice.

@@ -39,6 +39,25 @@ describe('pciDevice', () => {
   });
 });
 
+describe('options', () => {
+  test('an unknown option name is a TypeError naming it, for every discovery call', () => {
+    const { fake } = machine();
+    const typo = { sysfsroot: fake.sysfsRoot } as never;
+    const expected = expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.sysfsroot is not a known option (did you mean sysfsRoot?') });
+    expect(() => pciDevice(EDU, typo)).toThrow(expected);
+    expect(() => groupOf(EDU, typo)).toThrow(expected);
+    expect(() => groupDevices(5, typo)).toThrow(expected);
+    expect(() => listIommuGroups(typo)).toThrow(expected);
+    expect(() => listIommuGroups('/sys' as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  test('the VfioOptions of the rest of the library are accepted too (one options object for every call)', () => {
+    const { fake, env } = machine();
+    expect(groupOf(EDU, env)).toBe(5);
+    expect(listIommuGroups({ ...env, sysfsRoot: fake.sysfsRoot })).toHaveLength(2);
+  });
+});
+
 describe('groupOf', () => {
   test('the group number of a PCI address', () => {
     const { fake } = machine();
@@ -50,7 +69,7 @@ describe('groupOf', () => {
     const root = mkdtempSync(join(tmpdir(), 'vfio-sysfs-'));
     try {
       mkdirSync(join(root, 'bus/pci/devices', EDU), { recursive: true });
-      expect(() => groupOf(EDU, { sysfsRoot: root })).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU_GROUP', device: EDU, hint: expect.stringContaining('iommu=on') }));
+      expect(() => groupOf(EDU, { sysfsRoot: root })).toThrow(expect.objectContaining({ code: 'ERR_VFIO_IOMMU_UNAVAILABLE', device: EDU, hint: expect.stringContaining('iommu=on') }));
       expect(() => groupOf(EDU2, { sysfsRoot: root })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     } finally {
       rmSync(root, { recursive: true, force: true });
@@ -80,6 +99,19 @@ describe('listIommuGroups / groupDevices', () => {
     }
   });
 
+  test('a group id is a non-negative integer, checked before sysfs is read', () => {
+    const { fake } = machine();
+    const options = { sysfsRoot: fake.sysfsRoot };
+    for (const bad of ['5', 5n, null, undefined]) {
+      expect(() => groupDevices(bad as never, options)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^id must be an integer/) }));
+    }
+    for (const bad of [-1, 2 ** 31, 1.5, NaN]) {
+      expect(() => groupDevices(bad, options)).toThrow(expect.objectContaining({ code: bad === 1.5 || Number.isNaN(bad) ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
+    }
+    // '../5' would otherwise name another folder of sysfs.
+    expect(() => groupDevices('../5' as never, options)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
   test('unreadable device files are reported with their path', () => {
     const root = mkdtempSync(join(tmpdir(), 'vfio-sysfs-'));
     try {
@@ -99,6 +131,18 @@ describe('the public helpers the vfio command shares', () => {
     expect(parsePciAddress('AB:1F.7')).toBe('0000:ab:1f.7');
     for (const bad of ['00:20.0', '00:03.8', '0:00:03.0', '0000:00:03', '/sys/bus/pci/devices/0000:00:03.0', '']) {
       expect(parsePciAddress(bad)).toBeUndefined();
+    }
+  });
+
+  test('parsePciAddress: a non-string is a TypeError, not "not an address"', () => {
+    expect(() => parsePciAddress(3 as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => parsePciAddress(undefined as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
+  test('isVfioDriver / blocksGroup take a driver name or undefined, nothing else', () => {
+    for (const f of [isVfioDriver, blocksGroup]) {
+      expect(() => f(null as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('driver') }));
+      expect(() => f(1 as never)).toThrow(expect.objectContaining({ name: 'TypeError' }));
     }
   });
 

@@ -36,7 +36,7 @@ describe('VfioContext', () => {
       const lib = require('../src') as typeof import('../src');
       const { fake } = kernel();
       expect(lib.listIommuGroups({ sysfsRoot: fake.sysfsRoot })).toHaveLength(1); // discovery needs no backend
-      expect(() => lib.Container.open()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_NATIVE', hint: expect.stringContaining('build:native') }));
+      expect(() => lib.Container.open()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_NO_ADDON', hint: expect.stringContaining('build:native') }));
       jest.dontMock('../src/core/native');
     });
   });

@@ -53,6 +53,12 @@ describe('VfioError', () => {
     expect(Object.is(new VfioError('ERR_VFIO_CLOSED', 'closed').errno, 0)).toBe(true);
   });
 
+  test('an errno code without an explicit errno gets its number, E<n> included', () => {
+    expect(new VfioError('EBUSY', 'busy').errno).toBe(-16);
+    expect(new VfioError('E77', 'bad fd state').errno).toBe(-77);
+    expect(new VfioError('EUNATCH', 'x').errno).toBe(-49); // a libuv name os.constants lacks
+  });
+
   test('annotate adds context to errno errors and passes other errors through', () => {
     const raw = Object.assign(new Error('EBUSY: device or resource busy, ioctl'), { code: 'EBUSY', errno: -16, syscall: 'ioctl' });
     const e = VfioError.annotate(raw, { operation: 'VFIO_GROUP_SET_CONTAINER', path: '/dev/vfio/9' }) as VfioError;

@@ -1,6 +1,6 @@
 import type { Backend } from './backend';
 import { VfioError, type VfioErrorContext } from './errors';
-import { checkOptions, checkString, typeError } from './validate';
+import { checkOptions, checkString, optionKeys, typeError } from './validate';
 
 /**
  * Where the library finds the kernel. Every class takes these options so
@@ -13,6 +13,22 @@ export interface VfioOptions {
   devRoot?: string;
   /** Mount point of sysfs; defaults to '/sys'. */
   sysfsRoot?: string;
+  /** The iommufd node; defaults to '/dev/iommu'. */
+  iommufdPath?: string;
+}
+
+/** The keys of VfioOptions: VfioContext.from rejects any other. */
+export const vfioOptionKeys = optionKeys<VfioOptions>({ backend: true, devRoot: true, sysfsRoot: true, iommufdPath: true });
+
+/**
+ * The VfioOptions part of a wider options bag (Device.open's, with its
+ * `container`), for VfioContext.from, which takes nothing else. The caller
+ * checks the other keys against its own list.
+ */
+export function vfioOptionsOf(options: VfioOptions): VfioOptions {
+  const picked: Record<string, unknown> = {};
+  for (const key of vfioOptionKeys) if (options[key] !== undefined) picked[key] = options[key];
+  return picked as VfioOptions;
 }
 
 let nativeBackend: Backend | undefined;
@@ -27,7 +43,7 @@ function loadNativeBackend(): Backend {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     nativeBackend = (require('./native') as { nativeBackend: Backend }).nativeBackend;
   } catch (cause) {
-    const error = new VfioError('ERR_VFIO_NATIVE', 'the vfio-ioctls native addon could not be loaded', {
+    const error = new VfioError('ERR_VFIO_NO_ADDON', 'the vfio-ioctls native addon could not be loaded', {
       hint: 'build it with `pnpm --filter vfio-ioctls build:native`, or pass { backend } explicitly',
     });
     (error as { cause?: unknown }).cause = cause;
@@ -47,33 +63,44 @@ export class VfioContext {
   readonly backend: Backend;
   readonly devRoot: string;
   readonly sysfsRoot: string;
+  readonly iommufdPath: string;
 
-  private constructor(backend: Backend, devRoot: string, sysfsRoot: string) {
+  private constructor(backend: Backend, devRoot: string, sysfsRoot: string, iommufdPath: string) {
     this.backend = backend;
     this.devRoot = devRoot;
     this.sysfsRoot = sysfsRoot;
+    this.iommufdPath = iommufdPath;
   }
 
   private static readonly cache = new WeakMap<Backend, Map<string, VfioContext>>();
 
-  /** The context for these options (cached, so equal options give the same context). */
+  /**
+   * The context for these options (cached, so equal options give the same context).
+   * @throws TypeError for an option of the wrong type or an unknown option name.
+   */
   static from(options?: VfioOptions | VfioContext): VfioContext {
     if (options instanceof VfioContext) return options;
-    const opts = checkOptions('options', options);
+    const opts = checkOptions('options', options, vfioOptionKeys);
     const backend = opts.backend === undefined ? loadNativeBackend() : checkBackend(opts.backend);
     const devRoot = trimSlash(opts.devRoot === undefined ? '/dev/vfio' : checkString('options.devRoot', opts.devRoot));
     const sysfsRoot = trimSlash(opts.sysfsRoot === undefined ? '/sys' : checkString('options.sysfsRoot', opts.sysfsRoot));
     let byRoots = VfioContext.cache.get(backend);
     if (!byRoots) VfioContext.cache.set(backend, (byRoots = new Map()));
-    const key = `${devRoot}\0${sysfsRoot}`;
+    const iommufdPath = opts.iommufdPath === undefined ? '/dev/iommu' : checkString('options.iommufdPath', opts.iommufdPath);
+    const key = `${devRoot}\0${sysfsRoot}\0${iommufdPath}`;
     let context = byRoots.get(key);
-    if (!context) byRoots.set(key, (context = new VfioContext(backend, devRoot, sysfsRoot)));
+    if (!context) byRoots.set(key, (context = new VfioContext(backend, devRoot, sysfsRoot, iommufdPath)));
     return context;
   }
 
   /** The path of the container node. */
   get containerPath(): string {
     return `${this.devRoot}/vfio`;
+  }
+
+  /** The path of a device cdev ('vfio3', 'noiommu-vfio0'). */
+  cdevPath(name: string): string {
+    return `${this.devRoot}/devices/${name}`;
   }
 
   /** The path of group `id`'s node. */

@@ -1,5 +1,5 @@
-import { constants as osConstants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
+import type { ErrnoCode, RenamedCode, VfioErrorCode } from './codes';
+import { errnoName, errnoNumber } from './errno';
 
 /** What a VfioError knows of the failed call, beyond the errno. */
 export interface VfioErrorContext {
@@ -15,19 +15,10 @@ export interface VfioErrorContext {
   hint?: string;
 }
 
-const errnoByName: Record<string, number> = osConstants.errno as Record<string, number>;
-
-/**
- * libuv's name for an errno, as the native addon reports it (EAGAIN, not its
- * alias EWOULDBLOCK); `E<n>` where libuv has none (EBADFD is 77).
- */
-function errnoName(errno: number): string {
-  const name = getSystemErrorName(-Math.abs(errno));
-  return name.startsWith('E') ? name : `E${Math.abs(errno)}`;
-}
+type Hints = Partial<Record<VfioErrorCode, string>>;
 
 /** The hints for the common causes, keyed by VFIO operation, then by code. */
-const hints: Record<string, Record<string, string>> = {
+const hints: Record<string, Hints> = {
   VFIO_SET_IOMMU: {
     EPERM: 'the IOMMU has no interrupt remapping; enable it (intel_iommu=on, intremap) or load vfio_iommu_type1 with allow_unsafe_interrupts=1',
   },
@@ -58,7 +49,7 @@ const hints: Record<string, Record<string, string>> = {
     EINVAL: 'only one of INTx, MSI and MSI-X can be enabled at a time; disable the other first',
   },
 };
-const genericHints: Record<string, string> = {
+const genericHints: Hints = {
   EACCES: 'no permission on the /dev/vfio node: run as root or give your user the group file (udev rule or chown)',
   EBUSY: 'the device or group is in use by another process or handle',
   ENOENT: 'no such node: is the device bound to vfio-pci and the vfio modules loaded?',
@@ -74,8 +65,8 @@ const genericHints: Record<string, string> = {
  */
 export class VfioError extends Error {
   override name = 'VfioError';
-  /** 'EBUSY', 'EINVAL', ... or a library code such as 'ERR_VFIO_CLOSED'. */
-  readonly code: string;
+  /** 'EBUSY', 'EINVAL', ... or a library code such as 'ERR_VFIO_CLOSED' (see codes.ts, and the README). */
+  readonly code: VfioErrorCode;
   /** Negative errno, as Node's own errors carry it; 0 for library codes. */
   readonly errno: number;
   readonly syscall?: string;
@@ -84,12 +75,13 @@ export class VfioError extends Error {
   readonly device?: string;
   readonly hint?: string;
 
-  constructor(code: string, message: string, context: VfioErrorContext & { errno?: number } = {}) {
+  constructor(code: VfioErrorCode | RenamedCode, message: string, context: VfioErrorContext & { errno?: number } = {}) {
     const hint = context.hint ?? hintFor(context.operation, code);
     super(hint ? `${message} (hint: ${hint})` : message);
-    this.code = code;
+    // A RenamedCode is thrown as it is until its call site moves to the new code (codes.ts).
+    this.code = code as VfioErrorCode;
     // `|| 0` turns the -0 of library codes (no errno) into a plain 0.
-    this.errno = context.errno ?? (-(errnoByName[code] ?? 0) || 0);
+    this.errno = context.errno ?? (-(errnoNumber(code) ?? 0) || 0);
     this.syscall = context.syscall;
     this.operation = context.operation;
     this.path = context.path;
@@ -99,7 +91,7 @@ export class VfioError extends Error {
 
   /** Builds the error for a failed syscall from its errno (positive or negative). */
   static fromErrno(errno: number, context: VfioErrorContext): VfioError {
-    const code = errnoName(errno);
+    const code: ErrnoCode = errnoName(errno);
     const what = [context.operation, context.syscall].filter(Boolean).join(' ');
     const about = context.device ?? context.path;
     const message = `${code}: ${what || 'call'} failed${about ? ` on ${about}` : ''}`;
@@ -119,7 +111,8 @@ export class VfioError extends Error {
 }
 
 function hintFor(operation: string | undefined, code: string): string | undefined {
-  return (operation ? hints[operation]?.[code] : undefined) ?? genericHints[code];
+  const key = code as VfioErrorCode;
+  return (operation ? hints[operation]?.[key] : undefined) ?? genericHints[key];
 }
 
 /**

@@ -5,7 +5,9 @@
  * ERR_OUT_OF_RANGE) so that callers can match `.code` across realms.
  */
 
-type ArgError = (TypeError | RangeError) & { code: string };
+import type { LibraryErrorCode } from './codes';
+
+type ArgError = (TypeError | RangeError) & { code: LibraryErrorCode };
 
 /** A TypeError with Node's ERR_INVALID_ARG_TYPE code. */
 export function typeError(name: string, expected: string, value: unknown): ArgError {
@@ -14,8 +16,8 @@ export function typeError(name: string, expected: string, value: unknown): ArgEr
   return error;
 }
 
-/** A RangeError naming the argument; `code` defaults to Node's ERR_OUT_OF_RANGE. */
-export function rangeError(name: string, problem: string, code = 'ERR_OUT_OF_RANGE'): ArgError {
+/** A RangeError naming the argument; `code` (one of codes.ts) defaults to Node's ERR_OUT_OF_RANGE. */
+export function rangeError(name: string, problem: string, code: LibraryErrorCode = 'ERR_OUT_OF_RANGE'): ArgError {
   const error = new RangeError(`${name} ${problem}`) as ArgError;
   error.code = code;
   return error;
@@ -47,6 +49,18 @@ export function checkU64(name: string, value: unknown, min = 0n, max = 0xffff_ff
   else throw typeError(name, 'a bigint or a safe integer', value);
   if (big < min || big > max) throw rangeError(name, `must be in [${hex(min)}, ${hex(max)}], got ${hex(big)}`);
   return big;
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * A 64-bit unsigned bigint, for APIs that take and give bigints throughout
+ * (IovaAllocator): a number is a TypeError rather than converted.
+ */
+export function checkBigU64(name: string, value: unknown): bigint {
+  if (typeof value !== 'bigint') throw typeError(name, 'a bigint', value);
+  if (value < 0n || value > U64_MAX) throw rangeError(name, `must be in [0x0, ${hex(U64_MAX)}], got ${value < 0n ? `-${hex(-value)}` : hex(value)}`);
+  return value;
 }
 
 export function checkBoolean(name: string, value: unknown): boolean {
@@ -119,8 +133,10 @@ const pciAddressPattern = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{
  * A PCI address as the kernel names devices in sysfs, 'DDDD:BB:DD.F'
  * (the domain may be left out: '00:03.0' means '0000:00:03.0'). Returns the
  * full lower-case form, or undefined when `value` is not a PCI address.
+ * @throws TypeError when `value` is not a string.
  */
 export function parsePciAddress(value: string): string | undefined {
+  if (typeof value !== 'string') throw typeError('value', 'a string', value);
   const match = pciAddressPattern.exec(value);
   if (!match) return undefined;
   const [, domain = '0000', bus, slot, fn] = match;
@@ -130,4 +146,13 @@ export function parsePciAddress(value: string): string | undefined {
 
 export function hex(value: bigint | number): string {
   return `0x${value.toString(16)}`;
+}
+
+/** A UUID in its 8-4-4-4-12 hex form (a VF token), returned lower-case. */
+export function checkUuid(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw typeError(name, "a UUID string ('8-4-4-4-12' hex)", value);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) {
+    throw rangeError(name, `must be a UUID like '2ab74924-c335-45f4-9b16-8569e5b08258', got ${JSON.stringify(value)}`, 'ERR_INVALID_ARG_VALUE');
+  }
+  return value.toLowerCase();
 }

@@ -1,9 +1,14 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { vfioOptionKeys } from '../core/context';
 import { VfioError } from '../core/errors';
-import { checkOptions, checkString, parsePciAddress, rangeError } from '../core/validate';
+import { checkInteger, checkOptions, checkString, parsePciAddress, rangeError, typeError } from '../core/validate';
 
-/** Discovery reads sysfs only, so it needs no backend (and never loads the addon). */
+/**
+ * Discovery reads sysfs only, so it needs no backend (and never loads the
+ * addon). The VfioOptions the rest of the library takes are accepted too,
+ * so one options object serves every call; only sysfsRoot is read.
+ */
 export interface SysfsOptions {
   /** Mount point of sysfs; defaults to '/sys'. */
   sysfsRoot?: string;
@@ -36,7 +41,7 @@ export interface IommuGroupInfo {
 }
 
 function sysfsRootOf(options?: SysfsOptions): string {
-  const opts = checkOptions('options', options);
+  const opts = checkOptions('options', options, vfioOptionKeys);
   const root = opts.sysfsRoot === undefined ? '/sys' : checkString('options.sysfsRoot', opts.sysfsRoot);
   return root.length > 1 ? root.replace(/\/+$/, '') : root;
 }
@@ -98,7 +103,7 @@ export function pciDevice(address: string, options?: SysfsOptions): PciDeviceInf
 
 /**
  * The IOMMU group number of a PCI device.
- * @throws VfioError ERR_VFIO_NO_IOMMU_GROUP when the device has none (IOMMU off).
+ * @throws VfioError ERR_VFIO_IOMMU_UNAVAILABLE when the device has none (IOMMU off).
  */
 export function groupOf(address: string, options?: SysfsOptions): number {
   const full = checkAddress(address);
@@ -121,7 +126,7 @@ export function groupOfSysfsPath(dir: string): number {
     if (!exists) {
       throw new VfioError('ENOENT', `no device at ${dir}`, { path: dir, hint: 'check the PCI address (lspci -D)' });
     }
-    throw new VfioError('ERR_VFIO_NO_IOMMU_GROUP', `${basename(dir)} has no IOMMU group`, {
+    throw new VfioError('ERR_VFIO_IOMMU_UNAVAILABLE', `${basename(dir)} has no IOMMU group`, {
       path: dir,
       device: basename(dir),
       hint: 'enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line)',
@@ -130,8 +135,19 @@ export function groupOfSysfsPath(dir: string): number {
   return Number(basename(target));
 }
 
+/** An IOMMU group number: the kernel's are non-negative ints. */
+function checkGroupId(id: unknown): number {
+  return checkInteger('id', id, 0, 0x7fff_ffff);
+}
+
+function checkDriver(driver: unknown): string | undefined {
+  if (driver !== undefined && typeof driver !== 'string') throw typeError('driver', 'a string or undefined', driver);
+  return driver;
+}
+
 /** The devices of IOMMU group `id`. */
 export function groupDevices(id: number, options?: SysfsOptions): PciDeviceInfo[] {
+  checkGroupId(id);
   const dir = `${sysfsRootOf(options)}/kernel/iommu_groups/${id}/devices`;
   let names: string[];
   try {
@@ -162,6 +178,7 @@ export function listIommuGroups(options?: SysfsOptions): IommuGroupInfo[] {
 
 /** Whether `driver` is vfio-pci or one of its vendor variants (mlx5_vfio_pci, ...). */
 export function isVfioDriver(driver: string | undefined): boolean {
+  checkDriver(driver);
   return driver !== undefined && /(^|[-_])vfio[-_]pci$/.test(driver);
 }
 
@@ -174,5 +191,6 @@ const HARMLESS_DRIVERS = new Set(['pci-stub', 'pcieport']);
 
 /** Whether a device bound to `driver` keeps its IOMMU group from being used through VFIO. */
 export function blocksGroup(driver: string | undefined): boolean {
+  checkDriver(driver);
   return driver !== undefined && !isVfioDriver(driver) && !HARMLESS_DRIVERS.has(driver);
 }

@@ -1,3 +1,5 @@
+import { checkBigU64, hex, rangeError, typeError } from '../core/validate';
+
 /** An inclusive range of IO virtual addresses the IOMMU can translate. */
 export interface IovaRange {
   /** First valid IOVA. */
@@ -18,6 +20,29 @@ function alignUp(value: bigint, alignment: bigint): bigint {
   return ((value + alignment - 1n) / alignment) * alignment;
 }
 
+/** One IovaRange of the constructor's list, copied so that later changes to the caller's object do not reach the allocator. */
+function checkRange(range: unknown, index: number): IovaRange {
+  const name = `ranges[${index}]`;
+  if (range === null || typeof range !== 'object') throw typeError(name, 'an object { start, end }', range);
+  const start = checkBigU64(`${name}.start`, (range as IovaRange).start);
+  const end = checkBigU64(`${name}.end`, (range as IovaRange).end);
+  if (start > end) throw rangeError(name, `must have start <= end, got ${hex(start)}-${hex(end)}`, 'ERR_INVALID_ARG_VALUE');
+  return Object.freeze({ start, end });
+}
+
+/**
+ * [iova, iova + size) as the methods take it: bigints, size > 0, and no
+ * wrap past the 64-bit IOVA space (where `iova + size - 1n` would lie).
+ */
+function checkSpan(iova: unknown, size: unknown, iovaName: string): void {
+  const start = checkBigU64(iovaName, iova);
+  const length = checkBigU64('size', size);
+  if (length === 0n) throw rangeError('size', 'must be > 0');
+  if (start + length - 1n > 0xffff_ffff_ffff_ffffn) {
+    throw rangeError('size', `${hex(length)} at ${iovaName} ${hex(start)} runs past the end of the 64-bit IOVA space`);
+  }
+}
+
 /**
  * Hands out IOVAs inside the IOMMU's valid ranges, aligned to its page
  * size, without overlapping what is already mapped. The kernel would refuse
@@ -33,14 +58,26 @@ export class IovaAllocator {
   readonly #spans: IovaSpan[] = [];
 
   /**
-   * @param ranges - the valid IOVA ranges (inclusive ends), as the IOMMU reports them.
+   * @param ranges - the valid IOVA ranges (inclusive ends), as the IOMMU reports them; disjoint.
    * @param alignment - the smallest IOMMU page size; every IOVA is a multiple of it.
+   * @throws TypeError unless `ranges` is an array of { start, end } bigints and
+   *   `alignment` a bigint; RangeError for a range with start > end, ranges
+   *   that overlap, or an alignment that is not a power of two.
    */
   constructor(ranges: readonly IovaRange[], alignment: bigint) {
-    if (alignment <= 0n || (alignment & (alignment - 1n)) !== 0n) {
-      throw new RangeError(`alignment must be a power of two, got ${alignment}`);
+    if (!Array.isArray(ranges)) throw typeError('ranges', 'an array of { start, end }', ranges);
+    const sorted = Array.from(ranges, (range: unknown, i) => checkRange(range, i)).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    for (let i = 1; i < sorted.length; i++) {
+      const [before, after] = [sorted[i - 1]!, sorted[i]!];
+      if (after.start <= before.end) {
+        throw rangeError('ranges', `must not overlap: ${hex(before.start)}-${hex(before.end)} and ${hex(after.start)}-${hex(after.end)}`, 'ERR_INVALID_ARG_VALUE');
+      }
     }
-    this.ranges = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    checkBigU64('alignment', alignment);
+    if (alignment === 0n || (alignment & (alignment - 1n)) !== 0n) {
+      throw rangeError('alignment', `must be a power of two, got ${hex(alignment)}`, 'ERR_INVALID_ARG_VALUE');
+    }
+    this.ranges = Object.freeze(sorted);
     this.alignment = alignment;
   }
 
@@ -51,6 +88,7 @@ export class IovaAllocator {
 
   /** The range that holds all of [iova, iova + size), if any. */
   rangeOf(iova: bigint, size: bigint): IovaRange | undefined {
+    checkSpan(iova, size, 'iova');
     const last = iova + size - 1n;
     for (const r of this.ranges) if (iova >= r.start && last <= r.end) return r;
     return undefined;
@@ -58,6 +96,7 @@ export class IovaAllocator {
 
   /** The reserved span that overlaps [iova, iova + size), if any. */
   overlapping(iova: bigint, size: bigint): IovaSpan | undefined {
+    checkSpan(iova, size, 'iova');
     // Spans are disjoint and sorted, so their ends are sorted too: the first
     // span ending after `iova` is the only one that can be the first overlap.
     const span = this.#spans[this.#firstEndingAfter(iova)];
@@ -68,9 +107,12 @@ export class IovaAllocator {
    * First fit: the lowest aligned IOVA where `size` bytes fit in one range,
    * free, and not above `maxIova`. IOVA 0 is never handed out, because many
    * devices and drivers read a zero address as "none".
+   * @returns the IOVA, or undefined when no free place fits (or `size` is 0).
    */
   allocate(size: bigint, maxIova?: bigint): bigint | undefined {
-    if (size <= 0n) return undefined;
+    checkBigU64('size', size);
+    if (maxIova !== undefined) checkBigU64('maxIova', maxIova);
+    if (size === 0n) return undefined;
     for (const range of this.ranges) {
       const limit = maxIova !== undefined && maxIova < range.end ? maxIova : range.end;
       let candidate = alignUp(range.start > 0n ? range.start : this.alignment, this.alignment);
@@ -83,16 +125,26 @@ export class IovaAllocator {
     return undefined;
   }
 
-  /** Marks [start, start + size) as used. The caller has checked it is free. */
+  /**
+   * Marks [start, start + size) as used.
+   * @throws RangeError ERR_VFIO_DMA_OVERLAP when part of it is already
+   *   reserved (spans stay disjoint: the searches rely on it).
+   */
   reserve(start: bigint, size: bigint): void {
+    checkSpan(start, size, 'start');
+    const clash = this.overlapping(start, size);
+    if (clash) {
+      throw rangeError('start', `${hex(start)}+${hex(size)} overlaps the reserved span ${hex(clash.start)}+${hex(clash.size)}`, 'ERR_VFIO_DMA_OVERLAP');
+    }
     const spans = this.#spans;
     const at = this.#firstStartingAfter(start);
     if (at === spans.length) spans.push({ start, size });
     else spans.splice(at, 0, { start, size });
   }
 
-  /** Frees the span that starts at `start`. */
+  /** Frees the span that starts at `start`; does nothing when no span starts there. */
   release(start: bigint): void {
+    checkBigU64('start', start);
     const spans = this.#spans;
     const at = this.#firstStartingAfter(start) - 1;
     if (at < 0 || spans[at]!.start !== start) return;

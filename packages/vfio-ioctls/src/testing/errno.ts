@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
-import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import { getSystemErrorMap } from 'node:util';
+import { errnoName } from '../core/errno';
 import { VfioError } from '../core/errors';
 
 // Linux errnos libuv does not list (so os.constants.errno lacks them); the kernel still returns them.
@@ -34,7 +35,7 @@ export function kernelError(code: string, syscall: string): VfioError {
   const errno = errnoByName[code];
   if (errno === undefined) throw new TypeError(`unknown errno name: ${code}`);
   const known = getSystemErrorMap().get(-errno);
-  const name = known ? getSystemErrorName(-errno) : `E${errno}`;
+  const name = errnoName(errno);
   const text = known ? known[1] : `Unknown system error -${errno}`;
   return new VfioError(name, `${name}: ${text}, ${syscall}`, { errno: -errno, syscall });
 }

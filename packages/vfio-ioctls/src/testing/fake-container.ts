@@ -5,7 +5,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR,
   VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
+  VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
 } from 'vfio-bindings';
 import { checkArgsz, decodeFixed, offsetOfEnd, pointerArg, valueArg, writeBack } from './abi';
 import { buildChain, placeChain } from './capabilities';
@@ -28,7 +28,8 @@ export class FakeContainer {
   readonly groups = new Set<FakeGroup>();
   /** Whether the container's own fd is still open. */
   fdOpen = true;
-  private iommu: { type: number; dma: DmaTable } | null = null;
+  /** The IOMMU driver set by SET_IOMMU; vfio-noiommu has no DMA table (it maps nothing). */
+  private iommu: { type: number; dma: DmaTable | null } | null = null;
 
   /** `pinned` is what the whole process has pinned so far, for the RLIMIT_MEMLOCK check. */
   constructor(private readonly options: ResolvedOptions, private readonly memory: FakeAddressSpace, private readonly pinned: () => bigint) {}
@@ -65,6 +66,8 @@ export class FakeContainer {
     }
     // Without an IOMMU driver the container answers EINVAL to everything else.
     if (!this.iommu) throw new Errno('EINVAL');
+    // vfio-noiommu's ioctl answers only CHECK_EXTENSION: MAP_DMA and the rest are ENOTTY.
+    if (!this.iommu.dma) throw new Errno('ENOTTY');
     switch (request) {
       case VFIO_IOMMU_GET_INFO: return this.getInfo(pointerArg(arg), this.iommu.dma);
       case VFIO_IOMMU_MAP_DMA: return this.mapDma(pointerArg(arg), this.iommu.dma);
@@ -74,6 +77,11 @@ export class FakeContainer {
   }
 
   private checkExtension(extension: number): number {
+    // In no-IOMMU mode a container with groups (or the noiommu driver set) only offers vfio-noiommu;
+    // before that every registered driver answers, type1 included.
+    const noiommuOnly = this.options.noiommu && (this.groups.size > 0 || this.iommu !== null);
+    if (extension === VFIO_NOIOMMU_IOMMU) return this.options.noiommu ? 1 : 0;
+    if (noiommuOnly) return 0;
     switch (extension) {
       case VFIO_TYPE1_IOMMU:
       case VFIO_UNMAP_ALL:
@@ -89,6 +97,12 @@ export class FakeContainer {
 
   private setIommu(type: number): number {
     if (this.groups.size === 0 || this.iommu) throw new Errno('EINVAL');
+    if (this.options.noiommu) {
+      // Only vfio-noiommu serves noiommu groups: no translation, no isolation, no interrupt remapping needed.
+      if (type !== VFIO_NOIOMMU_IOMMU) throw new Errno('ENODEV');
+      this.iommu = { type, dma: null };
+      return 0;
+    }
     if (this.checkExtension(type) !== 1 || (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU)) throw new Errno('ENODEV');
     // type1 refuses to attach groups whose MSIs are not isolated.
     if (!this.options.interruptRemapping) throw new Errno('EPERM');

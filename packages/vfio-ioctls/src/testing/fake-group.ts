@@ -32,6 +32,8 @@ export class FakeGroup {
   fdOpen = false;
   /** Device files holding the group file. */
   deviceFiles = 0;
+  /** Devices of the group bound to an iommufd through their cdevs (vfio_device_block_group). */
+  cdevBound = 0;
 
   constructor(readonly id: number) {}
 
@@ -41,7 +43,7 @@ export class FakeGroup {
   }
 
   open(): void {
-    if (this.opened) throw new Errno('EBUSY');
+    if (this.cdevBound > 0 || this.opened) throw new Errno('EBUSY');
     this.opened = true;
     this.fdOpen = true;
   }

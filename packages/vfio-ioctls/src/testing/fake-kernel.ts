@@ -10,6 +10,8 @@ import { FakePhysicalMemory, PAGEMAP_PATH } from './fake-physical-memory';
 import { detach } from './fake-region';
 import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
+import { cdevIoctl, checkAccess } from './fake-cdev';
+import { FakeMemfd } from './fake-memfd';
 import { VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from './offsets';
 import { resolveOptions, type ResolvedOptions } from './options';
 import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from './types';
@@ -58,6 +60,7 @@ export class FakeKernel implements Backend {
   constructor(options?: FakeKernelOptions) {
     this.options = resolveOptions(options);
     this.machine = new FakeMachine(this.options);
+    this.machine.physicalView = (physical, length) => this.physicalMemory.view(physical, length);
     this.physicalMemory = new FakePhysicalMemory(this.machine.memory, this.options.pageSize, this.options.memlockLimit);
     this.mmio = new FakeMmio(this.machine.memory, (buffer) => {
       const m = this.machine.mappings.get(buffer);
@@ -80,11 +83,49 @@ export class FakeKernel implements Backend {
     return this.options.devRoot;
   }
 
-  /** Adds a PCI function (and its IOMMU group when new) to the fake machine and to sysfs. */
+  /** Adds a PCI function (and its IOMMU group when new) to the fake machine and to sysfs, with its cdev when bound to vfio-pci. */
   addDevice(spec: FakeDeviceSpec): FakeDevice {
     const device = this.machine.addDevice(spec);
     this.sysfs.addDevice(device);
+    if (device.driver === 'vfio-pci') this.registerCdev(device);
     return device;
+  }
+
+  /** /dev/iommu as open() understands it: next to devRoot ('/dev/iommu' for '/dev/vfio'). Cdevs are `${devRoot}/devices/vfioN`. */
+  get iommuPath(): string {
+    return this.machine.iommufd.iommuPath;
+  }
+
+  /** The device's cdev node, `${devRoot}/devices/vfioN` (noiommu-vfioN in no-IOMMU mode), while bound to vfio-pci. */
+  cdevPath(address: string): string | undefined {
+    const device = this.machine.devices.get(address);
+    const name = device && this.options.deviceCdevs ? this.machine.iommufd.cdevs.nameOf(device) : undefined;
+    return name && `${this.options.devRoot}/devices/${name}`;
+  }
+
+  /**
+   * A memfd of `size` bytes, as memfd_create + ftruncate give a process
+   * (not a Backend call: the addon has no memfd yet), for IOMMU_IOAS_MAP_FILE.
+   * Returns the fd and the file's bytes; close it with close().
+   */
+  createMemfd(size: number): { fd: number; bytes: Uint8Array } {
+    integerArg(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+    const memfd = new FakeMemfd(size);
+    return { fd: this.machine.fds.install({ kind: 'memfd', path: 'memfd:fake', memfd }), bytes: memfd.bytes };
+  }
+
+  /** Objects of every live iommufd (open, or held by a bound device): IOASes, auto HWPTs, bound devices. */
+  iommufdObjects(): { id: number; type: 'ioas' | 'hwpt_paging' | 'device' }[] {
+    return this.machine.iommufd.live().flatMap((ctx) => ctx.list());
+  }
+
+  /** The mappings of IOAS `ioasId` in the iommufd open at `iommufdFd` (IOVA, length, and whether pinned for a domain). */
+  ioasMappings(iommufdFd: number, ioasId: number): { iova: bigint; length: bigint; read: boolean; write: boolean; pinned: boolean }[] {
+    const file = this.machine.fds.get(iommufdFd);
+    if (file?.kind !== 'iommufd') throw new RangeError(`fd ${iommufdFd} is not an open iommufd`);
+    const ioas = file.iommufd.ioas(ioasId);
+    if (!ioas) throw new RangeError(`no IOAS ${ioasId} in that iommufd`);
+    return ioas.iopt.list().map((a) => ({ iova: a.iova, length: a.last - a.iova + 1n, read: a.read, write: a.write, pinned: ioas.iopt.hasDomains }));
   }
 
   /** The device at `address`, if added. */
@@ -97,8 +138,11 @@ export class FakeKernel implements Backend {
     const device = this.machine.devices.get(address);
     if (!device) throw new RangeError(`no device ${address}`);
     if (device.isOpen) throw new Error(`device ${address} is open: close it before rebinding`);
+    const cdev = this.machine.iommufd.cdevs.unregister(device);
+    if (cdev && this.options.deviceCdevs) this.sysfs.removeCdev(address, cdev);
     this.sysfs.rebind(address, device.driver, driver);
     device.driver = driver;
+    if (driver === 'vfio-pci') this.registerCdev(device);
   }
 
   /** The next call matching `fault` fails with its errno, after `skip` matching calls succeed. */
@@ -182,7 +226,10 @@ export class FakeKernel implements Backend {
       switch (file.kind) {
         case 'container': return file.container.ioctl(request, arg);
         case 'group': return file.group.ioctl(request, arg, this.machine.groupContext);
-        case 'device': return deviceIoctl(file.file.device, request, arg, this.machine.deviceContext);
+        case 'device':
+          if (file.file.cdev) return cdevIoctl(file.file, file.file.cdev, request, arg, this.machine.iommufd.cdevContext());
+          return deviceIoctl(file.file.device, request, arg, this.machine.deviceContext);
+        case 'iommufd': return file.iommufd.ioctl(request, arg);
         default: throw new Errno('ENOTTY');
       }
     });
@@ -210,6 +257,7 @@ export class FakeKernel implements Backend {
       const file = this.machine.file(fd);
       // Only device files have an mmap method; others answer ENODEV as mmap(2) does.
       if (file.kind !== 'device') throw new Errno('ENODEV');
+      checkAccess(file.file.cdev);
       if ((prot & ~7) !== 0) throw new Errno('EINVAL');
       const region = file.file.device.regionModel(Number(at >> VFIO_PCI_OFFSET_SHIFT));
       if (!region) throw new Errno('EINVAL');
@@ -336,6 +384,12 @@ export class FakeKernel implements Backend {
 
   // ---- internals ----
 
+  /** vfio-pci registered the device: it gets a cdev index, and a node when the kernel has cdevs. */
+  private registerCdev(device: FakeDevice): void {
+    const name = this.machine.iommufd.cdevs.register(device);
+    if (this.options.deviceCdevs) this.sysfs.addCdev(device.address, name);
+  }
+
   /** Records the call, applies a planned fault, and maps model refusals to VfioErrors. */
   private syscall<T>(call: FakeCall, body: () => T, onFault?: () => void): T {
     this.calls.push(call);
@@ -360,6 +414,7 @@ export class FakeKernel implements Backend {
     // An eventfd cannot seek; container and group files have no read/write.
     if (file.kind === 'eventfd') throw new Errno('ESPIPE');
     if (file.kind !== 'device') throw new Errno('EINVAL');
+    checkAccess(file.file.cdev);
     return regionRw(file.file.device, Number(at >> VFIO_PCI_OFFSET_SHIFT), Number(at & VFIO_PCI_OFFSET_MASK), buffer, write);
   }
 }

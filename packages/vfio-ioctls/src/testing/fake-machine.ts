@@ -7,6 +7,7 @@ import { FakeGroup, type GroupIoctlContext } from './fake-group';
 import { FakeAddressSpace } from './fake-memory';
 import type { FakeRegion } from './fake-region';
 import { FdTable, type DeviceFile, type OpenFile } from './fd-table';
+import { IommufdSide } from './iommufd-side';
 import type { ResolvedOptions } from './options';
 import type { FakeDeviceSpec, FakeDmaMapping } from './types';
 
@@ -39,9 +40,19 @@ export class FakeMachine {
     this.dropDeviceRef(held.file);
   });
   private readonly host: DeviceHost = { dmaView: (device, iova, length, write) => this.dmaView(device, iova, length, write) };
+  /** /dev/iommu and the device cdevs (iommufd-side.ts). */
+  readonly iommufd: IommufdSide;
+  /** Where a no-IOMMU device's DMA lands: the bytes at a physical address (FakeKernel wires its physical memory in). */
+  physicalView: (physical: bigint, length: number) => Uint8Array = () => {
+    throw new Error('no physical memory model');
+  };
 
   constructor(private readonly options: ResolvedOptions) {
     this.memory = new FakeAddressSpace(options.pageSize);
+    this.iommufd = new IommufdSide({
+      options, memory: this.memory, fds: this.fds, groups: this.groups, deviceContext: this.deviceContext,
+      containerPinnedBytes: () => this.dmaMappings().reduce((sum, m) => sum + m.size, 0n),
+    });
   }
 
   addDevice(spec: FakeDeviceSpec): FakeDevice {
@@ -58,15 +69,20 @@ export class FakeMachine {
     return device;
   }
 
-  /** open(2) of a VFIO node: `${devRoot}/vfio` or `${devRoot}/N`. */
+  /** open(2) of a VFIO node: `${devRoot}/vfio`, `${devRoot}/N` (`noiommu-N`), `${devRoot}/devices/vfioN` or /dev/iommu. */
   openNode(path: string): number {
+    const viaIommufd = this.iommufd.open(path, (device, cdev) => {
+      device.openFiles++;
+      return { device, group: this.groups.get(device.group)!, refs: 1, cdev };
+    });
+    if (viaIommufd !== undefined) return viaIommufd;
     const root = this.options.devRoot;
     if (path === `${root}/vfio`) {
       const container = new FakeContainer(this.options, this.memory, () => this.pinnedBytes());
       this.containers.add(container);
       return this.fds.install({ kind: 'container', path, container });
     }
-    const m = path.startsWith(`${root}/`) ? /^(\d+)$/.exec(path.slice(root.length + 1)) : null;
+    const m = path.startsWith(`${root}/`) ? (this.options.noiommu ? /^noiommu-(\d+)$/ : /^(\d+)$/).exec(path.slice(root.length + 1)) : null;
     const group = m ? this.groups.get(Number(m[1])) : undefined;
     if (!group) throw new Errno('ENOENT');
     group.open();
@@ -161,6 +177,9 @@ export class FakeMachine {
       case 'eventfd':
         file.eventfd.closed();
         break;
+      case 'iommufd':
+        this.iommufd.closed(file.iommufd);
+        break;
     }
   }
 
@@ -170,6 +189,7 @@ export class FakeMachine {
     device.openFiles--;
     // vfio-pci's last close turns every interrupt off and drops the eventfds.
     if (device.openFiles === 0) device.irqs.disableAll();
+    if (file.cdev) return this.iommufd.cdevReleased(file, file.cdev);
     const container = group.container;
     group.deviceFileClosed();
     if (container) this.forgetIfDead(container);
@@ -181,12 +201,16 @@ export class FakeMachine {
 
   /** What the process has pinned, all containers together (RLIMIT_MEMLOCK counts per process). */
   private pinnedBytes(): bigint {
-    return this.dmaMappings().reduce((sum, m) => sum + m.size, 0n);
+    return this.dmaMappings().reduce((sum, m) => sum + m.size, 0n) + this.iommufd.pinnedBytes();
   }
 
   /** Resolves a device DMA through its container's IOMMU to the bytes of process memory. */
   private dmaView(device: FakeDevice, iova: bigint, length: number, write: boolean): Uint8Array {
     const where = `${device.address} DMA ${write ? 'write' : 'read'} of ${length} bytes at IOVA 0x${iova.toString(16)}`;
+    // Without an IOMMU the device's addresses are physical ones.
+    if (this.options.noiommu) return this.physicalView(iova, length);
+    const bound = this.iommufd.boundDevice(device);
+    if (bound) return this.iommufd.dmaView(bound, iova, length, write, where);
     const dma = this.groups.get(device.group)?.container?.dma;
     if (!dma) throw new Error(`IOMMU fault: ${where}: the group has no IOMMU context`);
     const mapping = dma.lookup(iova, BigInt(length));

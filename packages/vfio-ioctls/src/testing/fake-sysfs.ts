@@ -13,13 +13,15 @@ import type { FakeDevice } from './fake-device';
  *   bus/pci/devices/ADDR                -> the device directory
  *   bus/pci/drivers/NAME/ADDR           -> the device directory
  *   kernel/iommu_groups/N/devices/ADDR  -> the device directory
+ *   devices/pciDDDD:BB/ADDR/vfio-dev/vfioN/dev   (while bound to vfio-pci; 'noiommu-vfioN' in no-IOMMU mode)
+ *   class/vfio-dev/vfioN                -> that directory
  */
 export class FakeSysfs {
   readonly root: string;
 
   constructor() {
     this.root = mkdtempSync(join(tmpdir(), 'vfio-fake-sysfs-'));
-    for (const dir of ['bus/pci/devices', 'bus/pci/drivers', 'kernel/iommu_groups', 'devices']) {
+    for (const dir of ['bus/pci/devices', 'bus/pci/drivers', 'kernel/iommu_groups', 'devices', 'class/vfio-dev']) {
       mkdirSync(join(this.root, dir), { recursive: true });
     }
   }
@@ -49,6 +51,21 @@ export class FakeSysfs {
       unlinkSync(join(this.root, 'bus/pci/drivers', from, address));
     }
     this.bind(address, to);
+  }
+
+  /** The device's VFIO cdev appeared (`name` is 'vfio3' or 'noiommu-vfio3'); its minor is the index. */
+  addCdev(address: string, name: string): void {
+    const dir = join(this.deviceDir(address), 'vfio-dev', name);
+    mkdirSync(dir, { recursive: true });
+    // 'vfio-dev' is a dynamic char major; 511 reads plausibly.
+    writeFileSync(join(dir, 'dev'), `511:${/\d+$/.exec(name)![0]}\n`);
+    this.link(join(this.root, 'class/vfio-dev', name), dir);
+  }
+
+  /** The device left vfio-pci: its cdev is gone. */
+  removeCdev(address: string, name: string): void {
+    unlinkSync(join(this.root, 'class/vfio-dev', name));
+    rmSync(join(this.deviceDir(address), 'vfio-dev'), { recursive: true, force: true });
   }
 
   /** Removes the whole tree. */

@@ -1,13 +1,18 @@
+import type { CdevState } from './fake-cdev';
 import type { FakeContainer } from './fake-container';
 import type { FakeDevice } from './fake-device';
 import type { FakeEventfd } from './fake-eventfd';
 import type { FakeGroup } from './fake-group';
+import type { FakeIommufd } from './fake-iommufd';
+import type { FakeMemfd } from './fake-memfd';
 
 /** An open device file; live mmaps hold it open after its fd is closed, as a vma holds its file. */
 export interface DeviceFile {
   device: FakeDevice;
   group: FakeGroup;
   refs: number;
+  /** Opened through /dev/vfio/devices/vfioN rather than the group (fake-cdev.ts). */
+  cdev?: CdevState;
 }
 
 export type OpenFile =
@@ -15,6 +20,8 @@ export type OpenFile =
   | { kind: 'group'; path: string; group: FakeGroup }
   | { kind: 'device'; path: string; file: DeviceFile }
   | { kind: 'eventfd'; path: string; eventfd: FakeEventfd }
+  | { kind: 'iommufd'; path: string; iommufd: FakeIommufd }
+  | { kind: 'memfd'; path: string; memfd: FakeMemfd }
   | { kind: 'pagemap'; path: string }; // /proc/self/pagemap (fake-physical-memory.ts)
 
 // 0, 1 and 2 are the standard streams in any real process.

@@ -18,6 +18,9 @@ export function resolveOptions(options: FakeKernelOptions = {}): ResolvedOptions
     memlockLimit: 1n << 64n,
     devRoot: '/dev/vfio',
     directMmio: false,
+    noiommu: false,
+    deviceCdevs: false,
+    iommuHwInfo: 'intel-vtd',
     ...dropUndefined(options),
   };
   if (!Number.isSafeInteger(resolved.pageSize) || resolved.pageSize <= 0 || (resolved.pageSize & (resolved.pageSize - 1)) !== 0) {

@@ -73,6 +73,24 @@ export interface FakeKernelOptions {
   /** Virtual prefix of the device nodes open() understands; default '/dev/vfio'. */
   devRoot?: string;
   /**
+   * A kernel booted with vfio.enable_unsafe_noiommu_mode=1 on a machine
+   * without an IOMMU: groups are `${devRoot}/noiommu-N`, cdevs
+   * `${devRoot}/devices/noiommu-vfioN`, the container offers only
+   * VFIO_NOIOMMU_IOMMU (which maps nothing), and devices DMA to physical
+   * addresses (`physicalMemory`). Default false.
+   */
+  noiommu?: boolean;
+  /**
+   * The kernel has VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, as 6.6+
+   * distribution kernels): `vfio-dev/vfioN` in sysfs and
+   * `${devRoot}/devices/vfioN` nodes. Default false, a kernel with groups
+   * only (so code choosing cdevs when present keeps to groups unless a
+   * test asks for them). /dev/iommu is there either way.
+   */
+  deviceCdevs?: boolean;
+  /** What IOMMU_GET_HW_INFO reports: an Intel VT-d unit (default) or a driver without hw_info ('none'). */
+  iommuHwInfo?: 'intel-vtd' | 'none';
+  /**
    * Mappings behave as the real kernel's do for the library: plain memory
    * that it reads and writes through typed arrays (Backend.directMmio).
    * Register hooks of device models (edu) then do not run. Default false:

@@ -5,7 +5,7 @@
  * other.
  */
 import { basename } from 'node:path';
-import { VfioContext, vfioOptionsOf, type VfioOptions } from './core/context';
+import { VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from './core/context';
 import { VfioError } from './core/errors';
 import { checkInstance, checkOptions, checkString, checkUuid, parsePciAddress, rangeError } from './core/validate';
 import { adoptDevice, Device, installDeviceOpener } from './device/device';
@@ -53,7 +53,7 @@ const CHOICES: readonly IommuChoice[] = ['auto', 'iommufd', 'container', 'noiomm
 /** Device.open(): see its documentation in device/device.ts. */
 export function openDevice(target: string, options?: DeviceOpenOptions): Device {
   checkString('target', target);
-  const opts = checkOptions('options', options);
+  const opts = checkOptions('options', options, [...vfioOptionKeys, 'iommu', 'container', 'ioas', 'vfToken']);
   const context = VfioContext.from(vfioOptionsOf(opts));
   const choice = pickChoice(opts);
   const vfToken = opts.vfToken === undefined ? undefined : checkUuid('options.vfToken', opts.vfToken);

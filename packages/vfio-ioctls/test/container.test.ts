@@ -97,7 +97,7 @@ describe('Container.setIommu', () => {
     const { fake, env } = kernel();
     using container = Container.open(env);
     const before = fake.calls.length;
-    expect(() => container.setIommu()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_GROUP', operation: 'VFIO_SET_IOMMU' }));
+    expect(() => container.setIommu()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NOT_ATTACHED', operation: 'VFIO_SET_IOMMU' }));
     expect(fake.calls.length).toBe(before);
   });
 
@@ -160,7 +160,7 @@ describe('Container.iommuInfo', () => {
   test('needs an IOMMU (a group attached)', () => {
     const { env } = kernel();
     using container = Container.open(env);
-    expect(() => container.iommuInfo()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU', operation: 'VFIO_IOMMU_GET_INFO' }));
+    expect(() => container.iommuInfo()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NOT_ATTACHED', operation: 'VFIO_IOMMU_GET_INFO' }));
   });
 
   test('kernel failure is annotated', () => {
@@ -175,8 +175,8 @@ describe('Container.iommuInfo', () => {
   test('iovaRanges() and pageSizes() need an IOMMU too, and query it once', () => {
     const { fake, env } = kernel();
     using container = Container.open(env);
-    expect(() => container.iovaRanges()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU' }));
-    expect(() => container.pageSizes()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NO_IOMMU' }));
+    expect(() => container.iovaRanges()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NOT_ATTACHED' }));
+    expect(() => container.pageSizes()).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NOT_ATTACHED' }));
     using group = Group.open(GROUP, env);
     group.attach(container);
     const infoCalls = () => fake.calls.filter((c) => c.request === b.VFIO_IOMMU_GET_INFO).length;

@@ -165,7 +165,7 @@ describe('Device.reset', () => {
     const { fake, env } = kernel();
     using device = Device.open(EDU, env);
     const before = fake.calls.length;
-    expect(() => device.reset()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_NO_RESET', message: expect.stringContaining('no reset'), device: EDU }));
+    expect(() => device.reset()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_UNSUPPORTED', message: expect.stringContaining('no reset'), device: EDU }));
     expect(fake.calls.length).toBe(before);
   });
 

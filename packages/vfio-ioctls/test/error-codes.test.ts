@@ -3,7 +3,6 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { errnoCodes, VfioError, vfioErrorCodes, type VfioErrorCode } from '../src';
-import { renamedCodes } from '../src/core/codes';
 import { errnoName, errnoNumber } from '../src/core/errno';
 import { kernelError } from '../src/testing/errno';
 
@@ -49,7 +48,6 @@ function codesInSources(): Map<string, string[]> {
 }
 
 const catalogue = new Set<string>(Object.keys(vfioErrorCodes));
-const renamed = renamedCodes as Record<string, string>;
 
 describe('the error-code catalogue', () => {
   if (process.env.UPDATE_README) {
@@ -67,27 +65,20 @@ describe('the error-code catalogue', () => {
     expect(table).toBe(renderTable());
   });
 
-  test('every ERR_ code README.md mentions anywhere is in the catalogue (or still being renamed)', () => {
+  test('every ERR_ code README.md mentions anywhere is in the catalogue', () => {
     const mentioned = new Set([...readFileSync(readmePath, 'utf8').matchAll(/\bERR_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => m[0]));
-    expect([...mentioned].filter((code) => !catalogue.has(code) && !(code in renamed))).toEqual([]);
+    expect([...mentioned].filter((code) => !catalogue.has(code))).toEqual([]);
   });
 
   test('src/ and native/ throw no code outside the catalogue', () => {
-    const unknown = [...codesInSources()].filter(([code]) => !catalogue.has(code) && !(code in renamed));
+    const unknown = [...codesInSources()].filter(([code]) => !catalogue.has(code));
     expect(Object.fromEntries(unknown)).toEqual({});
   });
 
-  test('every code of the catalogue is thrown somewhere (directly, or through a code being renamed to it)', () => {
+  test('every code of the catalogue is thrown somewhere ', () => {
     const used = new Set<string>();
-    for (const code of codesInSources().keys()) used.add(renamed[code] ?? code);
+    for (const code of codesInSources().keys()) used.add(code);
     expect([...catalogue].filter((code) => !used.has(code))).toEqual([]);
-  });
-
-  test('a renamed code points to a code of the catalogue and is not one itself', () => {
-    for (const [from, to] of Object.entries(renamed)) {
-      expect(catalogue.has(from)).toBe(false);
-      expect(catalogue.has(to)).toBe(true);
-    }
   });
 
   test('every entry says when and what to do', () => {

@@ -222,7 +222,7 @@ describe('Group.openDevice', () => {
     const { fake, env } = kernel();
     using group = Group.open(GROUP, env);
     const before = fake.calls.length;
-    expect(() => group.openDevice(EDU)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_GROUP_NOT_ATTACHED', device: EDU }));
+    expect(() => group.openDevice(EDU)).toThrow(expect.objectContaining({ code: 'ERR_VFIO_NOT_ATTACHED', device: EDU }));
     expect(fake.calls.length).toBe(before);
   });
 

@@ -73,24 +73,4 @@ export type ErrnoCode = (typeof errnoCodes)[number] | `E${number}`;
 /** Every code an error from this library can carry. */
 export type VfioErrorCode = LibraryErrorCode | ErrnoCode;
 
-/**
- * Transitional: codes merged into others that call sites outside core/ and
- * discovery/ still throw (see the renames in the change that made this
- * table). Each line goes once its call site and tests use the new code;
- * they are not part of VfioErrorCode, the README or the package exports
- * (yet not stripped from the declarations: VfioError's constructor type names them).
- */
-export const renamedCodes = {
-  ERR_VFIO_NO_GROUP: 'ERR_VFIO_NOT_ATTACHED',
-  ERR_VFIO_NO_IOMMU: 'ERR_VFIO_NOT_ATTACHED',
-  ERR_VFIO_GROUP_NOT_ATTACHED: 'ERR_VFIO_NOT_ATTACHED',
-  ERR_VFIO_NO_IOMMU_TYPE: 'ERR_VFIO_IOMMU_UNAVAILABLE',
-  ERR_VFIO_NOT_MAPPABLE: 'ERR_VFIO_UNSUPPORTED',
-  ERR_VFIO_REGION_ACCESS: 'ERR_VFIO_UNSUPPORTED',
-  ERR_VFIO_NO_RESET: 'ERR_VFIO_UNSUPPORTED',
-  ERR_VFIO_IRQ_UNSUPPORTED: 'ERR_VFIO_UNSUPPORTED',
-  ERR_VFIO_IRQ_NOT_MASKABLE: 'ERR_VFIO_UNSUPPORTED',
-} as const satisfies Record<string, LibraryErrorCode>;
 
-/** A code still thrown under its old name (see renamedCodes). */
-export type RenamedCode = keyof typeof renamedCodes;

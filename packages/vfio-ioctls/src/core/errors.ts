@@ -1,4 +1,4 @@
-import type { ErrnoCode, RenamedCode, VfioErrorCode } from './codes';
+import type { ErrnoCode, VfioErrorCode } from './codes';
 import { errnoName, errnoNumber } from './errno';
 
 /** What a VfioError knows of the failed call, beyond the errno. */
@@ -75,10 +75,9 @@ export class VfioError extends Error {
   readonly device?: string;
   readonly hint?: string;
 
-  constructor(code: VfioErrorCode | RenamedCode, message: string, context: VfioErrorContext & { errno?: number } = {}) {
+  constructor(code: VfioErrorCode, message: string, context: VfioErrorContext & { errno?: number } = {}) {
     const hint = context.hint ?? hintFor(context.operation, code);
     super(hint ? `${message} (hint: ${hint})` : message);
-    // A RenamedCode is thrown as it is until its call site moves to the new code (codes.ts).
     this.code = code as VfioErrorCode;
     // `|| 0` turns the -0 of library codes (no errno) into a plain 0.
     this.errno = context.errno ?? (-(errnoNumber(code) ?? 0) || 0);
@@ -133,5 +132,5 @@ export function closedError(what: string): VfioError {
 
 /** A read or write the region's flags do not allow (pread/pwrite or a mapping alike). */
 export function regionAccessError(index: number, device: string, what: 'read' | 'write'): VfioError {
-  return new VfioError('ERR_VFIO_REGION_ACCESS', `region ${index} of ${device} does not allow ${what}`, { device });
+  return new VfioError('ERR_VFIO_UNSUPPORTED', `region ${index} of ${device} does not allow ${what}`, { device });
 }

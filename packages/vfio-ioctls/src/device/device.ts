@@ -30,8 +30,17 @@ export interface DeviceInfo {
 
 /** A device affected by a PCI hot reset. */
 export interface HotResetDevice {
-  /** Its IOMMU group number. */
+  /**
+   * Its IOMMU group number; -1 when queried through a cdev (the kernel then
+   * reports dev ids instead: see devId).
+   */
   groupId: number;
+  /**
+   * Through a cdev: its dev id in the same iommufd, VFIO_PCI_DEVID_OWNED
+   * (0) for a device this process owns by another iommufd, or
+   * VFIO_PCI_DEVID_NOT_OWNED (-1); undefined through a group.
+   */
+  devId?: number;
   /** PCI segment (domain). */
   segment: number;
   /** PCI bus number. */
@@ -235,7 +244,7 @@ export class Device extends FdHandle implements RegionHost {
    * Enables vectors of an IRQ index, each signalling an eventfd the library
    * creates, and returns them as an {@link Interrupts}.
    * @throws RangeError for vectors outside the index or already enabled
-   *   (ERR_VFIO_IRQ_BUSY); VfioError ERR_VFIO_IRQ_UNSUPPORTED when the index
+   *   (ERR_VFIO_IRQ_BUSY); VfioError ERR_VFIO_UNSUPPORTED when the index
    *   has no vectors or no eventfd signalling; EINVAL from the kernel when
    *   another index is enabled (INTx, MSI and MSI-X exclude each other).
    */
@@ -247,7 +256,7 @@ export class Device extends FdHandle implements RegionHost {
     const resample = opts.resample === undefined ? true : checkBoolean('options.resample', opts.resample);
     const info = this.irqInfo(index);
     if (info.count === 0 || !info.eventfd) {
-      throw new VfioError('ERR_VFIO_IRQ_UNSUPPORTED', `${this.name} has no ${info.count === 0 ? 'vectors' : 'eventfd signalling'} at IRQ index ${index}`, {
+      throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.name} has no ${info.count === 0 ? 'vectors' : 'eventfd signalling'} at IRQ index ${index}`, {
         operation: 'VFIO_DEVICE_SET_IRQS',
         device: this.name,
       });
@@ -275,13 +284,13 @@ export class Device extends FdHandle implements RegionHost {
 
   /**
    * Resets the device (VFIO_DEVICE_RESET).
-   * @throws VfioError ERR_VFIO_NO_RESET, before any syscall, when the device
+   * @throws VfioError ERR_VFIO_UNSUPPORTED, before any syscall, when the device
    *   reports no reset method (VFIO_DEVICE_FLAGS_RESET unset, as for QEMU's edu).
    */
   reset(): void {
     const fd = this.fd;
     if (!this.info.reset) {
-      throw new VfioError('ERR_VFIO_NO_RESET', `${this.name} has no reset method (VFIO_DEVICE_FLAGS_RESET is not set)`, {
+      throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.name} has no reset method (VFIO_DEVICE_FLAGS_RESET is not set)`, {
         operation: 'VFIO_DEVICE_RESET',
         device: this.name,
         hint: 'the device supports neither FLR, PM nor a slot/bus reset; see hotResetInfo() for a bus reset',
@@ -316,8 +325,10 @@ export class Device extends FdHandle implements RegionHost {
       const answer = decodeAnswer(b.vfio_pci_hot_reset_info, arg, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
       return {
         flags: answer.flags,
+        // With FLAG_DEV_ID (a cdev asked) the union holds dev ids, not group ids.
         devices: (answer.devices ?? []).map((d) => ({
-          groupId: d.group_id,
+          groupId: answer.flags & b.VFIO_PCI_HOT_RESET_FLAG_DEV_ID ? -1 : d.group_id,
+          ...(answer.flags & b.VFIO_PCI_HOT_RESET_FLAG_DEV_ID ? { devId: d.group_id | 0 } : {}),
           segment: d.segment,
           bus: d.bus,
           devfn: d.devfn,
@@ -336,7 +347,10 @@ export class Device extends FdHandle implements RegionHost {
    *   (hotResetInfo()) and the ones given, when the kernel refuses the proof.
    */
   hotReset(groups?: readonly Group[]): void {
-    const list = groups ?? (this.group ? [this.group] : undefined);
+    // A device opened through its cdev proves ownership through its
+    // iommufd: the kernel's form with no group fds at all.
+    const cdev = !this.group && this.iommu?.kind === 'iommufd';
+    const list = groups ?? (this.group ? [this.group] : cdev ? [] : undefined);
     if (!Array.isArray(list)) throw typeError('groups', 'an array of Group (the device has no group of its own)', groups);
     const given = list.map((group, i) => checkGroup(`groups[${i}]`, group));
     const fd = this.fd;

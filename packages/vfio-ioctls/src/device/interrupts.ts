@@ -176,7 +176,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
 
   /**
    * Masks one vector, or all of them.
-   * @throws VfioError ERR_VFIO_IRQ_NOT_MASKABLE when the index cannot be masked (MSI, MSI-X on vfio-pci).
+   * @throws VfioError ERR_VFIO_UNSUPPORTED when the index cannot be masked (MSI, MSI-X on vfio-pci).
    */
   mask(vector?: number): void {
     const [start, count] = this.#span(vector, 'mask');
@@ -186,7 +186,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
   /**
    * Unmasks one vector, or all of them. For an automasked index (INTx) this
    * writes the resample eventfd, the way a VMM acknowledges a level interrupt.
-   * @throws VfioError ERR_VFIO_IRQ_NOT_MASKABLE when the index cannot be masked.
+   * @throws VfioError ERR_VFIO_UNSUPPORTED when the index cannot be masked.
    */
   unmask(vector?: number): void {
     const [start, count] = this.#span(vector, 'unmask');
@@ -336,7 +336,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     if (vector !== undefined) this.#checkVector(vector);
     else if (!this.#enabled) throw closedError(`interrupts of index ${this.index}`);
     if (!this.info.maskable) {
-      throw new VfioError('ERR_VFIO_IRQ_NOT_MASKABLE', `IRQ index ${this.index} of ${this.#host.name} cannot ${what}`, {
+      throw new VfioError('ERR_VFIO_UNSUPPORTED', `IRQ index ${this.index} of ${this.#host.name} cannot ${what}`, {
         operation: 'VFIO_DEVICE_SET_IRQS',
         device: this.#host.name,
         hint: 'VFIO_IRQ_INFO_MASKABLE is not set for this index; mask at the device instead',

@@ -101,7 +101,7 @@ export class Region {
 
   /**
    * Reads `length` bytes at `offset` (pread on the device fd).
-   * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not readable.
+   * @throws RangeError past the end; VfioError ERR_VFIO_UNSUPPORTED when not readable.
    */
   read(offset: number | bigint, length: number): Uint8Array {
     // Offset errors come before length errors, as they always did.
@@ -118,7 +118,7 @@ export class Region {
 
   /**
    * Writes `bytes` at `offset` (pwrite on the device fd).
-   * @throws RangeError past the end; VfioError ERR_VFIO_REGION_ACCESS when not writable.
+   * @throws RangeError past the end; VfioError ERR_VFIO_UNSUPPORTED when not writable.
    */
   write(offset: number | bigint, bytes: Uint8Array): void {
     // Offset errors come before length errors, as they always did.
@@ -185,12 +185,12 @@ export class Region {
    * Maps the region: one window per sparse mmap area, or one for the whole
    * region. Parts outside the windows (an MSI-X table the kernel keeps for
    * itself) stay reachable through read()/write() only.
-   * @throws VfioError ERR_VFIO_NOT_MAPPABLE when the region has no MMAP flag; VfioError from mmap(2).
+   * @throws VfioError ERR_VFIO_UNSUPPORTED when the region has no MMAP flag; VfioError from mmap(2).
    */
   map(): RegionMapping {
     const fd = this.#host.fd;
     if (!this.mappable) {
-      throw new VfioError('ERR_VFIO_NOT_MAPPABLE', `region ${this.index} of ${this.#host.name} cannot be mmapped`, {
+      throw new VfioError('ERR_VFIO_UNSUPPORTED', `region ${this.index} of ${this.#host.name} cannot be mmapped`, {
         device: this.#host.name,
         hint: 'use read()/write(); I/O port BARs and config space are never mmappable',
       });

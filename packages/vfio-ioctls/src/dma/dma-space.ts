@@ -132,7 +132,7 @@ export class DmaSpace implements MappingOwner {
     let requested: bigint | undefined;
     let maxIova: bigint | undefined;
     if (options !== undefined) {
-      const opts = checkOptions('options', options);
+      const opts = checkOptions('options', options, ['iova', 'read', 'write', 'maxIova']);
       if (opts.read !== undefined) read = checkBoolean('options.read', opts.read);
       if (opts.write !== undefined) write = checkBoolean('options.write', opts.write);
       if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');

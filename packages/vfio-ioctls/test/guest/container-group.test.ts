@@ -57,8 +57,8 @@ test('container: API version, extensions, and no IOMMU before a group', () => {
   assert.equal(container.iommuType, undefined);
   assert.deepEqual(container.groups(), []);
   assert.deepEqual(container.mappings(), []);
-  throwsVfio(() => container.setIommu(), { code: 'ERR_VFIO_NO_GROUP', operation: 'VFIO_SET_IOMMU' });
-  throwsVfio(() => container.iommuInfo(), { code: 'ERR_VFIO_NO_IOMMU' });
+  throwsVfio(() => container.setIommu(), { code: 'ERR_VFIO_NOT_ATTACHED', operation: 'VFIO_SET_IOMMU' });
+  throwsVfio(() => container.iommuInfo(), { code: 'ERR_VFIO_NOT_ATTACHED' });
   container.close();
   assert.equal(container.closed, true);
   container.close(); // idempotent
@@ -79,7 +79,7 @@ test('group: opened by number, PCI address or sysfs path; status before attachin
   group.assertViable();
   assert.deepEqual(group.blockingDevices(), []);
   assert.equal(group.container, undefined);
-  throwsVfio(() => group.openDevice(edu.address), { code: 'ERR_VFIO_GROUP_NOT_ATTACHED' });
+  throwsVfio(() => group.openDevice(edu.address), { code: 'ERR_VFIO_NOT_ATTACHED' });
   group.detach(); // not attached: nothing to do
   group.close();
   throwsVfio(() => group.status(), { code: 'ERR_VFIO_CLOSED' });

@@ -130,21 +130,39 @@ test('IOAS_COPY maps the same pages in a second IOAS; unmap by range takes whole
   assert.deepEqual(target.unmapRange(0x80_0000n, 0x10_0000n), []);
 });
 
-test("pinned pages: charged to the user by default, to the process's VmPin in process mode", () => {
+test('pinned pages show in VmPin once a device is attached (iommufd pins when it fills a domain)', () => {
   const pinned = () => Number(/^VmPin:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-  const userMode = keep(Iommufd.open());
   const buffer = keep(DmaBuffer.alloc(8192));
   const start = pinned();
-  const quiet = keep(userMode.allocIoas().map(buffer));
+  const iommufd = keep(Iommufd.open());
+  const lonely = keep(iommufd.allocIoas());
+  const unpinned = lonely.map(buffer);
   assert.equal(pinned(), start);
-  quiet.unmap();
+  unpinned.unmap();
   const processMode = keep(Iommufd.open());
   processMode.setPinAccounting('process');
-  const counted = keep(processMode.allocIoas().map(buffer));
+  const ioas = keep(processMode.allocIoas());
+  keep(Device.open(device('edu').address, { ioas }));
+  const counted = keep(ioas.map(buffer));
   assert.equal(pinned(), start + 8);
   counted.unmap();
   assert.equal(pinned(), start);
   throwsArg(() => processMode.setPinAccounting('mm' as never), 'TypeError');
+});
+
+test('hot reset through a cdev: dev ids instead of groups, ownership proven by the iommufd', () => {
+  const nvmeInfo = device('nvme');
+  const nvme = keep(Device.open(nvmeInfo.address, { iommu: 'iommufd' }));
+  const info = nvme.hotResetInfo();
+  // FLAG_DEV_ID: the kernel reports the device's dev id in this iommufd (> 0), not its group.
+  assert.equal(info.flags & 1, 1);
+  assert.deepEqual(info.devices.map((d) => [d.address, d.groupId]), [[nvmeInfo.address, -1]]);
+  assert.ok((info.devices[0].devId ?? 0) > 0, JSON.stringify(info.devices[0]));
+  // No group fds: the kernel accepts the iommufd's ownership, then finds no way
+  // to reset the slot or bus behind QEMU's root port (as through a group).
+  throwsVfio(() => nvme.hotReset(), { code: 'ENOTTY', operation: 'VFIO_DEVICE_PCI_HOT_RESET' });
+  const edu = keep(Device.open(device('edu').address, { iommu: 'iommufd' }));
+  throwsVfio(() => edu.hotResetInfo(), { code: 'ENODEV' });
 });
 
 test('closing the iommufd closes its IOASes and the devices attached, in order', () => {

@@ -139,8 +139,8 @@ test('e1000e: the ROM is read-only and not mappable', () => {
   assert.equal(rom.mappable, false);
   // An option ROM starts with the 0x55 0xAA signature.
   assert.deepEqual([...rom.read(0, 2)], [0x55, 0xaa]);
-  throwsVfio(() => rom.write(0, Uint8Array.of(0)), { code: 'ERR_VFIO_REGION_ACCESS' });
-  throwsVfio(() => rom.map(), { code: 'ERR_VFIO_NOT_MAPPABLE' });
+  throwsVfio(() => rom.write(0, Uint8Array.of(0)), { code: 'ERR_VFIO_UNSUPPORTED' });
+  throwsVfio(() => rom.map(), { code: 'ERR_VFIO_UNSUPPORTED' });
   assert.equal(dev.region(b.VFIO_PCI_VGA_REGION_INDEX), undefined);
   dev.close();
 });
@@ -150,7 +150,7 @@ test('e1000e: the I/O BAR through pread/pwrite agrees with the MMIO BAR', () => 
   const io = dev.region(b.VFIO_PCI_BAR2_REGION_INDEX)!;
   assert.equal(io.size, 32n);
   assert.equal(io.mappable, false);
-  throwsVfio(() => io.map(), { code: 'ERR_VFIO_NOT_MAPPABLE' });
+  throwsVfio(() => io.map(), { code: 'ERR_VFIO_UNSUPPORTED' });
   // IOADDR (0) selects a register, IODATA (4) reads it: STATUS is register 0x8.
   const STATUS = 0x8;
   io.writeUint32(0, STATUS);

@@ -125,7 +125,7 @@ export class Container extends FdHandle implements IommuContext {
    * callers need it only to force a type. Without `type`: TYPE1v2 when the
    * kernel has it, else TYPE1.
    * @returns the type set.
-   * @throws VfioError ERR_VFIO_NO_GROUP before a group is attached (the kernel needs one);
+   * @throws VfioError ERR_VFIO_NOT_ATTACHED before a group is attached (the kernel needs one);
    *   ERR_VFIO_IOMMU_SET when another type is already set; EPERM without interrupt remapping.
    */
   setIommu(type?: number): number {
@@ -136,7 +136,7 @@ export class Container extends FdHandle implements IommuContext {
       throw new VfioError('ERR_VFIO_IOMMU_SET', `${this.path} already has IOMMU type ${this.#iommuType}`, { path: this.path });
     }
     if (this.#groups.size === 0) {
-      throw new VfioError('ERR_VFIO_NO_GROUP', `${this.path}: the IOMMU type can be set only once a group is attached`, {
+      throw new VfioError('ERR_VFIO_NOT_ATTACHED', `${this.path}: the IOMMU type can be set only once a group is attached`, {
         operation: 'VFIO_SET_IOMMU',
         path: this.path,
         hint: 'attach a group first (group.attach(container)); attaching sets the IOMMU type itself',
@@ -152,7 +152,7 @@ export class Container extends FdHandle implements IommuContext {
   private pickIommuType(): number {
     if (this.checkExtension(b.VFIO_TYPE1v2_IOMMU)) return b.VFIO_TYPE1v2_IOMMU;
     if (this.checkExtension(b.VFIO_TYPE1_IOMMU)) return b.VFIO_TYPE1_IOMMU;
-    throw new VfioError('ERR_VFIO_NO_IOMMU_TYPE', `${this.path} supports neither the TYPE1v2 nor the TYPE1 IOMMU`, {
+    throw new VfioError('ERR_VFIO_IOMMU_UNAVAILABLE', `${this.path} supports neither the TYPE1v2 nor the TYPE1 IOMMU`, {
       operation: 'VFIO_CHECK_EXTENSION',
       path: this.path,
       hint: 'load vfio_iommu_type1 (modprobe vfio_iommu_type1)',
@@ -162,7 +162,7 @@ export class Container extends FdHandle implements IommuContext {
   /**
    * Queries the IOMMU: flags, page sizes and the capability chain (IOVA
    * ranges, dma_avail, migration).
-   * @throws VfioError ERR_VFIO_NO_IOMMU before a group is attached.
+   * @throws VfioError ERR_VFIO_NOT_ATTACHED before a group is attached.
    */
   iommuInfo(): IommuInfo {
     this.assertIommu('VFIO_IOMMU_GET_INFO');
@@ -312,7 +312,7 @@ export class Container extends FdHandle implements IommuContext {
   private assertIommu(operation: string): void {
     this.assertOpen();
     if (this.#iommuType === undefined) {
-      throw new VfioError('ERR_VFIO_NO_IOMMU', `${this.path} has no IOMMU yet`, {
+      throw new VfioError('ERR_VFIO_NOT_ATTACHED', `${this.path} has no IOMMU yet`, {
         operation,
         path: this.path,
         hint: 'attach a group to the container first; that sets the IOMMU type',

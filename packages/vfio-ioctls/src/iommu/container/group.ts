@@ -219,7 +219,7 @@ export class Group extends FdHandle {
   /**
    * Opens a device of the group (VFIO_GROUP_GET_DEVICE_FD).
    * @param name - the device name, a PCI address for vfio-pci ('0000:00:03.0').
-   * @throws VfioError ERR_VFIO_GROUP_NOT_ATTACHED before attach(); ENODEV
+   * @throws VfioError ERR_VFIO_NOT_ATTACHED before attach(); ENODEV
    *   (no such device in the group); EBUSY (already open).
    */
   openDevice(name: string, options?: { vfToken?: string }): Device {
@@ -229,7 +229,7 @@ export class Group extends FdHandle {
     const fd = this.fd;
     const deviceName = parsePciAddress(name) ?? name;
     if (!this.#container) {
-      throw new VfioError('ERR_VFIO_GROUP_NOT_ATTACHED', `group ${this.id} is not attached to a container`, {
+      throw new VfioError('ERR_VFIO_NOT_ATTACHED', `group ${this.id} is not attached to a container`, {
         operation: 'VFIO_GROUP_GET_DEVICE_FD',
         path: this.path,
         device: deviceName,

@@ -179,7 +179,7 @@ export class Ioas implements IommuContext, Disposable {
     this.assertOpen();
     const from = this.iommufd.ioases().find((ioas) => ioas !== this && ioas.mappings().includes(source));
     if (!from) throw typeError('source', `a live DmaMapping of another IOAS of ${this.iommufd.path}`, source);
-    const opts = checkOptions('options', options);
+    const opts = checkOptions('options', options, ['iova']);
     const mapOptions: DmaMapOptions = { read: source.read, write: source.write };
     if (opts.iova !== undefined) mapOptions.iova = opts.iova as bigint;
     const flags = b.IOMMU_IOAS_MAP_FIXED_IOVA | (source.read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (source.write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);

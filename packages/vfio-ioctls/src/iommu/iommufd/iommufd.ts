@@ -65,11 +65,11 @@ export class Iommufd extends FdHandle {
   }
 
   /**
-   * Where the memory its mappings pin is charged (IOMMU_OPTION
-   * RLIMIT_MODE): 'user' (the kernel's default: the user's locked_vm,
-   * invisible in the process's /proc status) or 'process' (the process's
-   * pinned_vm, VmPin, as rlimits and leak checks expect). Setting it needs
-   * CAP_IPC_LOCK and no mapping yet.
+   * Which RLIMIT_MEMLOCK the memory its mappings pin is charged against
+   * (IOMMU_OPTION RLIMIT_MODE): 'user' (the kernel's default: the user's,
+   * across processes) or 'process' (this process's, as the legacy container
+   * does). Either way the pages show in the process's VmPin. Setting it
+   * needs CAP_IPC_LOCK and no mapping yet.
    */
   setPinAccounting(mode: 'user' | 'process'): void {
     if (mode !== 'user' && mode !== 'process') throw typeError('mode', "'user' or 'process'", mode);

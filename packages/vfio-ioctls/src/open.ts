@@ -68,7 +68,8 @@ export function openDevice(target: string, options?: DeviceOpenOptions): Device 
     name = address;
     sysfsPath = `${context.sysfsRoot}/bus/pci/devices/${address}`;
   }
-  const cdev = cdevOf(name, context.sysfsRoot);
+  // Only the iommufd choices read sysfs for a cdev; 'container' and 'noiommu' go straight to the group.
+  const cdev = choice === 'iommufd' || choice === 'auto' ? cdevOf(name, context.sysfsRoot) : undefined;
   if (choice === 'iommufd' || (choice === 'auto' && cdev !== undefined && !cdev.startsWith('noiommu-'))) {
     const opened = openThroughIommufd(context, name, cdev, opts.ioas, vfToken, choice === 'auto');
     if (opened) return opened;

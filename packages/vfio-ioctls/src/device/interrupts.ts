@@ -124,17 +124,7 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
     deliver = (irqs, i, error) => irqs.#onReadable(i, error);
   }
 
-  private constructor(
-    key: symbol,
-    host: IrqPort,
-    info: IrqInfo,
-    start: number,
-    count: number,
-    fds: number[],
-    unmaskFd: number | undefined,
-    pollers: Poller[],
-    target: PollTarget,
-  ) {
+  private constructor(key: symbol, ...[host, info, start, count, fds, unmaskFd, pollers, target]: InterruptsArgs) {
     if (key !== constructKey) throw illegalConstructor();
     super();
     this.#target = target;

@@ -182,7 +182,7 @@ export class Ioas implements IommuContext, Disposable {
     const opts = checkOptions('options', options, ['iova']);
     const mapOptions: DmaMapOptions = { read: source.read, write: source.write };
     if (opts.iova !== undefined) mapOptions.iova = opts.iova as bigint;
-    const flags = b.IOMMU_IOAS_MAP_FIXED_IOVA | (source.read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (source.write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
+    const flags = fixedMapFlags(source.read, source.write);
     return this.#dma.mapWith(source.buffer, mapOptions, 'IOMMU_IOAS_COPY', (_vaddr, iova, size) => {
       const arg = encodeSized(b.iommu_ioas_copy, { flags, dst_ioas_id: this.id, src_ioas_id: from.id, length: size, dst_iova: iova, src_iova: source.iova });
       this.#port.ioctl('IOMMU_IOAS_COPY', b.IOMMU_IOAS_COPY, arg);
@@ -234,7 +234,7 @@ export class Ioas implements IommuContext, Disposable {
         return { ranges: this.#allowed ? intersect(ranges, this.#allowed) : ranges, pageSizes };
       },
       map: (vaddr, iova, size, read, write) => {
-        const flags = b.IOMMU_IOAS_MAP_FIXED_IOVA | (read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
+        const flags = fixedMapFlags(read, write);
         const arg = encodeSized(b.iommu_ioas_map, { flags, ioas_id: this.id, __reserved: 0, user_va: vaddr, length: size, iova });
         ioctl('IOMMU_IOAS_MAP', b.IOMMU_IOAS_MAP, arg);
       },
@@ -285,6 +285,11 @@ export class Ioas implements IommuContext, Disposable {
     }
     throw new VfioError('ERR_VFIO_PROTOCOL', `${this.path}: IOMMU_IOAS_IOVA_RANGES kept asking for more room`, { operation: 'IOMMU_IOAS_IOVA_RANGES', path: this.path });
   }
+}
+
+/** IOAS_MAP / IOAS_COPY flags: the library always picks the IOVA itself (FIXED_IOVA). */
+function fixedMapFlags(read: boolean, write: boolean): number {
+  return b.IOMMU_IOAS_MAP_FIXED_IOVA | (read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
 }
 
 /** The IOVAs in both lists of inclusive ranges. */

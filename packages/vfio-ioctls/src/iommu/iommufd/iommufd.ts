@@ -3,8 +3,8 @@ import { bindings as b } from '../../abi/structs';
 import { encodeSized, decodeAnswer } from '../../abi/iommufd-args';
 import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
 import { FdHandle, runAll } from '../../core/handle';
-import { checkInteger, typeError } from '../../core/validate';
-import { Ioas, ioasPort, type IoasPort } from './ioas';
+import { typeError } from '../../core/validate';
+import { Ioas, ioasPort } from './ioas';
 
 /**
  * An open /dev/iommu: the iommufd that owns IO address spaces (IOAS) and
@@ -86,7 +86,6 @@ export class Iommufd extends FdHandle {
   }
 
   private destroy(id: number): void {
-    checkInteger('id', id, 0, 0xffff_ffff);
     const fd = this.fd;
     const arg = encodeSized(b.iommu_destroy, { id });
     this.ioctl('IOMMU_DESTROY', () => this.backend.ioctl(fd, b.IOMMU_DESTROY, arg));
@@ -114,4 +113,3 @@ export interface IommufdPort {
   closed(ioas: Ioas): void;
 }
 
-export type { IoasPort };

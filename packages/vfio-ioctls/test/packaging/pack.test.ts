@@ -45,7 +45,7 @@ function runNode(args: string[]): { status: number | null; stdout: string; stder
 }
 
 beforeAll(() => {
-  const missing = [prebuild, path.join(ioctlsRoot, 'dist', 'native.js'), path.join(bindingsRoot, 'package.json')]
+  const missing = [prebuild, path.join(ioctlsRoot, 'dist', 'core', 'native.js'), path.join(bindingsRoot, 'package.json')]
     .filter((file) => !fs.existsSync(file));
   if (missing.length > 0) {
     throw new Error(`build the packages first (pnpm run build); missing: ${missing.join(', ')}`);
@@ -91,7 +91,7 @@ describe('the packed packages', () => {
     // A hard link into build/ would be stored as an empty link entry.
     expect(addon).toMatchObject({ type: '-', size: fs.statSync(prebuild).size });
     expect(addon?.size).toBeGreaterThan(10000);
-    for (const file of ['binding.gyp', 'native/addon.cc', 'native/poller.cc', 'dist/native.js', 'package.json']) {
+    for (const file of ['binding.gyp', 'native/addon.cc', 'native/poller.cc', 'dist/core/native.js', 'package.json']) {
       expect({ file, packed: byPath.has(file) }).toEqual({ file, packed: true });
     }
     expect(entries.filter((entry) => /^package\/(build|test|src)\//.test(entry.path))).toEqual([]);
@@ -120,8 +120,8 @@ describe('the packed packages', () => {
       const path = require('node:path');
       const root = path.dirname(require.resolve('vfio-ioctls/package.json'));
       const loaded = require('node-gyp-build').resolve(root);
-      // dist/native.js is internal (not in "exports"), so by path.
-      const { nativeBackend, EFD_SEMAPHORE } = require(path.join(root, 'dist', 'native.js'));
+      // dist/core/native.js is internal (not in "exports"), so by path.
+      const { nativeBackend, EFD_SEMAPHORE } = require(path.join(root, 'dist', 'core', 'native.js'));
       const fd = nativeBackend.eventfd(0, 0);
       nativeBackend.eventfdWrite(fd, 41n);
       nativeBackend.eventfdWrite(fd, 1n);

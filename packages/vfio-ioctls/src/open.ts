@@ -8,13 +8,14 @@ import { basename } from 'node:path';
 import { VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from './core/context';
 import { VfioError } from './core/errors';
 import { checkInstance, checkOptions, checkString, checkUuid, parsePciAddress, rangeError } from './core/validate';
-import { adoptDevice, Device, installDeviceOpener } from './device/device';
+import { adoptDevice, Device, installCdevAdopter, installDeviceOpener } from './device/device';
 import { cdevOf } from './discovery/cdev';
 import { groupOf, groupOfSysfsPath, isVfioDriver, pciDevice } from './discovery/sysfs';
 import { Container } from './iommu/container/container';
 import { Group, installDeviceWrapper } from './iommu/container/group';
 import { openSharedDevice } from './iommu/container/shared-groups';
-import { openBoundCdev } from './iommu/iommufd/cdev';
+import { bindAndAttach, openBoundCdev } from './iommu/iommufd/cdev';
+import type { IommuContext } from './iommu/context';
 import { defaultIoas } from './iommu/iommufd/default-ioas';
 import { Ioas, ioasPort } from './iommu/iommufd/ioas';
 import { NoIommu } from './iommu/noiommu';
@@ -117,17 +118,35 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
     );
   }
   let ioas = given;
+  let opened = false;
   if (!ioas) {
     try {
-      ioas = defaultIoas(context);
+      ({ ioas, opened } = defaultIoas(context));
     } catch (error) {
       if (fallBack && (error as { code?: string }).code === 'ENOENT') return undefined;
       throw error;
     }
   }
-  const bound = openBoundCdev(ioas, context.cdevPath(cdev), name, vfToken);
+  try {
+    const bound = openBoundCdev(ioas, context.cdevPath(cdev), name, vfToken);
+    return adoptAttached(context, bound.fd, name, ioas);
+  } catch (error) {
+    // The shared IOAS opened for this device has no other user and nobody can reach it: close it again.
+    if (opened) {
+      try {
+        ioas.iommufd.close();
+      } catch {
+        // The open failure is the one worth reporting.
+      }
+    }
+    throw error;
+  }
+}
+
+/** A Device for a cdev fd attached to `ioas`, which closes it before the IOAS is destroyed. */
+function adoptAttached(context: VfioContext, fd: number, name: string, ioas: Ioas): Device {
   const port = ioasPort(ioas);
-  const device = adoptDevice(bound.fd, {
+  const device = adoptDevice(fd, {
     context,
     name,
     iommu: ioas,
@@ -135,6 +154,22 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
   });
   port.addMember(device);
   return device;
+}
+
+/** Device.fromFd with an IOAS: bind and attach the cdev fd (closed if that fails), then adopt it. */
+function adoptCdevFd(fd: number, context: VfioContext, name: string, iommu: IommuContext): Device {
+  const ioas = checkInstance('options.iommu', iommu, Ioas);
+  try {
+    bindAndAttach(ioas, fd, name);
+  } catch (error) {
+    try {
+      context.backend.close(fd);
+    } catch {
+      // The bind failure is the one worth reporting.
+    }
+    throw error;
+  }
+  return adoptAttached(context, fd, name, ioas);
 }
 
 /**
@@ -162,6 +197,7 @@ function explainNotBound(error: unknown, context: VfioContext, name: string): un
 }
 
 installDeviceOpener(openDevice);
+installCdevAdopter(adoptCdevFd);
 installDeviceWrapper((fd, name, group) => adoptDevice(fd, {
   context: group.context,
   name,

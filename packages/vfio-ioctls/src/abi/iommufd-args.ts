@@ -31,11 +31,3 @@ export function withUserMemory<T>(backend: Backend, size: number, use: (bytes: U
     backend.freeDma(memory);
   }
 }
-
-/** A UUID ('8-4-4-4-12' hex) as the 16 bytes the kernel compares. */
-export function uuidBytes(uuid: string): Uint8Array {
-  const hex = uuid.replace(/-/g, '');
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return bytes;
-}

@@ -140,4 +140,20 @@ export function hotResetArg(groupFds: number[]): Uint8Array {
   return encodeArg(b.vfio_pci_hot_reset, { flags: 0, count: groupFds.length, group_fds: groupFds });
 }
 
+/** A UUID ('8-4-4-4-12' hex) as the 16 bytes the kernel compares. */
+export function uuidBytes(uuid: string): Uint8Array {
+  const hex = uuid.replace(/-/g, '');
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return bytes;
+}
+
+/** struct vfio_device_feature with SET | PCI_VF_TOKEN and the token's 16 bytes. */
+export function vfTokenFeatureArg(uuid: string): Uint8Array {
+  return encodeArg(b.vfio_device_feature, {
+    flags: b.VFIO_DEVICE_FEATURE_SET | b.VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
+    data: [...uuidBytes(uuid)],
+  });
+}
+
 export { b as bindings };

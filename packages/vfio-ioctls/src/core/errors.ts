@@ -34,6 +34,13 @@ const hints: Record<string, Hints> = {
     EBUSY: 'the device is already open, in this process or another',
     ENODEV: 'no device of that name in the group',
     EINVAL: 'the container has no IOMMU set yet',
+    EACCES: "a VF of an SR-IOV PF bound to vfio-pci needs the PF's VF token and it is missing or wrong: open it with { vfToken }, the UUID the PF's user set with setVfToken()",
+  },
+  VFIO_DEVICE_FEATURE: {
+    ENOTTY: 'the device does not offer this feature (a VF token: only an SR-IOV PF bound to vfio-pci has one)',
+  },
+  VFIO_DEVICE_BIND_IOMMUFD: {
+    EACCES: "a VF of an SR-IOV PF bound to vfio-pci needs the PF's VF token and it is missing or wrong: open it with { vfToken }, the UUID the PF's user set with setVfToken()",
   },
   VFIO_DEVICE_RESET: {
     EINVAL: 'the device has no reset method',

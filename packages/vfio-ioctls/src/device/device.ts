@@ -1,4 +1,4 @@
-import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
+import { bindings as b, capabilityChain, decodeAnswer, encodeArg, hotResetArg, irqSet, publicCapability, queryInfo, vfTokenFeatureArg, type CapabilityRef } from '../abi/structs';
 import { kernelCall, VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from '../core/context';
 import { VfioError } from '../core/errors';
 import type { Group } from '../iommu/container/group';
@@ -10,7 +10,7 @@ import { fillIrqInfoArg, irqIndexLabel, newIrqInfoArg, readIrqInfo, type IrqInfo
 import type { ArgBuffer } from '../abi/arg-buffer';
 import { probeRegion, unmapRegion, type Region, type RegionHost } from './region';
 import { illegalConstructor } from '../core/illegal-constructor';
-import { checkBoolean, checkInteger, checkOptions, checkString, optionKeys, rangeError, typeError } from '../core/validate';
+import { checkBoolean, checkInteger, checkOptions, checkString, checkUuid, optionKeys, rangeError, typeError } from '../core/validate';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -65,6 +65,14 @@ export interface HotResetInfo {
  * cycle (group -> device -> group).
  */
 let opener: ((target: string, options?: DeviceOpenOptions) => Device) | undefined;
+
+/** Device.fromFd's path for a cdev fd and an IOAS, installed by open.ts for the same reason. */
+let cdevAdopter: ((fd: number, context: VfioContext, name: string, ioas: IommuContext) => Device) | undefined;
+
+/** @internal open.ts installs the binding of a cdev fd given to Device.fromFd with an IOAS. */
+export function installCdevAdopter(adopt: (fd: number, context: VfioContext, name: string, ioas: IommuContext) => Device): void {
+  cdevAdopter = adopt;
+}
 
 /** @internal open.ts installs Device.open's implementation. */
 export function installDeviceOpener(open: (target: string, options?: DeviceOpenOptions) => Device): void {
@@ -174,13 +182,20 @@ export class Device extends FdHandle implements RegionHost {
    * Wraps a device fd obtained elsewhere (a VFIO cdev, an fd passed over a
    * socket). The Device owns it from now on and closes it.
    * @param options.name - the device name, for errors.
-   * @param options.iommu - the IOMMU context its DMA goes through, if any.
+   * @param options.iommu - the IOMMU context its DMA goes through, if any;
+   *   an Ioas binds the (cdev) fd to its iommufd and attaches it first.
+   * @throws VfioError from the bind or attach (the fd is closed then, as
+   *   when the device info query fails).
    */
   static fromFd(fd: number, options: FromFdOptions): Device {
     checkInteger('fd', fd, 0, 0x7fff_ffff);
     const opts = checkOptions('options', options, fromFdOptionKeys);
     const name = checkString('options.name', opts.name);
-    return adoptDevice(fd, { context: VfioContext.from(vfioOptionsOf(opts)), name, iommu: opts.iommu });
+    const context = VfioContext.from(vfioOptionsOf(opts));
+    // An IOAS means a cdev fd to bind and attach first (as rust-vmm's
+    // new_from_fd does); open.ts, which knows iommufd, does that.
+    if (opts.iommu?.kind === 'iommufd' && cdevAdopter) return cdevAdopter(fd, context, name, opts.iommu);
+    return adoptDevice(fd, { context, name, iommu: opts.iommu });
   }
 
   protected errorContext(): { device: string } {
@@ -280,6 +295,21 @@ export class Device extends FdHandle implements RegionHost {
   /** The enabled interrupt ranges. */
   interrupts(): readonly Interrupts[] {
     return [...this.#interrupts];
+  }
+
+  /**
+   * Sets the VF token of an SR-IOV PF (VFIO_DEVICE_FEATURE PCI_VF_TOKEN):
+   * the shared secret its VFs must be opened with (`Device.open(vf, {
+   * vfToken })`) while the PF is bound to vfio-pci. While VFs are open, the
+   * kernel lets only the current token's holder change it.
+   * @throws RangeError for a malformed UUID; VfioError from the kernel
+   *   (EINVAL: the device is not a vfio-pci PF).
+   */
+  setVfToken(uuid: string): void {
+    const token = checkUuid('uuid', uuid);
+    const fd = this.fd;
+    const arg = vfTokenFeatureArg(token);
+    this.#ioctl('VFIO_DEVICE_FEATURE', () => this.backend.ioctl(fd, b.VFIO_DEVICE_FEATURE, arg));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { bindings as b } from '../../abi/structs';
-import { decodeAnswer, uuidBytes, withUserMemory } from '../../abi/iommufd-args';
-import { encodeArg } from '../../abi/structs';
+import { decodeAnswer, withUserMemory } from '../../abi/iommufd-args';
+import { encodeArg, uuidBytes } from '../../abi/structs';
 import { kernelCall } from '../../core/context';
 import type { Ioas } from './ioas';
 

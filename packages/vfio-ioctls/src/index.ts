@@ -11,7 +11,7 @@ export { VfioContext, type VfioOptions } from './core/context';
 export { Container, type IommuInfo } from './iommu/container/container';
 // Device and Group come through open.ts, which installs Device.open and group.openDevice.
 export { Device, Group, type DeviceOpenOptions, type IommuChoice } from './open';
-export { Iommufd } from './iommu/iommufd/iommufd';
+export { Iommufd, type IommuHwInfo } from './iommu/iommufd/iommufd';
 export { Ioas } from './iommu/iommufd/ioas';
 export type { GroupStatus } from './iommu/container/group';
 export {

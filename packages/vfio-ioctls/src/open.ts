@@ -129,7 +129,7 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
   }
   try {
     const bound = openBoundCdev(ioas, context.cdevPath(cdev), name, vfToken);
-    return adoptAttached(context, bound.fd, name, ioas);
+    return adoptAttached(context, bound.fd, name, ioas, bound.devId);
   } catch (error) {
     // The shared IOAS opened for this device has no other user and nobody can reach it: close it again.
     if (opened) {
@@ -144,7 +144,7 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
 }
 
 /** A Device for a cdev fd attached to `ioas`, which closes it before the IOAS is destroyed. */
-function adoptAttached(context: VfioContext, fd: number, name: string, ioas: Ioas): Device {
+function adoptAttached(context: VfioContext, fd: number, name: string, ioas: Ioas, devId: number): Device {
   const port = ioasPort(ioas);
   const device = adoptDevice(fd, {
     context,
@@ -152,15 +152,16 @@ function adoptAttached(context: VfioContext, fd: number, name: string, ioas: Ioa
     iommu: ioas,
     owner: { deviceClosed: (closed) => port.removeMember(closed) },
   });
-  port.addMember(device);
+  port.addMember(device, devId);
   return device;
 }
 
 /** Device.fromFd with an IOAS: bind and attach the cdev fd (closed if that fails), then adopt it. */
 function adoptCdevFd(fd: number, context: VfioContext, name: string, iommu: IommuContext): Device {
   const ioas = checkInstance('options.iommu', iommu, Ioas);
+  let devId: number;
   try {
-    bindAndAttach(ioas, fd, name);
+    devId = bindAndAttach(ioas, fd, name);
   } catch (error) {
     try {
       context.backend.close(fd);
@@ -169,7 +170,7 @@ function adoptCdevFd(fd: number, context: VfioContext, name: string, iommu: Iomm
     }
     throw error;
   }
-  return adoptAttached(context, fd, name, ioas);
+  return adoptAttached(context, fd, name, ioas, devId);
 }
 
 /**

@@ -40,3 +40,21 @@ describe('Device.fromFd of a cdev fd', () => {
     expectNothingLeft(fake);
   });
 });
+
+describe('Iommufd.hwInfo', () => {
+  test("the IOMMU behind an attached device (the fake answers as Intel VT-d); a device not attached here is a TypeError", () => {
+    const { fake, env } = cdevKernel();
+    const iommufd = Iommufd.open(env);
+    const ioas = iommufd.allocIoas();
+    const device = Device.open(EDU, { ...env, ioas });
+    const info = iommufd.hwInfo(device);
+    expect(info.type).toBe('intel-vtd');
+    expect(info.vtd).toBeDefined();
+    expect(info.data.length).toBeGreaterThanOrEqual(24);
+    const other = Iommufd.open(env);
+    expect(() => other.hwInfo(device)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    other.close();
+    iommufd.close();
+    expectNothingLeft(fake);
+  });
+});

@@ -19,8 +19,10 @@ export interface IoasMember {
 export interface IoasPort {
   /** The iommufd closed (or the IOAS was destroyed): forget every mapping and member. */
   released(): void;
-  /** A device was attached; it closes before the IOAS is destroyed. */
-  addMember(member: IoasMember): void;
+  /** A device was attached (with its dev id in the iommufd); it closes before the IOAS is destroyed. */
+  addMember(member: IoasMember, devId: number): void;
+  /** The dev id of an attached member, for iommufd calls about the device (GET_HW_INFO). */
+  devIdOf(member: object): number | undefined;
   removeMember(member: IoasMember): void;
   /** Runs `callback` when the last member leaves (Device.open's shared IOAS closes then). */
   whenUnused(callback: () => void): void;
@@ -53,6 +55,7 @@ export class Ioas implements IommuContext, Disposable {
   readonly #port: IommufdPort;
   readonly #dma: DmaSpace;
   readonly #members = new Set<WeakRef<IoasMember>>();
+  readonly #devIds = new WeakMap<object, number>();
   #closed = false;
   #whenUnused: (() => void) | undefined;
   /** What allowIovas() allowed, when it restricted anything. */
@@ -66,8 +69,9 @@ export class Ioas implements IommuContext, Disposable {
     this.#dma = new DmaSpace(iommufd.context.backend, this.dmaKernel());
     ports.set(this, {
       released: () => this.released(),
-      addMember: (member) => {
+      addMember: (member, devId) => {
         this.#members.add(new WeakRef(member));
+        this.#devIds.set(member, devId);
         // A device's reserved regions shrink the usable IOVA ranges.
         this.#dma.invalidateGeometry();
       },
@@ -75,6 +79,7 @@ export class Ioas implements IommuContext, Disposable {
         for (const ref of this.#members) if (ref.deref() === member || !ref.deref()) this.#members.delete(ref);
         if (this.#members.size === 0 && !this.#closed) this.#whenUnused?.();
       },
+      devIdOf: (member) => this.#devIds.get(member),
       whenUnused: (callback) => {
         this.#whenUnused = callback;
       },

@@ -1,6 +1,6 @@
 import { constants as fsConstants } from 'node:fs';
 import { bindings as b } from '../../abi/structs';
-import { encodeSized, decodeAnswer } from '../../abi/iommufd-args';
+import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { kernelCall, VfioContext, type VfioOptions } from '../../core/context';
 import { FdHandle, runAll } from '../../core/handle';
 import { typeError } from '../../core/validate';
@@ -80,6 +80,40 @@ export class Iommufd extends FdHandle {
     this.ioctl('IOMMU_OPTION', () => this.backend.ioctl(fd, b.IOMMU_OPTION, arg));
   }
 
+  /**
+   * What the IOMMU behind an attached device is (IOMMU_GET_HW_INFO): its
+   * kind, capabilities and, for Intel VT-d, the capability registers.
+   * @param device - a device attached to one of this iommufd's IOASes.
+   */
+  hwInfo(device: object): IommuHwInfo {
+    let devId: number | undefined;
+    for (const ioas of this.#ioases) devId ??= ioasPort(ioas).devIdOf(device);
+    if (devId === undefined) throw typeError('device', `a Device attached to an IOAS of ${this.path}`, device);
+    const fd = this.fd;
+    const id = devId;
+    return withUserMemory(this.backend, HW_INFO_DATA_BYTES, (bytes, address) => {
+      const arg = encodeSized(b.iommu_hw_info, {
+        flags: 0, dev_id: id, data_len: HW_INFO_DATA_BYTES, data_uptr: address, in_data_type: 0, out_data_type: 0,
+        out_max_pasid_log2: 0, __reserved: [0, 0, 0], out_capabilities: 0n,
+      });
+      this.ioctl('IOMMU_GET_HW_INFO', () => this.backend.ioctl(fd, b.IOMMU_GET_HW_INFO, arg));
+      const answer = decodeAnswer(b.iommu_hw_info, arg, 'IOMMU_GET_HW_INFO');
+      const data = bytes.slice(0, Math.min(answer.data_len, HW_INFO_DATA_BYTES));
+      const info: IommuHwInfo = {
+        type: HW_INFO_TYPES[answer.out_data_type] ?? `type ${answer.out_data_type}`,
+        capabilities: answer.out_capabilities,
+        dirtyTracking: (answer.out_capabilities & BigInt(b.IOMMU_HW_CAP_DIRTY_TRACKING)) !== 0n,
+        maxPasidLog2: answer.out_max_pasid_log2,
+        data,
+      };
+      if (answer.out_data_type === b.IOMMU_HW_INFO_TYPE_INTEL_VTD && data.length >= b.iommu_hw_info_vtd.size) {
+        const vtd = b.iommu_hw_info_vtd.decode(data, 0);
+        info.vtd = { flags: vtd.flags, capReg: vtd.cap_reg, ecapReg: vtd.ecap_reg };
+      }
+      return info;
+    });
+  }
+
   /** The IOASes allocated and not yet closed. */
   ioases(): readonly Ioas[] {
     return [...this.#ioases];
@@ -104,6 +138,33 @@ export class Iommufd extends FdHandle {
   private ioctl<T>(operation: string, call: () => T): T {
     return kernelCall({ syscall: 'ioctl', operation, path: this.path }, call);
   }
+}
+
+/** Room for the driver-specific answer of IOMMU_GET_HW_INFO (VT-d's is 24 bytes, SMMUv3's 80). */
+const HW_INFO_DATA_BYTES = 256;
+
+const HW_INFO_TYPES: Record<number, string> = {
+  [b.IOMMU_HW_INFO_TYPE_NONE]: 'none',
+  [b.IOMMU_HW_INFO_TYPE_INTEL_VTD]: 'intel-vtd',
+  [b.IOMMU_HW_INFO_TYPE_ARM_SMMUV3]: 'arm-smmuv3',
+  [b.IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV]: 'tegra241-cmdqv',
+  [b.IOMMU_HW_INFO_TYPE_AMD]: 'amd',
+};
+
+/** What IOMMU_GET_HW_INFO reports about the IOMMU behind a device. */
+export interface IommuHwInfo {
+  /** 'intel-vtd', 'arm-smmuv3', 'amd', 'none', ... ('type N' for one this library does not name). */
+  type: string;
+  /** IOMMU_HW_CAP_* bits. */
+  capabilities: bigint;
+  /** The IOMMU can track dirty pages (IOMMU_HW_CAP_DIRTY_TRACKING). */
+  dirtyTracking: boolean;
+  /** log2 of the PASIDs the device supports (0: none). */
+  maxPasidLog2: number;
+  /** The driver-specific answer, as the kernel wrote it. */
+  data: Uint8Array;
+  /** For Intel VT-d: its capability and extended capability registers. */
+  vtd?: { flags: number; capReg: bigint; ecapReg: bigint };
 }
 
 /** What an Ioas may do through its iommufd (and nothing else). */

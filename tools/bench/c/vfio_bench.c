@@ -4,10 +4,16 @@
  * program and the library alternately, with the same batch sizes, so the
  * two sides differ only in what sits between the loop and the kernel.
  *
- * Usage: vfio_bench GROUP_PATH BDF OP:BATCH:SAMPLES:WARMUP...
+ * Usage: vfio_bench container GROUP_PATH BDF OP:BATCH:SAMPLES:WARMUP...
+ *        vfio_bench iommufd CDEV_PATH BDF OP:BATCH:SAMPLES:WARMUP...
+ * The backend says how the device is opened (group node and a type1
+ * container, or its cdev bound to an iommufd and attached to an IOAS) and
+ * what the DMA ops call (VFIO_IOMMU_MAP_DMA / UNMAP_DMA on the container,
+ * IOMMU_IOAS_MAP / UNMAP on the IOAS); every other op is the same ioctl,
+ * pread or load on the device fd either way.
  * Prints one JSON line per OP (see bench.h); ns per operation.
  */
-#include "vfio_dev.h"
+#include "vfio_cdev.h"
 #include <sys/eventfd.h>
 
 /* edu BAR0 registers (QEMU docs/specs/edu.rst). */
@@ -39,7 +45,7 @@ static void op_irq_info(void)
 	bench_sink = ii.count;
 }
 
-static void map_unmap(void *buf, uint64_t size)
+static void map_unmap_container(void *buf, uint64_t size)
 {
 	struct vfio_iommu_type1_dma_map map = {
 		.argsz = sizeof map,
@@ -49,6 +55,27 @@ static void map_unmap(void *buf, uint64_t size)
 	CHECK(ioctl(dev.container, VFIO_IOMMU_MAP_DMA, &map));
 	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof unmap, .iova = DMA_IOVA, .size = size };
 	CHECK(ioctl(dev.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+}
+
+/* What the library's Ioas.map({ iova }) asks for: a fixed IOVA, read and write. */
+static void map_unmap_ioas(void *buf, uint64_t size)
+{
+	struct iommu_ioas_map map = {
+		.size = sizeof map,
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = dev.ioas_id, .user_va = (uintptr_t)buf, .length = size, .iova = DMA_IOVA,
+	};
+	CHECK(ioctl(dev.iommufd, IOMMU_IOAS_MAP, &map));
+	struct iommu_ioas_unmap unmap = { .size = sizeof unmap, .ioas_id = dev.ioas_id, .iova = DMA_IOVA, .length = size };
+	CHECK(ioctl(dev.iommufd, IOMMU_IOAS_UNMAP, &unmap));
+}
+
+static void map_unmap(void *buf, uint64_t size)
+{
+	if (dev.iommufd >= 0)
+		map_unmap_ioas(buf, size);
+	else
+		map_unmap_container(buf, size);
 }
 
 static void op_dma_4k(void) { map_unmap(dma_4k, 4096); }
@@ -156,15 +183,18 @@ static void run(const char *spec)
 
 int main(int argc, char **argv)
 {
-	if (argc < 4) {
-		fprintf(stderr, "usage: vfio_bench GROUP_PATH BDF OP:BATCH:SAMPLES:WARMUP...\n");
+	if (argc < 5 || (strcmp(argv[1], "container") && strcmp(argv[1], "iommufd"))) {
+		fprintf(stderr, "usage: vfio_bench container|iommufd GROUP_PATH|CDEV_PATH BDF OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
-	vdev_open(&dev, argv[1], argv[2]);
+	if (!strcmp(argv[1], "container"))
+		vdev_open(&dev, argv[2], argv[3]);
+	else
+		vdev_open_cdev(&dev, argv[2]); /* the cdev names the device; BDF is for the reader */
 	dma_4k = alloc_pinned(4096);
 	dma_2m = alloc_pinned(2u << 20);
 	setup_irq();
-	for (int i = 3; i < argc; i++)
+	for (int i = 4; i < argc; i++)
 		run(argv[i]);
 	close(irq_efd);
 	vdev_close(&dev);

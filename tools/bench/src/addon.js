@@ -1,7 +1,7 @@
 'use strict';
 // The addon behind vfio-ioctls' default Backend. The package's index does
 // not export `nativeBackend` (yet); until it does, it is taken from the
-// built dist/native.js by path, and the results say so (`source`).
+// built dist/core/native.js by path, and the results say so (`source`).
 const path = require('node:path');
 
 let cached;
@@ -14,8 +14,8 @@ function nativeBackend() {
   if (!backend) {
     const root = path.dirname(require.resolve('vfio-ioctls/package.json'));
     try {
-      backend = require(path.join(root, 'dist', 'native.js')).nativeBackend;
-      source = 'vfio-ioctls/dist/native.js (not exported by the package index)';
+      backend = require(path.join(root, 'dist', 'core', 'native.js')).nativeBackend;
+      source = 'vfio-ioctls/dist/core/native.js (not exported by the package index)';
     } catch {
       return undefined;
     }

@@ -5,7 +5,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
-const { C_DIR, CACHE_DIR } = require('./paths');
+const { C_DIR, CACHE_DIR, REPO_ROOT } = require('./paths');
 
 const PROGRAMS = ['fionread', 'vfio_bench'];
 const MALLOC_STATS = path.join(CACHE_DIR, 'malloc_stats.node');
@@ -32,11 +32,24 @@ function buildMallocStats(log) {
   return MALLOC_STATS;
 }
 
+/**
+ * The uapi headers the bindings are generated from (tools/gen-bindings'
+ * pinned linux-libc-dev, 7.3): the host's own /usr/include may predate
+ * iommufd.h and the cdev ioctls. Fetched once into .cache/linux-headers;
+ * the arch folder holds asm/.
+ */
+function uapiIncludes() {
+  const { fetchHeaders } = require(path.join(REPO_ROOT, 'tools', 'gen-bindings', 'src', 'fetch-headers'));
+  const dir = fetchHeaders();
+  return ['-isystem', dir, '-isystem', path.join(dir, `${process.arch === 'x64' ? 'x86_64' : process.arch}-linux-gnu`)];
+}
+
 /** Compiles every program; only on the host (the guest lacks gcc). */
 function buildAll() {
   fs.mkdirSync(CACHE_DIR, { recursive: true });
+  const includes = uapiIncludes();
   for (const name of PROGRAMS) {
-    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', binaryPath(name), path.join(C_DIR, `${name}.c`)], {
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', ...includes, '-o', binaryPath(name), path.join(C_DIR, `${name}.c`)], {
       stdio: 'inherit',
     });
   }

@@ -15,7 +15,10 @@ async function runGuestParts(opts, log) {
   fs.rmSync(resultsDir, { recursive: true, force: true });
   fs.mkdirSync(resultsDir, { recursive: true });
   const outFile = path.join(resultsDir, 'guest.json');
-  const args = ['--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles];
+  const args = [
+    '--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles,
+    '--backends', opts.backends.join(','), '--soak-backends', opts.soakBackends.join(','),
+  ];
   if (!opts.soak) args.push('--no-soak');
   if (!opts.ops) args.push('--soak-only');
   if (opts.profile) args.push('--profile-dir', path.join(resultsDir, 'profile'));
@@ -24,11 +27,12 @@ async function runGuestParts(opts, log) {
   const started = Date.now();
   const r = await vm.runInGuest({
     profile: 'edu',
+    kernel: opts.kernel,
     // --expose-gc: the soak forces collections to check the finalizers.
     command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
     cwd: REPO_ROOT,
     resultsDir,
-    // 10,000 cycles of each of the three soaks take ~40 minutes under TCG.
+    // 10,000 cycles of each of the three container soaks take ~40 minutes under TCG.
     timeoutMs: 3 * 60 * 60 * 1000,
     onOutput: (text) => process.stderr.write(text),
     log: (m) => {
@@ -42,7 +46,11 @@ async function runGuestParts(opts, log) {
   }
   const guest = JSON.parse(fs.readFileSync(outFile, 'utf8'));
   if (opts.profile) guest.profile = summarize(path.join(resultsDir, 'profile'), 25);
-  guest.boot = { accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile: 'edu' };
+  accelerator = r.accelerator ?? accelerator;
+  guest.boot = {
+    accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile: 'edu',
+    kernelName: opts.kernel, qemuVersion: r.qemuVersion ?? null,
+  };
   return guest;
 }
 

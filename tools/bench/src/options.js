@@ -1,11 +1,18 @@
 'use strict';
 // Command-line flags of `pnpm --filter bench run bench`.
+const { BACKENDS } = require('./guest/ops');
 
 const USAGE = `usage: node tools/bench/src/cli.js [options]
   --host-only         only the host parts (codecs, addon FIONREAD); no guest boot
   --guest-only        only the guest parts
   --rounds N          baseline/library round pairs (default 5)
   --samples N         samples per side per round (default 10)
+  --kernel NAME       guest kernel (tools/vm kernels; default vfio-7.3, the one
+                      with both backends: iommufd rows are skipped elsewhere)
+  --backends LIST     IOMMU backends of the ioctl and DMA rows (default
+                      container,iommufd)
+  --soak-backends LIST  backends of the soak runs (default container,iommufd:
+                      3 container runs, ~1 h under TCG, and 1 iommufd run)
   --soak-cycles N     cycles of each soak (default 10000)
   --no-soak           skip the leak/soak runs
   --profile           profile the guest's library rounds (node:inspector) and
@@ -16,7 +23,15 @@ const USAGE = `usage: node tools/bench/src/cli.js [options]
   --no-readme         do not rewrite the results section of tools/bench/README.md`;
 
 function parseOptions(argv) {
-  const o = { host: true, guest: true, rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, profile: false, out: undefined, readme: true };
+  const o = {
+    host: true, guest: true, kernel: 'vfio-7.3', backends: BACKENDS, soakBackends: BACKENDS,
+    rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, profile: false, out: undefined, readme: true,
+  };
+  const list = (i, name) => {
+    const v = (argv[i + 1] ?? '').split(',');
+    if (!v.every((x) => BACKENDS.includes(x))) throw new Error(`${name} takes a comma-separated list of ${BACKENDS.join(', ')}\n${USAGE}`);
+    return v;
+  };
   const num = (i, name) => {
     const v = Number(argv[i + 1]);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} needs a positive integer\n${USAGE}`);
@@ -29,6 +44,9 @@ function parseOptions(argv) {
     else if (a === '--guest-only') o.host = false;
     else if (a === '--rounds') o.rounds = num(i++, a);
     else if (a === '--samples') o.samples = num(i++, a);
+    else if (a === '--kernel') o.kernel = argv[++i];
+    else if (a === '--backends') o.backends = list(i++, a);
+    else if (a === '--soak-backends') o.soakBackends = list(i++, a);
     else if (a === '--soak-cycles') o.soakCycles = num(i++, a);
     else if (a === '--no-soak') o.soak = false;
     else if (a === '--profile') o.profile = true;

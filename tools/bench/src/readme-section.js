@@ -15,8 +15,8 @@ function renderReadmeSection(r) {
   ];
   if (g) {
     lines.push(
-      `- Guest: QEMU q35 + intel-iommu, **${g.accelerator.toUpperCase()}${g.kvm ? '' : ' (no KVM: software emulation)'}**, ` +
-        `${g.cpu}, ${g.cores} vCPUs, Linux ${g.kernel}, Node ${g.node}, device edu bound to vfio-pci.`,
+      `- Guest: QEMU${g.qemuVersion ? ` ${g.qemuVersion}` : ''} q35 + intel-iommu, **${g.accelerator.toUpperCase()}${g.kvm ? '' : ' (no KVM: software emulation)'}**, ` +
+        `${g.cpu}, ${g.cores} vCPUs, Linux ${g.kernel}${g.kernelName ? ` (tools/vm kernel \`${g.kernelName}\`)` : ''}, Node ${g.node}, device edu bound to vfio-pci.`,
     );
   }
   lines.push(

@@ -71,8 +71,9 @@ function soakLines(soak) {
     const slope = (k) => (run.slopes?.[k] == null ? '' : `, ${signed(run.slopes[k])} B/cycle in the second half`);
     const leaked = Object.values(run.leakedFds ?? {});
     out.push(
-      `- ${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles after ${run.warmupCycles ?? 0} ${run.warmupOwnCycles ? 'warm-up cycles of its own kind' : 'closed warm-up cycles'}, ${run.seconds.toFixed(0)} s` +
-        `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}: ` +
+      `- ${run.backend ? `${run.backend}, ` : ''}${run.label}: ${run.cycles}${run.cycles === run.requested ? '' : ` of ${run.requested}`} cycles after ${run.warmupCycles ?? 0} ${run.warmupOwnCycles ? 'warm-up cycles of its own kind' : 'closed warm-up cycles'}, ${run.seconds.toFixed(0)} s` +
+        `${run.cycles ? ` (${((run.seconds * 1000) / run.cycles).toFixed(1)} ms/cycle)` : ''}` +
+        `${run.mode === 'half' ? `, ${Math.ceil(run.cycles / 2)} closed and ${Math.floor(run.cycles / 2)} dropped` : ''}: ` +
         `fds ${d('fds')}, VFIO mappings ${d('vfioMaps')}, VmLck ${d('lockedKiB')} KiB, VmPin ${d('pinnedKiB')} KiB; ` +
         `RSS ${kib('rssKiB')}${slope('rss')}, tolerance +${run.rssToleranceKiB} KiB; V8 heap used ${kib('heapUsedKiB')}${slope('heapUsed')}` +
         `${run.start.mallocKiB == null ? '' : `; malloc in use ${kib('mallocKiB')}${slope('malloc')}`}: **${run.clean ? 'clean' : 'NOT CLEAN'}**` +

@@ -4,20 +4,16 @@
 // per round outside the timed loops, closed at the end of the round so the
 // C program can open the device next (a group node opens only once).
 const b = require('vfio-bindings');
-const { Container, Group, DmaBuffer } = require('vfio-ioctls');
+const { DmaBuffer } = require('vfio-ioctls');
 const { nativeBackend: addon } = require('../addon');
-const { GUEST_OPS } = require('./ops');
 const { measureSync, measureAsync } = require('../timing');
+const { openOnBackend, closeOnBackend } = require('./open-device');
 const edu = require('./edu');
 
-/** Everything a round needs, opened once. */
-function openRig(dev) {
-  // The explicit path (not Device.open) so the rig holds the container
-  // that DMA maps into.
-  const container = Container.open();
-  const group = Group.open(dev.iommuGroup);
-  group.attach(container);
-  const device = group.openDevice(dev.address);
+/** Everything a round needs, opened once, on one backend ('container' | 'iommufd'). */
+function openRig(dev, backend) {
+  const opened = openOnBackend(dev, backend);
+  const { device } = opened;
   const bar0 = device.region(b.VFIO_PCI_BAR0_REGION_INDEX);
   const mmio = bar0.map();
   const config = device.config;
@@ -37,23 +33,21 @@ function openRig(dev) {
   const nextInterrupt = () => new Promise((resolve) => (wake = resolve));
   const buf4k = DmaBuffer.alloc(4096);
   const buf2m = DmaBuffer.alloc(2 << 20);
-  return { container, group, device, bar0, mmio, irqs, nextInterrupt, buf4k, buf2m };
+  return { opened, iommu: opened.iommu, device, bar0, mmio, irqs, nextInterrupt, buf4k, buf2m };
 }
 
 function closeRig(rig) {
   if (rig.rawBar) addon().munmap(rig.rawBar);
   rig.irqs.close();
   rig.mmio.unmap();
-  rig.device.close();
-  rig.group.close();
-  rig.container.close();
+  closeOnBackend(rig.opened);
   rig.buf4k.close();
   rig.buf2m.close();
 }
 
 /** The row functions; each is one operation. */
 function rowFunctions(rig) {
-  const { container, device, bar0, mmio } = rig;
+  const { iommu, device, bar0, mmio } = rig;
   const page = new Uint8Array(4096);
   const word = new Uint8Array(4);
   let sink = 0;
@@ -72,7 +66,8 @@ function rowFunctions(rig) {
   const irqInfoArg = b.vfio_irq_info.encode({ argsz: b.vfio_irq_info.size, index: b.VFIO_PCI_MSI_IRQ_INDEX });
   const fd = device.fd;
   const rawBar = rig.rawBar ?? (rig.rawBar = native.mmap(fd, 4096, 3, bar0.offset));
-  const mapUnmap = (buffer) => () => container.map(buffer, { iova: edu.DMA_IOVA }).unmap();
+  // Container.map or Ioas.map: the same call on either backend.
+  const mapUnmap = (buffer) => () => iommu.map(buffer, { iova: edu.DMA_IOVA }).unmap();
   const interrupt = async () => {
     const done = rig.nextInterrupt();
     mmio.write32(edu.EDU_IRQ_RAISE, 1);
@@ -99,14 +94,17 @@ function rowFunctions(rig) {
   };
 }
 
-async function runLibraryRound(dev, o) {
-  const rig = openRig(dev);
+/** One round of `ops` (all of one backend: ops.js opsFor). */
+async function runLibraryRound(dev, o, backend, ops) {
+  const rig = openRig(dev, backend);
   try {
+    if (rig.iommu.kind !== backend) throw new Error(`asked for ${backend}, the device's IOMMU is ${rig.iommu.kind}`);
     const fns = rowFunctions(rig);
     const out = {};
-    for (const op of GUEST_OPS) {
+    for (const op of ops) {
       const plan = { batch: op.batch, samples: o.samples * (op.samplesFactor ?? 1), warmup: o.warmup };
-      const samples = op.async ? await measureAsync(fns[op.id], plan) : measureSync(fns[op.id], plan);
+      const fn = fns[op.id.replace(/@.*$/, '')];
+      const samples = op.async ? await measureAsync(fn, plan) : measureSync(fn, plan);
       out[op.id] = { batch: op.batch, samples };
     }
     return out;

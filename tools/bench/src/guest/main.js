@@ -8,14 +8,14 @@ const cprog = require('../c-programs');
 const { alternate } = require('../alternate');
 const { compare } = require('../compare');
 const { describeHere } = require('../machine');
-const { GUEST_OPS, cOpOf } = require('./ops');
+const { GUEST_OPS, BACKENDS, opsFor, cOpOf } = require('./ops');
 const { runLibraryRound } = require('./lib-ops');
 const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
 const { profiled } = require('./profiler');
 
 function args(argv) {
-  const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true };
+  const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, backends: BACKENDS, soakBackends: BACKENDS };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') o.out = argv[++i];
@@ -26,6 +26,8 @@ function args(argv) {
     else if (a === '--samples') o.samples = Number(argv[++i]);
     else if (a === '--warmup') o.warmup = Number(argv[++i]);
     else if (a === '--soak-cycles') o.soakCycles = Number(argv[++i]);
+    else if (a === '--backends') o.backends = argv[++i].split(',');
+    else if (a === '--soak-backends') o.soakBackends = argv[++i].split(',');
     else if (a === '--malloc-stats') process.env.BENCH_MALLOC_STATS = argv[++i];
     else throw new Error(`guest: unknown argument ${a}`);
   }
@@ -43,33 +45,64 @@ function eduDevice() {
   return { ...edu, kernel: testbed.kernel };
 }
 
-/** One C process per round running every op once (pread-4 serves two rows). */
-function runCRound(dev, o) {
+/**
+ * The backends this boot has: iommufd needs /dev/iommu and the device's
+ * cdev (testbed.json names it on kernels with VFIO_DEVICE_CDEV).
+ */
+function availableBackends(dev, wanted) {
+  return wanted.filter((backend) => {
+    if (backend !== 'iommufd' || (dev.cdev && fs.existsSync('/dev/iommu'))) return true;
+    log(`no iommufd on this kernel (cdev ${dev.cdev}, /dev/iommu ${fs.existsSync('/dev/iommu') ? 'present' : 'absent'}): its rows are skipped`);
+    return false;
+  });
+}
+
+/** One C process per round and backend running every op once (pread-4 serves two rows). */
+function runCRound(dev, o, backend, ops) {
   const specs = new Map();
-  for (const op of GUEST_OPS) specs.set(cOpOf(op), `${cOpOf(op)}:${op.batch}:${o.samples * (op.samplesFactor ?? 1)}:${o.warmup}`);
-  const byC = cprog.run('vfio_bench', [dev.groupPath, dev.address, ...specs.values()]);
-  return Object.fromEntries(GUEST_OPS.map((op) => [op.id, byC[cOpOf(op)]]));
+  for (const op of ops) specs.set(cOpOf(op), `${cOpOf(op)}:${op.batch}:${o.samples * (op.samplesFactor ?? 1)}:${o.warmup}`);
+  const node = backend === 'container' ? dev.groupPath : dev.cdev;
+  const byC = cprog.run('vfio_bench', [backend, node, dev.address, ...specs.values()]);
+  return Object.fromEntries(ops.map((op) => [op.id, byC[cOpOf(op)]]));
+}
+
+/** Runs `side(backend, ops)` for each backend in turn; one record of all rows. */
+async function eachBackend(backends, side) {
+  const out = {};
+  for (const backend of backends) Object.assign(out, await side(backend, opsFor(backend)));
+  return out;
 }
 
 async function main() {
   const o = args(process.argv.slice(2));
   const dev = eduDevice();
-  log(`edu at ${dev.address}, group ${dev.groupPath}; ${o.rounds} rounds`);
+  const backends = availableBackends(dev, o.backends);
+  const soakBackends = availableBackends(dev, o.soakBackends);
+  log(`edu at ${dev.address}, group ${dev.groupPath}, cdev ${dev.cdev}; ${o.rounds} rounds on ${backends.join(' and ')}`);
+  // Each round: C then library on every backend. The device is closed
+  // between any two of them (a cdev bound to an iommufd and the group path
+  // exclude each other).
   const pooled = await alternate(
     o.ops ? o.rounds : 0,
-    (r) => {
-      log(`round ${r + 1}: C`);
-      return runCRound(dev, o);
-    },
-    (r) => {
-      log(`round ${r + 1}: library`);
-      return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}`, () => runLibraryRound(dev, o)) : runLibraryRound(dev, o);
-    },
+    (r) =>
+      eachBackend(backends, (backend, ops) => {
+        log(`round ${r + 1}: C, ${backend}`);
+        return runCRound(dev, o, backend, ops);
+      }),
+    (r) =>
+      eachBackend(backends, (backend, ops) => {
+        log(`round ${r + 1}: library, ${backend}`);
+        const run = () => runLibraryRound(dev, o, backend, ops);
+        return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
+      }),
   );
-  const measurements = GUEST_OPS.filter((op) => pooled[op.id]).map((op) =>
+  // Each iommufd row right below its container row.
+  const order = (op) => GUEST_OPS.findIndex((g) => g.id === op.id.replace(/@.*$/, ''));
+  const rows = backends.flatMap(opsFor).sort((x, y) => order(x) - order(y));
+  const measurements = rows.filter((op) => pooled[op.id]).map((op) =>
     compare({ id: op.id, item: op.item, label: op.label, where: 'guest', target: op.target, c: pooled[op.id].baseline, js: pooled[op.id].library }),
   );
-  const soak = o.soak ? await runSoaks(dev, o.soakCycles, log) : null;
+  const soak = o.soak ? await runSoaks(dev, o.soakCycles, soakBackends, log) : null;
   const machine = { ...describeHere(), kernel: dev.kernel };
   const out = { machine, measurements, derived: derive(measurements), soak };
   fs.writeFileSync(o.out, JSON.stringify(out) + '\n');

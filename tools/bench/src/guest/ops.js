@@ -3,12 +3,15 @@
 // the floor, the issue item, the target, and the batch size (chosen from a
 // first TCG run so that one batch takes about a millisecond or more).
 // `samplesFactor` gives single-shot measurements (batch 1) more samples.
+// `iommufd: true` rows run a second time on the iommufd backend (the device
+// opened through its cdev, DMA in an IOAS): the ioctl round trip and DMA
+// map + unmap, where the two backends differ.
 
 const GUEST_OPS = [
-  { id: 'region-info', item: 1, label: 'ioctl GET_REGION_INFO (BAR0)', target: 'ioctl', batch: 500 },
-  { id: 'irq-info', item: 1, label: 'ioctl GET_IRQ_INFO (MSI)', target: 'ioctl', batch: 500 },
-  { id: 'dma-4k', item: 2, label: 'DMA map + unmap 4 KiB', target: 'dma', batch: 50 },
-  { id: 'dma-2m', item: 2, label: 'DMA map + unmap 2 MiB', target: 'dma', batch: 4 },
+  { id: 'region-info', iommufd: true, item: 1, label: 'ioctl GET_REGION_INFO (BAR0)', target: 'ioctl', batch: 500 },
+  { id: 'irq-info', iommufd: true, item: 1, label: 'ioctl GET_IRQ_INFO (MSI)', target: 'ioctl', batch: 500 },
+  { id: 'dma-4k', iommufd: true, item: 2, label: 'DMA map + unmap 4 KiB', target: 'dma', batch: 50 },
+  { id: 'dma-2m', iommufd: true, item: 2, label: 'DMA map + unmap 2 MiB', target: 'dma', batch: 4 },
   { id: 'mmio-read32', item: 3, label: 'MMIO read32, mapped BAR0', target: 'mmio', batch: 20000 },
   { id: 'mmio-write32', item: 3, label: 'MMIO write32, mapped BAR0', target: 'mmio', batch: 20000 },
   { id: 'pread-4', item: 3, label: 'read32 via pread (region.readUint32)', batch: 500 },
@@ -26,7 +29,25 @@ const GUEST_OPS = [
   { id: 'irq-rate', item: 5, label: 'interrupts, closed loop (per interrupt)', batch: 500, async: true },
 ];
 
-/** The C op name for a row (most rows share their id with the C op). */
-const cOpOf = (op) => op.c ?? op.id;
+const BACKENDS = ['container', 'iommufd'];
+const BACKEND_LABEL = { container: 'container, group fd', iommufd: 'iommufd, cdev fd' };
 
-module.exports = { GUEST_OPS, cOpOf };
+/**
+ * The rows run on one backend. Container rows keep their ids (comparable
+ * with earlier runs); iommufd rows get an `@iommufd` suffix. Both say
+ * their backend in the label.
+ */
+function opsFor(backend) {
+  if (!BACKENDS.includes(backend)) throw new Error(`unknown backend ${backend}`);
+  return GUEST_OPS.filter((op) => backend === 'container' || op.iommufd).map((op) => ({
+    ...op,
+    backend,
+    id: backend === 'container' ? op.id : `${op.id}@${backend}`,
+    label: op.iommufd ? `${op.label}, ${BACKEND_LABEL[backend]}` : op.label,
+  }));
+}
+
+/** The C op name for a row (most rows share their id with the C op). */
+const cOpOf = (op) => op.c ?? op.id.replace(/@.*$/, '');
+
+module.exports = { GUEST_OPS, BACKENDS, opsFor, cOpOf };

@@ -13,6 +13,7 @@ const TRIGGER = bindings.VFIO_IRQ_SET_ACTION_TRIGGER;
 const EVENTFD = bindings.VFIO_IRQ_SET_DATA_EVENTFD;
 const eventfds = Array.from({ length: VECTORS }, (_, i) => 100 + i);
 const regionBytes = hand.regionInfoFixture();
+const plainRegionBytes = hand.plainRegionInfoFixture();
 
 // Each side returns its result to a sink so the JIT cannot drop the work.
 let sink;
@@ -36,6 +37,16 @@ const sides = {
     },
     batch: 20000,
   },
+  // The same decode where a region has no capabilities: the struct alone.
+  'codec-region-info-plain-decode': {
+    library: () => {
+      sink = bindings.vfio_region_info.decode(plainRegionBytes);
+    },
+    baseline: () => {
+      sink = hand.decodeRegionInfo(plainRegionBytes);
+    },
+    batch: 20000,
+  },
 };
 
 /** Both sides must produce the same bytes and the same values, or the race means nothing. */
@@ -49,6 +60,11 @@ function checkAgreement() {
   const sparse = caps[0].value;
   if (caps.length !== 2 || info.size !== mine.size || sparse.areas.length !== 4 || sparse.areas[3].offset !== mine.caps[0].areas[3].offset || caps[1].value.type !== mine.caps[1].type) {
     throw new Error('region info: bindings and DataView decode differ');
+  }
+  const plain = bindings.vfio_region_info.decode(plainRegionBytes);
+  const plainMine = hand.decodeRegionInfo(plainRegionBytes);
+  if (plain.size !== plainMine.size || plain.flags !== plainMine.flags || plain.cap_offset !== 0 || plainMine.caps.length !== 0) {
+    throw new Error('plain region info: bindings and DataView decode differ');
   }
 }
 

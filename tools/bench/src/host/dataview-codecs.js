@@ -94,4 +94,19 @@ function regionInfoFixture() {
   return bytes;
 }
 
-module.exports = { encodeIrqSet, decodeRegionInfo, regionInfoFixture };
+/**
+ * A region with no capabilities (edu's BAR0, the common case): the 32
+ * bytes of struct vfio_region_info alone, cap_offset 0.
+ */
+function plainRegionInfoFixture() {
+  const bytes = new Uint8Array(REGION_INFO_SIZE);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, REGION_INFO_SIZE, true);
+  v.setUint32(4, 0x1 | 0x2 | 0x4, true); // READ | WRITE | MMAP
+  v.setUint32(8, 0, true);
+  v.setBigUint64(16, 0x100000n, true);
+  v.setBigUint64(24, 0n, true);
+  return bytes;
+}
+
+module.exports = { encodeIrqSet, decodeRegionInfo, regionInfoFixture, plainRegionInfoFixture };

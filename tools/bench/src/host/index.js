@@ -10,6 +10,7 @@ const { nativeBackend } = require('../addon');
 const LABELS = {
   'codec-irq-set-encode': 'encode vfio_irq_set + 2048 eventfds',
   'codec-region-info-decode': 'decode region info + cap chain',
+  'codec-region-info-plain-decode': 'decode region info, no capabilities',
 };
 
 async function runHost({ rounds, samples, warmup, log }) {

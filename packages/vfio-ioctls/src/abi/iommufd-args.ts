@@ -28,6 +28,6 @@ export function withUserMemory<T>(backend: Backend, size: number, use: (bytes: U
     const address = kernelCall({ syscall: 'addressOf' }, () => backend.addressOf(memory));
     return use(new Uint8Array(memory, 0, size), address);
   } finally {
-    backend.freeDma(memory);
+    kernelCall({ syscall: 'freeDma' }, () => backend.freeDma(memory));
   }
 }

@@ -7,12 +7,14 @@ import { ioasPort, type Ioas } from './ioas';
  * given, as the container path shares a container: opened with the first
  * device, closed (IOAS destroyed, then /dev/iommu closed) when the last
  * device attached to it closes. Held weakly, like the shared groups.
+ * `opened` says this call opened it: if the device it was opened for then
+ * fails to open, nothing else can reach it, and the caller closes it again.
  */
 const shared = new WeakMap<VfioContext, WeakRef<Ioas>>();
 
-export function defaultIoas(context: VfioContext): Ioas {
+export function defaultIoas(context: VfioContext): { ioas: Ioas; opened: boolean } {
   const existing = shared.get(context)?.deref();
-  if (existing && !existing.closed) return existing;
+  if (existing && !existing.closed) return { ioas: existing, opened: false };
   const iommufd = Iommufd.open(context);
   let ioas: Ioas;
   try {
@@ -30,5 +32,5 @@ export function defaultIoas(context: VfioContext): Ioas {
     iommufd.close();
   });
   shared.set(context, new WeakRef(ioas));
-  return ioas;
+  return { ioas, opened: true };
 }

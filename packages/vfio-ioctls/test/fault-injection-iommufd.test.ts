@@ -33,9 +33,6 @@ interface Handles {
   buffers: DmaBuffer[];
 }
 
-/** The library's scratch memory for ioctl arrays: a failure there names the syscall, not an ioctl. */
-const MEMORY_SYSCALLS = new Set(['allocDma', 'freeDma', 'addressOf', 'mlock', 'munlock']);
-
 /**
  * An iommufd opened by hand: pin accounting set before any object, two
  * IOASes (one restricted by allowIovas), a device attached to the first

@@ -42,7 +42,14 @@ describe('VfioError', () => {
   });
 
   test('ENOTTY elsewhere has no hint', () => {
-    expect(VfioError.fromErrno(25, { syscall: 'ioctl', operation: 'VFIO_DEVICE_FEATURE' }).hint).toBeUndefined();
+    expect(VfioError.fromErrno(25, { syscall: 'ioctl', operation: 'VFIO_DEVICE_GET_REGION_INFO' }).hint).toBeUndefined();
+  });
+
+  test('ENOTTY from VFIO_DEVICE_FEATURE says which devices have a VF token; EACCES on a VF open says a token is needed', () => {
+    expect(VfioError.fromErrno(25, { syscall: 'ioctl', operation: 'VFIO_DEVICE_FEATURE' }).hint).toContain('SR-IOV PF');
+    for (const operation of ['VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_BIND_IOMMUFD']) {
+      expect(VfioError.fromErrno(13, { syscall: 'ioctl', operation }).hint).toContain('vfToken');
+    }
   });
 
   test('an error without a common cause has no hint', () => {

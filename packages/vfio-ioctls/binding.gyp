@@ -11,6 +11,7 @@
         "native/file.cc",
         "native/ioctl.cc",
         "native/mapping.cc",
+        "native/memfd.cc",
         "native/mmap.cc",
         "native/mmio.cc",
         "native/poller.cc"

@@ -62,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMmio(env, exports);
   InitDma(env, exports);
   InitEventfd(env, exports);
+  InitMemfd(env, exports);
   InitPoller(env, exports);
   return exports;
 }

@@ -10,6 +10,7 @@ void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap
 void InitMmio(Napi::Env env, Napi::Object exports);     // mmioRead*/mmioWrite*
 void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize, mlock, munlock
 void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite
+void InitMemfd(Napi::Env env, Napi::Object exports);    // memfd
 void InitPoller(Napi::Env env, Napi::Object exports);   // poll
 
 }  // namespace vfio

@@ -24,7 +24,7 @@ export { Region, type RegionCapabilities, type SparseMmapArea } from './device/r
 export { RegionMapping, MmioWindow } from './device/region-mapping';
 export type { IrqInfo } from './abi/irq-info';
 export { Interrupts, type InterruptEvent } from './device/interrupts';
-export { DmaBuffer } from './dma/dma-buffer';
+export { DmaBuffer, type DmaBufferOptions } from './dma/dma-buffer';
 export { DmaMapping } from './dma/mapping';
 export { physicalAddress, physicalSegments, type PhysicalSegment } from './dma/physical-memory';
 export { NoIommu } from './iommu/noiommu';

@@ -2,11 +2,11 @@ import { Container, DmaBuffer, Group, VfioContext } from '../src';
 import { vfioOptionKeys, vfioOptionsOf } from '../src/core/context';
 import { kernel } from './helpers';
 
-const unknownOption = (key: string, suggestion?: string) =>
+const unknownOption = (key: string, suggestion?: string, known = 'backend, devRoot, sysfsRoot, iommufdPath') =>
   expect.objectContaining({
     name: 'TypeError',
     code: 'ERR_INVALID_ARG_VALUE',
-    message: expect.stringContaining(`options.${key} is not a known option (${suggestion ? `did you mean ${suggestion}? ` : ''}backend, devRoot, sysfsRoot, iommufdPath)`),
+    message: expect.stringContaining(`options.${key} is not a known option (${suggestion ? `did you mean ${suggestion}? ` : ''}${known})`),
   });
 
 describe('VfioOptions: an unknown option name is an error, not a silent default', () => {
@@ -23,7 +23,7 @@ describe('VfioOptions: an unknown option name is an error, not a silent default'
   test('DmaBuffer.alloc, Container.open and Group.open, before anything is allocated or opened', () => {
     const { fake, env } = kernel();
     const typo = { ...env, sysfsroot: '/sys' } as never;
-    expect(() => DmaBuffer.alloc(4096, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot'));
+    expect(() => DmaBuffer.alloc(4096, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot', 'backend, devRoot, sysfsRoot, iommufdPath, memfd'));
     expect(() => Container.open(typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot'));
     expect(() => Group.open(5, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot'));
     expect(fake.openFds()).toEqual([]);

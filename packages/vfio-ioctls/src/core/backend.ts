@@ -79,6 +79,14 @@ export interface Backend {
    */
   poll(fd: number, onReadable: (error: Error | null) => void): Poller;
 
+  /**
+   * memfd_create(2) with MFD_CLOEXEC, then ftruncate(2) to `size` bytes
+   * (0 allowed); the fd is closed again when ftruncate fails. Returns the
+   * fd: shmem that mmap() maps MAP_SHARED and IOMMU_IOAS_MAP_FILE maps by
+   * fd. `name` (no NUL bytes, at most 249 bytes) only labels it in /proc.
+   */
+  memfd(name: string, size: number): number;
+
   /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer of `size` rounded up to whole pages. */
   allocDma(size: number): ArrayBuffer;
   /** Detaches and frees memory from allocDma. */

@@ -112,6 +112,7 @@ export const nativeBackend: Backend = {
   eventfdRead: (fd: number): bigint => native().eventfdRead(fd),
   eventfdWrite: (fd: number, value: bigint): void => native().eventfdWrite(fd, value),
   poll: (fd: number, onReadable: (error: Error | null) => void): Poller => native().poll(fd, onReadable),
+  memfd: (name: string, size: number): number => native().memfd(name, size),
 
   allocDma: (size: number): ArrayBuffer => native().allocDma(size),
   freeDma: (buffer: ArrayBuffer): void => native().freeDma(buffer),

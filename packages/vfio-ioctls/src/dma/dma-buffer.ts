@@ -1,7 +1,21 @@
 import type { Backend } from '../core/backend';
-import { kernelCall, VfioContext, type VfioOptions } from '../core/context';
+import { kernelCall, VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from '../core/context';
 import { closedError, VfioError } from '../core/errors';
-import { checkInteger } from '../core/validate';
+import { runAll } from '../core/handle';
+import { checkBoolean, checkInteger, checkOptions, optionKeys } from '../core/validate';
+
+/** Options of DmaBuffer.alloc: where the kernel is, and how the memory is backed. */
+export interface DmaBufferOptions extends VfioOptions {
+  /**
+   * Back the memory with a memfd (shmem, mapped MAP_SHARED) instead of
+   * anonymous memory, so that an iommufd IOAS can map it by fd with
+   * Ioas.mapFile (IOMMU_IOAS_MAP_FILE). Default false.
+   */
+  memfd?: boolean;
+}
+
+const allocOptionKeys = [...vfioOptionKeys, ...optionKeys<Pick<DmaBufferOptions, 'memfd'>>({ memfd: true })];
+const PROT_READ_WRITE = 3;
 
 export interface BufferState {
   backend: Backend;
@@ -12,9 +26,19 @@ export interface BufferState {
   sizeBig: bigint;
   /** The process address, asked once: it cannot change while the memory lives. */
   address?: bigint;
+  /** The memfd behind the memory (options.memfd), closed with it. */
+  memfd?: number;
 }
 
+type Memory = Pick<BufferState, 'backend' | 'memory' | 'memfd'>;
+
 const states = new WeakMap<DmaBuffer, BufferState>();
+
+/** Unmaps the memory: freeDma, or munmap of the memfd's mapping (whose fd is then closed apart). */
+function unmapMemory({ backend, memory, memfd }: Memory): void {
+  if (memfd === undefined) kernelCall({ syscall: 'freeDma' }, () => backend.freeDma(memory));
+  else kernelCall({ syscall: 'munmap' }, () => backend.munmap(memory));
+}
 
 /**
  * Frees the memory of a buffer the program dropped. The memory is held
@@ -22,9 +46,10 @@ const states = new WeakMap<DmaBuffer, BufferState>();
  * buffer is never collected because its mapping (held by its container)
  * references it.
  */
-const leakedBuffers = new FinalizationRegistry<{ backend: Backend; memory: ArrayBuffer }>(({ backend, memory }) => {
+const leakedBuffers = new FinalizationRegistry<Memory>((memory) => {
+  const { backend, memfd } = memory;
   try {
-    backend.freeDma(memory);
+    runAll([() => unmapMemory(memory), () => memfd !== undefined && backend.close(memfd)]);
   } catch {
     // The program dropped the buffer; nothing to report to.
   }
@@ -44,21 +69,41 @@ export class DmaBuffer implements Disposable {
     this.size = state.memory.byteLength;
     this.#bytes = new Uint8Array(state.memory);
     states.set(this, state);
-    leakedBuffers.register(this, { backend: state.backend, memory: state.memory }, this);
+    leakedBuffers.register(this, { backend: state.backend, memory: state.memory, memfd: state.memfd }, this);
   }
 
   /**
-   * Allocates zeroed, page-aligned memory for DMA.
+   * Allocates zeroed, page-aligned memory for DMA: anonymous memory, or
+   * with `memfd: true` a memfd of the rounded size mapped MAP_SHARED (the
+   * buffer holds the fd and closes it with the memory).
    * @param size - bytes wanted (> 0); rounded up to a whole number of pages.
-   * @throws RangeError when `size` is not a positive safe integer; VfioError when allocation fails.
+   * @throws RangeError when `size` is not a positive safe integer; TypeError
+   *   for a bad or unknown option; VfioError when allocation fails.
    */
-  static alloc(size: number, options?: VfioOptions): DmaBuffer {
+  static alloc(size: number, options?: DmaBufferOptions): DmaBuffer {
     checkInteger('size', size, 1);
-    const { backend } = VfioContext.from(options);
+    const opts = checkOptions('options', options, allocOptionKeys);
+    const memfd = opts.memfd === undefined ? false : checkBoolean('options.memfd', opts.memfd);
+    const { backend } = VfioContext.from(vfioOptionsOf(opts));
     const page = backend.pageSize();
     const rounded = Math.ceil(size / page) * page;
-    const memory = kernelCall({ syscall: 'allocDma' }, () => backend.allocDma(rounded));
-    return new DmaBuffer({ backend, memory, pins: 0, sizeBig: BigInt(memory.byteLength) });
+    if (!memfd) {
+      const memory = kernelCall({ syscall: 'allocDma' }, () => backend.allocDma(rounded));
+      return new DmaBuffer({ backend, memory, pins: 0, sizeBig: BigInt(memory.byteLength) });
+    }
+    const fd = kernelCall({ syscall: 'memfd_create' }, () => backend.memfd('vfio-dma', rounded));
+    let memory: ArrayBuffer;
+    try {
+      memory = kernelCall({ syscall: 'mmap' }, () => backend.mmap(fd, rounded, PROT_READ_WRITE, 0n));
+    } catch (error) {
+      try {
+        backend.close(fd);
+      } catch {
+        // The mmap failure is the one to report.
+      }
+      throw error;
+    }
+    return new DmaBuffer({ backend, memory, pins: 0, sizeBig: BigInt(memory.byteLength), memfd: fd });
   }
 
   /** The memory as bytes; throws ERR_VFIO_CLOSED after close(). */
@@ -97,10 +142,13 @@ export class DmaBuffer implements Disposable {
         hint: 'unmap its DmaMapping (or close the container) before closing the buffer',
       });
     }
-    kernelCall({ syscall: 'freeDma' }, () => state.backend.freeDma(state.memory));
+    unmapMemory(state);
     states.delete(this);
     this.#bytes = undefined;
     leakedBuffers.unregister(this);
+    // Linux frees the fd even when close(2) reports an error: the buffer is closed either way.
+    const { backend, memfd } = state;
+    if (memfd !== undefined) kernelCall({ syscall: 'close' }, () => backend.close(memfd));
   }
 
   /** Same as close(), for `using`. */
@@ -114,6 +162,11 @@ export function bufferState(buffer: DmaBuffer): BufferState {
   const state = states.get(buffer);
   if (!state) throw closedError('DMA buffer');
   return state;
+}
+
+/** Internal: the memfd behind a live buffer (IOMMU_IOAS_MAP_FILE), or undefined for anonymous memory. */
+export function bufferMemfd(state: BufferState): number | undefined {
+  return state.memfd;
 }
 
 /** Internal: the live buffer's process address, for MAP_DMA's vaddr only. */

@@ -11,14 +11,14 @@ import { detach } from './fake-region';
 import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
 import { cdevIoctl, checkAccess } from './fake-cdev';
-import { FakeMemfd } from './fake-memfd';
+import { FakeMemfd, MEMFD_NAME_MAX, MemfdMappings } from './fake-memfd';
 import { VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from './offsets';
 import { resolveOptions, type ResolvedOptions } from './options';
 import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from './types';
 
 // The real syscall behind each Backend method, for the errors' `syscall`.
 const SYSCALL_NAME: Record<string, string> = {
-  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init',
+  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', memfd: 'memfd_create',
 };
 const INT32_MAX = 0x7fff_ffff;
 const OFF_T_MAX = (1n << 63n) - 1n;
@@ -54,12 +54,14 @@ export class FakeKernel implements Backend {
   private readonly sysfs = new FakeSysfs();
   private readonly mmio: FakeMmio;
   private readonly pollers = new Set<FakePoller>();
+  private readonly memfdMappings: MemfdMappings;
   /** Where DMA memory sits physically, mlock and /proc/self/pagemap (no-IOMMU DMA); `capSysAdmin = false` hides frame numbers. */
   readonly physicalMemory: FakePhysicalMemory;
 
   constructor(options?: FakeKernelOptions) {
     this.options = resolveOptions(options);
     this.machine = new FakeMachine(this.options);
+    this.memfdMappings = new MemfdMappings(this.machine.memory);
     this.machine.physicalView = (physical, length) => this.physicalMemory.view(physical, length);
     this.physicalMemory = new FakePhysicalMemory(this.machine.memory, this.options.pageSize, this.options.memlockLimit);
     this.mmio = new FakeMmio(this.machine.memory, (buffer) => {
@@ -104,14 +106,22 @@ export class FakeKernel implements Backend {
   }
 
   /**
-   * A memfd of `size` bytes, as memfd_create + ftruncate give a process
-   * (not a Backend call: the addon has no memfd yet), for IOMMU_IOAS_MAP_FILE.
-   * Returns the fd and the file's bytes; close it with close().
+   * A memfd of `size` bytes (Backend.memfd, unrecorded), for tests of
+   * IOMMU_IOAS_MAP_FILE. Returns the fd and the file's bytes (a fresh view
+   * each time `bytes` is read); close it with close().
    */
-  createMemfd(size: number): { fd: number; bytes: Uint8Array } {
+  createMemfd(size: number): { fd: number; readonly bytes: Uint8Array } {
     integerArg(size, 'size', 0, Number.MAX_SAFE_INTEGER);
-    const memfd = new FakeMemfd(size);
-    return { fd: this.machine.fds.install({ kind: 'memfd', path: 'memfd:fake', memfd }), bytes: memfd.bytes };
+    const memfd = new FakeMemfd(size, this.options.pageSize);
+    const fd = this.machine.fds.install({ kind: 'memfd', path: 'memfd:fake', memfd });
+    return { fd, get bytes() { return memfd.bytes; } };
+  }
+
+  /** The contents of the memfd open at `fd` (a fresh view). */
+  memfdBytes(fd: number): Uint8Array {
+    const file = this.machine.fds.get(fd);
+    if (file?.kind !== 'memfd') throw new RangeError(`fd ${fd} is not an open memfd`);
+    return file.memfd.bytes;
   }
 
   /** Objects of every live iommufd (open, or held by a bound device): IOASes, auto HWPTs, bound devices. */
@@ -165,9 +175,9 @@ export class FakeKernel implements Backend {
     return this.machine.fds.fds();
   }
 
-  /** mmap buffers not yet unmapped. */
+  /** mmap buffers (of device regions and memfds) not yet unmapped. */
   liveMmaps(): number {
-    return this.machine.memory.count('mmap');
+    return this.machine.memory.count('mmap') + this.machine.memory.count('shmem');
   }
 
   /** allocDma buffers not yet freed. */
@@ -255,7 +265,11 @@ export class FakeKernel implements Backend {
     const at = uint64Arg(offset, 'offset', OFF_T_MAX);
     return this.syscall({ syscall: 'mmap', fd }, () => {
       const file = this.machine.file(fd);
-      // Only device files have an mmap method; others answer ENODEV as mmap(2) does.
+      if (file.kind === 'memfd') {
+        if ((prot & ~7) !== 0) throw new Errno('EINVAL');
+        return this.memfdMappings.map(file.memfd, Number(at), length, prot);
+      }
+      // Only device files and memfds have an mmap method; others answer ENODEV as mmap(2) does.
       if (file.kind !== 'device') throw new Errno('ENODEV');
       checkAccess(file.file.cdev);
       if ((prot & ~7) !== 0) throw new Errno('EINVAL');
@@ -269,7 +283,9 @@ export class FakeKernel implements Backend {
   }
 
   munmap(buffer: ArrayBuffer): void {
-    if (!this.machine.mappings.has(arrayBufferArg(buffer, 'buffer'))) throw notLive('buffer', 'mmap');
+    arrayBufferArg(buffer, 'buffer');
+    if (this.memfdMappings.has(buffer)) return this.syscall({ syscall: 'munmap' }, () => this.memfdMappings.unmap(buffer));
+    if (!this.machine.mappings.has(buffer)) throw notLive('buffer', 'mmap');
     this.syscall({ syscall: 'munmap' }, () => this.machine.unmapped(buffer));
   }
 
@@ -344,6 +360,19 @@ export class FakeKernel implements Backend {
 
   mmioWrite64(buffer: ArrayBuffer, offset: number, value: bigint): void {
     this.mmio.write(buffer, offset, 8, value);
+  }
+
+  // ---- Backend: memfds ----
+
+  memfd(name: string, size: number): number {
+    if (typeof name !== 'string') throw Object.assign(new TypeError(`The "name" argument must be of type string. Received type ${name === null ? 'null' : typeof name}`), { code: 'ERR_INVALID_ARG_TYPE' });
+    if (name.includes('\0')) throw Object.assign(new TypeError('The "name" argument must be a string without null bytes'), { code: 'ERR_INVALID_ARG_VALUE' });
+    integerArg(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+    return this.syscall({ syscall: 'memfd' }, () => {
+      if (Buffer.byteLength(name) > MEMFD_NAME_MAX) throw new Errno('EINVAL');
+      const memfd = new FakeMemfd(size, this.options.pageSize);
+      return this.machine.fds.install({ kind: 'memfd', path: `memfd:${name}`, memfd });
+    });
   }
 
   // ---- Backend: eventfds ----

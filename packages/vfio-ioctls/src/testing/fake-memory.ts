@@ -8,7 +8,8 @@
  * program drops can be collected, and its owner (FakeMachine) releases the
  * area from a FinalizationRegistry, as the addon's finalizer munmaps it.
  */
-export type MemoryKind = 'dma' | 'mmap';
+// allocDma memory, an mmap of a device region, an mmap of a memfd (ordinary shared memory).
+export type MemoryKind = 'dma' | 'mmap' | 'shmem';
 
 export interface MemoryArea {
   readonly base: bigint;

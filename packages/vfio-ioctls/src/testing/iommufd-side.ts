@@ -162,7 +162,7 @@ export class IommufdSide {
       }
       // pin_user_pages: ordinary memory only (a device mapping is VM_IO | VM_PFNMAP).
       const memory = this.machine.memory.find(source.base + first, span);
-      if (!memory || memory.kind !== 'dma' || (area.pages.writable && !(memory.prot & PROT_WRITE))) return 'EFAULT';
+      if (!memory || memory.kind === 'mmap' || (area.pages.writable && !(memory.prot & PROT_WRITE))) return 'EFAULT';
     }
     const total = this.machine.containerPinnedBytes() + this.pinnedBytes(areas);
     if (total > this.machine.options.memlockLimit) return 'ENOMEM';

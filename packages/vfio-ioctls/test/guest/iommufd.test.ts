@@ -5,7 +5,7 @@
  * IOAS calls (IOVA ranges, allow, copy, unmap by range) and their errors.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { test } from 'node:test';
 import { Device, DmaBuffer, Ioas, Iommufd, type RegionMapping } from 'vfio-ioctls';
 import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsArg, throwsVfio, trackResources, waitFor } from './helpers';
@@ -83,6 +83,36 @@ test('DMA round trip through an IOAS with edu, at a library-chosen and a fixed I
   throwsArg(() => ioas.map(other, { iova: 0x20_0000n }), 'RangeError', 'ERR_VFIO_DMA_OVERLAP');
   throwsArg(() => ioas.map(other, { iova: 0x20_0100n }), 'RangeError', 'ERR_VFIO_MISALIGNED');
   throwsVfio(() => buffer.close(), { code: 'ERR_VFIO_BUFFER_MAPPED' });
+});
+
+test('a memfd-backed buffer mapped by fd (IOMMU_IOAS_MAP_FILE): the edu DMA round trip through it', async () => {
+  const memfds = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:');
+    } catch {
+      return false; // the fd readdir itself held, gone by now
+    }
+  }).length;
+  const before = memfds();
+  const dev = keep(Device.open(device('edu').address, { iommu: 'iommufd' }));
+  const mmio = enableDma(dev);
+  const ioas = dev.iommu as Ioas;
+  const buffer = keep(DmaBuffer.alloc(4096, { memfd: true }));
+  assert.equal(memfds(), before + 1);
+  const mapping = keep(ioas.mapFile(buffer, { maxIova: EDU.MAX_IOVA }));
+  assert.ok(mapping.iova > 0n && mapping.end <= BigInt(EDU.MAX_IOVA));
+  assert.equal(mapping.size, 4096n);
+  await eduRoundTrip(mmio, mapping.iova, buffer.bytes);
+  throwsVfio(() => buffer.close(), { code: 'ERR_VFIO_BUFFER_MAPPED' });
+  // Anonymous memory has no fd to map by.
+  throwsArg(() => ioas.mapFile(keep(DmaBuffer.alloc(4096))), 'TypeError', 'ERR_INVALID_ARG_TYPE');
+  mapping.unmap();
+  // The same buffer still maps by address (IOMMU_IOAS_MAP of the shared mapping).
+  const byAddress = keep(ioas.map(buffer, { maxIova: EDU.MAX_IOVA }));
+  await eduRoundTrip(mmio, byAddress.iova, buffer.bytes);
+  byAddress.unmap();
+  buffer.close();
+  assert.equal(memfds(), before);
 });
 
 test('IOVA ranges leave out the MSI window; allowIovas narrows what the library hands out', () => {

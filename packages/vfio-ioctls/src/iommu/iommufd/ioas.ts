@@ -2,8 +2,8 @@ import { bindings as b } from '../../abi/structs';
 import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError, VfioError } from '../../core/errors';
 import { runAll } from '../../core/handle';
-import { checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
-import type { DmaBuffer } from '../../dma/dma-buffer';
+import { checkInstance, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
+import { bufferMemfd, bufferState, DmaBuffer } from '../../dma/dma-buffer';
 import { DmaSpace, type DmaKernel, type DmaMapOptions } from '../../dma/dma-space';
 import type { IovaRange } from '../../dma/iova-allocator';
 import type { DmaMapping } from '../../dma/mapping';
@@ -121,6 +121,28 @@ export class Ioas implements IommuContext, Disposable {
    */
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
     return this.#dma.map(buffer, options);
+  }
+
+  /**
+   * Maps a memfd-backed DmaBuffer (`DmaBuffer.alloc(size, { memfd: true })`)
+   * by its fd (IOMMU_IOAS_MAP_FILE, Linux >= 6.13): the kernel pins the
+   * file's pages, not the process mapping. Same options, checks, errors and
+   * unmapping as map().
+   * @throws TypeError naming `buffer` for a buffer without a memfd;
+   *   VfioError ENOTTY (with a hint) from a kernel older than 6.13.
+   */
+  mapFile(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
+    checkInstance('buffer', buffer, DmaBuffer);
+    const fd = bufferMemfd(bufferState(buffer));
+    if (fd === undefined) throw typeError('buffer', 'a DmaBuffer allocated with { memfd: true }', buffer);
+    return this.#dma.mapWith(buffer, options, 'IOMMU_IOAS_MAP_FILE', (_vaddr, iova, size, read, write) => {
+      const arg = encodeSized(b.iommu_ioas_map_file, { flags: fixedMapFlags(read, write), ioas_id: this.id, fd, start: 0n, length: size, iova });
+      try {
+        this.#port.ioctl('IOMMU_IOAS_MAP_FILE', b.IOMMU_IOAS_MAP_FILE, arg);
+      } catch (error) {
+        throw withMapFileHint(error);
+      }
+    });
   }
 
   /** The live mappings. */
@@ -295,6 +317,15 @@ export class Ioas implements IommuContext, Disposable {
 /** IOAS_MAP / IOAS_COPY flags: the library always picks the IOVA itself (FIXED_IOVA). */
 function fixedMapFlags(read: boolean, write: boolean): number {
   return b.IOMMU_IOAS_MAP_FIXED_IOVA | (read ? b.IOMMU_IOAS_MAP_READABLE : 0) | (write ? b.IOMMU_IOAS_MAP_WRITEABLE : 0);
+}
+
+/** A kernel without IOMMU_IOAS_MAP_FILE answers ENOTTY (an unknown iommufd ioctl); EOPNOTSUPP (Node's ENOTSUP) likewise means it cannot. */
+function withMapFileHint(error: unknown): unknown {
+  if (!(error instanceof VfioError) || (error.code !== 'ENOTTY' && error.code !== 'ENOTSUP')) return error;
+  return VfioError.fromErrno(error.errno, {
+    syscall: error.syscall, operation: error.operation, path: error.path,
+    hint: 'IOMMU_IOAS_MAP_FILE needs Linux >= 6.13; map the buffer by address with map() instead',
+  });
 }
 
 /** The IOVAs in both lists of inclusive ranges. */

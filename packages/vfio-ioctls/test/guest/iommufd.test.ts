@@ -5,7 +5,7 @@
  * IOAS calls (IOVA ranges, allow, copy, unmap by range) and their errors.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { test } from 'node:test';
 import { Device, DmaBuffer, Ioas, Iommufd, type RegionMapping } from 'vfio-ioctls';
 import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsArg, throwsVfio, trackResources, waitFor } from './helpers';
@@ -178,6 +178,21 @@ test('pinned pages show in VmPin once a device is attached (iommufd pins when it
   counted.unmap();
   assert.equal(pinned(), start);
   throwsArg(() => processMode.setPinAccounting('mm' as never), 'TypeError');
+});
+
+test("GET_HW_INFO: the guest's IOMMU is QEMU's Intel VT-d; Device.fromFd binds a cdev fd to an IOAS", () => {
+  const edu = device('edu');
+  const iommufd = keep(Iommufd.open());
+  const ioas = keep(iommufd.allocIoas());
+  const fd = openSync(`/dev/vfio/devices/${cdevName(edu.address)}`, 'r+');
+  const dev = keep(Device.fromFd(fd, { name: edu.address, iommu: ioas }));
+  assert.equal(dev.iommu, ioas);
+  assert.equal(dev.region(0)!.readUint32(EDU.ID), EDU.IDENT);
+  const info = iommufd.hwInfo(dev);
+  assert.equal(info.type, 'intel-vtd');
+  // VT-d's capability register is never 0 (it names the supported address widths).
+  assert.ok(info.vtd && info.vtd.capReg !== 0n, JSON.stringify(info, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v)));
+  throwsArg(() => keep(Iommufd.open()).hwInfo(dev), 'TypeError', 'ERR_INVALID_ARG_TYPE');
 });
 
 test('hot reset through a cdev: dev ids instead of groups, ownership proven by the iommufd', () => {

@@ -4,7 +4,7 @@
  * argument must still get the error the full checks give.
  */
 import * as b from 'vfio-bindings';
-import { Container, Device, DmaBuffer, Group, IovaAllocator } from '../src';
+import { Container, Device, DmaBuffer, Group, Iommufd, IovaAllocator } from '../src';
 import { EDU, GROUP, kernel } from './helpers';
 
 const RWM = b.VFIO_REGION_INFO_FLAG_READ | b.VFIO_REGION_INFO_FLAG_WRITE | b.VFIO_REGION_INFO_FLAG_MMAP;
@@ -53,6 +53,33 @@ describe('map/unmap with reused arguments', () => {
     a.unmap();
     d.unmap();
     expect(fake.dmaMappings()).toEqual([]);
+    for (const buffer of buffers) buffer.close();
+  });
+});
+
+describe('IOAS map/unmap with reused arguments', () => {
+  test('the kernel sees each mapping as given (permissions too), unmap of one leaves the others, and unmapAll uses the same buffer', () => {
+    const k = kernel(undefined, { deviceCdevs: true });
+    const env = { ...k.env, iommufdPath: k.fake.iommuPath };
+    using iommufd = Iommufd.open(env);
+    const ioas = iommufd.allocIoas();
+    using device = Device.open(EDU, { ...env, ioas });
+    const buffers = [DmaBuffer.alloc(4096, env), DmaBuffer.alloc(8192, env), DmaBuffer.alloc(4096, env)];
+    const a = ioas.map(buffers[0]!, { iova: 0x10_0000, write: false });
+    const c = ioas.map(buffers[1]!, { iova: 0x30_0000 });
+    const d = ioas.map(buffers[2]!, { read: false });
+    const seen = () => k.fake.ioasMappings(iommufd.fd, ioas.id).map((m) => [m.iova, m.length, m.read, m.write]);
+    expect(seen()).toEqual(expect.arrayContaining([[0x10_0000n, 0x1000n, true, false], [0x30_0000n, 0x2000n, true, true], [d.iova, 0x1000n, false, true]]));
+    c.unmap();
+    expect(seen().map(([iova]) => iova)).toEqual(expect.arrayContaining([a.iova, d.iova]));
+    expect(seen()).toHaveLength(2);
+    k.fake.failNext({ syscall: 'ioctl', request: b.IOMMU_IOAS_MAP, errno: 'ENOMEM' });
+    expect(() => ioas.map(buffers[1]!, { iova: 0x30_0000 })).toThrow(expect.objectContaining({ code: 'ENOMEM', operation: 'IOMMU_IOAS_MAP' }));
+    expect(buffers[1]!.mapped).toBe(false);
+    ioas.map(buffers[1]!, { iova: 0x30_0000 });
+    ioas.unmapAll();
+    expect(seen()).toEqual([]);
+    expect(device.closed).toBe(false);
     for (const buffer of buffers) buffer.close();
   });
 });

@@ -1,3 +1,5 @@
+import type { ArgBuffer } from '../../abi/arg-buffer';
+import { fillIoasMap, fillIoasUnmap, newIoasMapArg, newIoasUnmapArg } from '../../abi/ioas-args';
 import { bindings as b } from '../../abi/structs';
 import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError, VfioError } from '../../core/errors';
@@ -38,6 +40,9 @@ export function ioasPort(ioas: Ioas): IoasPort {
 }
 
 const ALL = 0xffff_ffff_ffff_ffffn;
+// Read once for map/unmap: vfio-bindings' exports are getters (see abi/irq-info.ts).
+const IOAS_MAP = b.IOMMU_IOAS_MAP;
+const IOAS_UNMAP = b.IOMMU_IOAS_UNMAP;
 const MAX_RANGES = 1024;
 
 /**
@@ -252,6 +257,8 @@ export class Ioas implements IommuContext, Disposable {
 
   private dmaKernel(): DmaKernel {
     const ioctl = (operation: string, request: number, bytes: Uint8Array) => this.#port.ioctl(operation, request, bytes);
+    let mapArg: ArgBuffer | undefined;
+    let unmapArg: ArgBuffer | undefined;
     return {
       path: this.path,
       mapOperation: 'IOMMU_IOAS_MAP',
@@ -261,18 +268,21 @@ export class Ioas implements IommuContext, Disposable {
         return { ranges: this.#allowed ? intersect(ranges, this.#allowed) : ranges, pageSizes };
       },
       map: (vaddr, iova, size, read, write) => {
-        const flags = fixedMapFlags(read, write);
-        const arg = encodeSized(b.iommu_ioas_map, { flags, ioas_id: this.id, __reserved: 0, user_va: vaddr, length: size, iova });
-        ioctl('IOMMU_IOAS_MAP', b.IOMMU_IOAS_MAP, arg);
+        // Reused: ioctls are synchronous, and map is a hot path.
+        const arg = (mapArg ??= newIoasMapArg());
+        fillIoasMap(arg, fixedMapFlags(read, write), this.id, vaddr, size, iova);
+        ioctl('IOMMU_IOAS_MAP', IOAS_MAP, arg.bytes);
       },
       unmap: (iova, size) => {
-        const arg = encodeSized(b.iommu_ioas_unmap, { ioas_id: this.id, iova, length: size });
-        ioctl('IOMMU_IOAS_UNMAP', b.IOMMU_IOAS_UNMAP, arg);
+        const arg = (unmapArg ??= newIoasUnmapArg());
+        fillIoasUnmap(arg, this.id, iova, size);
+        ioctl('IOMMU_IOAS_UNMAP', IOAS_UNMAP, arg.bytes);
       },
       unmapAll: () => {
-        const arg = encodeSized(b.iommu_ioas_unmap, { ioas_id: this.id, iova: 0n, length: ALL });
+        const arg = (unmapArg ??= newIoasUnmapArg());
+        fillIoasUnmap(arg, this.id, 0n, ALL);
         try {
-          ioctl('IOMMU_IOAS_UNMAP', b.IOMMU_IOAS_UNMAP, arg);
+          ioctl('IOMMU_IOAS_UNMAP', IOAS_UNMAP, arg.bytes);
         } catch (error) {
           // ENOENT: nothing was mapped in the kernel either.
           if ((error as { code?: string }).code !== 'ENOENT') throw error;

@@ -29,7 +29,11 @@ export interface DeviceOpenOptions extends VfioOptions {
    * 'auto' (the default): iommufd with the device's cdev when the kernel has
    * both (/dev/iommu and /dev/vfio/devices/vfioN), the legacy container
    * otherwise. 'iommufd' and 'container' insist on one. 'noiommu' opens a
-   * device of a kernel in no-IOMMU mode (never chosen by 'auto').
+   * device of a kernel in no-IOMMU mode (never chosen by 'auto'): through
+   * its noiommu-vfioN cdev and iommufd when the kernel has both (Linux >= 7.3,
+   * CONFIG_IOMMUFD_NOIOMMU; `device.iommu` is then an Ioas whose
+   * physicalSegments() gives the physical addresses of mappings), else
+   * through its noiommu-N group (`device.iommu` is a NoIommu).
    * The choice made is `device.iommu.kind`.
    */
   iommu?: IommuChoice;
@@ -40,7 +44,8 @@ export interface DeviceOpenOptions extends VfioOptions {
    */
   container?: Container;
   /**
-   * The IOAS to attach the device's cdev to (implies 'iommufd'). Left out,
+   * The IOAS to attach the device's cdev to (implies 'iommufd', or goes
+   * with 'noiommu' for a no-IOMMU cdev). Left out,
    * the devices opened in one context share one iommufd and IOAS, closed
    * with the last of them.
    */
@@ -69,10 +74,19 @@ export function openDevice(target: string, options?: DeviceOpenOptions): Device 
     name = address;
     sysfsPath = `${context.sysfsRoot}/bus/pci/devices/${address}`;
   }
-  // Only the iommufd choices read sysfs for a cdev; 'container' and 'noiommu' go straight to the group.
-  const cdev = choice === 'iommufd' || choice === 'auto' ? cdevOf(name, context.sysfsRoot) : undefined;
-  if (choice === 'iommufd' || (choice === 'auto' && cdev !== undefined && !cdev.startsWith('noiommu-'))) {
-    const opened = openThroughIommufd(context, name, cdev, opts.ioas, vfToken, choice === 'auto');
+  // 'container' goes straight to the group; the others look for a cdev first.
+  const cdev = choice === 'container' ? undefined : cdevOf(name, context.sysfsRoot);
+  const noiommuCdev = cdev?.startsWith('noiommu-') ?? false;
+  if (noiommuCdev && choice === 'iommufd') {
+    throw new VfioError('ERR_VFIO_IOMMU_UNAVAILABLE', `${name} is in no-IOMMU mode (${cdev}): no IOMMU isolates its DMA`, {
+      device: name,
+      hint: "open it with iommu: 'noiommu' if unprotected DMA to physical addresses is what you want",
+    });
+  }
+  // no-IOMMU prefers the cdev (iommufd pins and answers physical addresses, Linux >= 7.3) and falls back to the group.
+  const viaCdev = choice === 'iommufd' || (choice === 'auto' && cdev !== undefined && !noiommuCdev) || (choice === 'noiommu' && (noiommuCdev || opts.ioas !== undefined));
+  if (viaCdev) {
+    const opened = openThroughIommufd(context, name, cdev, opts.ioas, vfToken, (choice === 'auto' || choice === 'noiommu') && opts.ioas === undefined);
     if (opened) return opened;
   }
   try {
@@ -95,10 +109,12 @@ function pickChoice(opts: DeviceOpenOptions): IommuChoice {
   if (opts.iommu === 'noiommu' && opts.container !== undefined) {
     throw rangeError('options.container', "cannot be given with iommu: 'noiommu' (the no-IOMMU group gets a container of its own)", 'ERR_INVALID_ARG_VALUE');
   }
-  if (implied && opts.iommu !== implied && opts.iommu !== 'auto') {
+  // An IOAS also serves no-IOMMU cdevs.
+  const agrees = opts.iommu === 'auto' || opts.iommu === implied || (opts.iommu === 'noiommu' && implied === 'iommufd');
+  if (implied && !agrees) {
     throw rangeError('options.iommu', `is '${opts.iommu}' but options.${implied === 'container' ? 'container' : 'ioas'} asks for '${implied}'`, 'ERR_INVALID_ARG_VALUE');
   }
-  return implied ?? opts.iommu;
+  return opts.iommu === 'auto' ? (implied ?? 'auto') : opts.iommu;
 }
 
 /**
@@ -130,7 +146,8 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
   try {
     const bound = openBoundCdev(ioas, context.cdevPath(cdev), name, vfToken);
     return adoptAttached(context, bound.fd, name, ioas, bound.devId);
-  } catch (error) {
+  } catch (caught) {
+    const error = cdev.startsWith('noiommu-') ? withRawioHint(caught) : caught;
     // The shared IOAS opened for this device has no other user and nobody can reach it: close it again.
     if (opened) {
       try {
@@ -141,6 +158,15 @@ function openThroughIommufd(context: VfioContext, name: string, cdev: string | u
     }
     throw error;
   }
+}
+
+/** Linux opens a no-IOMMU cdev for CAP_SYS_RAWIO only, and its EPERM says nothing of it. */
+function withRawioHint(error: unknown): unknown {
+  if (!(error instanceof VfioError) || error.code !== 'EPERM' || error.syscall !== 'open') return error;
+  return VfioError.fromErrno(error.errno, {
+    syscall: error.syscall, path: error.path, device: error.device,
+    hint: 'a no-IOMMU device cdev (noiommu-vfioN) opens only with CAP_SYS_RAWIO: run as root',
+  });
 }
 
 /** A Device for a cdev fd attached to `ioas`, which closes it before the IOAS is destroyed. */

@@ -25,7 +25,7 @@ const IOCTL_NAMES = new Map<number, string>(
     'IOMMU_IOAS_ALLOW_IOVAS', 'IOMMU_OPTION', 'IOMMU_DESTROY',
     'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_GET_INFO', 'VFIO_DEVICE_GET_REGION_INFO',
     'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD',
-    'VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU',
+    'VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'IOMMU_IOAS_NOIOMMU_GET_PA',
   ].map((name) => [(b as unknown as Record<string, number>)[name] >>> 0, name]),
 );
 
@@ -90,6 +90,16 @@ async function noiommuScenario(env: VfioOptions, handles: Handles): Promise<void
   using device = Device.open(EDU, { ...env, iommu: 'noiommu' });
   if (device.iommu?.kind !== 'noiommu') throw new Error(`picked ${device.iommu?.kind}`);
   if (physicalSegments(buffer).length === 0) throw new Error('no segments');
+}
+
+/** No-IOMMU mode through the noiommu-vfioN cdev: an IOAS mapping and its physical addresses from the kernel. */
+async function noiommuCdevScenario(env: VfioOptions, handles: Handles): Promise<void> {
+  using buffer = DmaBuffer.alloc(0x2000, env);
+  handles.buffers.push(buffer);
+  using device = Device.open(EDU, { ...env, iommu: 'noiommu' });
+  if (!(device.iommu instanceof Ioas)) throw new Error(`picked ${device.iommu?.kind}`);
+  using mapping = device.iommu.map(buffer);
+  if (device.iommu.physicalSegments(mapping).length === 0) throw new Error('no segments');
 }
 
 /** Every error in an error and its suppressed/aggregated causes. */
@@ -221,4 +231,9 @@ faultSuite("Device.open 'auto' with a cdev, closed with a live mapping", CDEVS, 
 
 faultSuite("Device.open 'noiommu' and physicalSegments", { noiommu: true }, noiommuScenario, [
   'open', 'close', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_SET_IOMMU', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_INFO', 'mlock', 'pread',
+]);
+
+faultSuite("Device.open 'noiommu' through the cdev, map and physicalSegments", { noiommu: true, deviceCdevs: true }, noiommuCdevScenario, [
+  'open', 'close', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_GET_INFO',
+  'IOMMU_IOAS_IOVA_RANGES', 'IOMMU_IOAS_MAP', 'IOMMU_IOAS_NOIOMMU_GET_PA', 'IOMMU_IOAS_UNMAP', 'IOMMU_DESTROY',
 ]);

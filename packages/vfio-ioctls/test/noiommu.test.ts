@@ -91,7 +91,7 @@ describe('physical addresses of a DmaBuffer', () => {
     expect([...buffer.bytes.subarray(PAGE + 10, PAGE + 13)]).toEqual([9, 9, 9]);
     expect(() => fake.physicalMemory.view(at, PAGE)).toThrow(/crosses a page/);
     buffer.close();
-    expect(() => fake.physicalMemory.view(at, 3)).toThrow(/not locked DMA memory/);
+    expect(() => fake.physicalMemory.view(at, 3)).toThrow(/not locked or pinned DMA memory/);
   });
 
   test('closing the buffer drops the lock with the memory', () => {

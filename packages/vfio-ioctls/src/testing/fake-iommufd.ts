@@ -61,6 +61,10 @@ export interface IommufdHost {
   readonly pin: PinCheck;
   /** The memfd behind an fd, null for another kind of file (EBADF when no such fd). */
   memfdOf(fd: number): FakeMemfd | null;
+  /** The physical address of a byte of pinned process memory (no-IOMMU mode). */
+  physicalOf(vaddr: bigint): bigint;
+  /** Whether the process has CAP_SYS_RAWIO. */
+  capSysRawio(): boolean;
 }
 
 // VT-d capability registers as QEMU's intel-iommu reports them with aw-bits=39 (illustrative; nothing reads the bits).
@@ -434,9 +438,40 @@ export class FakeIommufd {
     return 0;
   }
 
-  /** IOMMU_IOAS_NOIOMMU_GET_PA: the fake does not model physical addresses of IOAS pages; answered as a kernel without CONFIG_IOMMUFD_NOIOMMU. */
-  private noiommuGetPa(_u: Ucmd<unknown>): number {
-    throw new Errno('EOPNOTSUPP');
+  /**
+   * IOMMU_IOAS_NOIOMMU_GET_PA (iommufd_ioas_noiommu_get_pa, iopt_get_phys):
+   * the physical address behind `iova` and how many bytes from it are
+   * physically contiguous, within its area and capped by `length`. Only an
+   * area stored in a no-IOMMU domain has them. Physical addresses of memfd
+   * pages are not modelled (EOPNOTSUPP, as without a no-IOMMU domain).
+   */
+  private noiommuGetPa(u: Ucmd<import('vfio-bindings').iommu_ioas_noiommu_get_pa>): number {
+    const { cmd } = u;
+    if (!this.host.capSysRawio()) throw new Errno('EPERM');
+    if (cmd.flags || cmd.__reserved) throw new Errno('EOPNOTSUPP');
+    if (cmd.length === 0n) throw new Errno('EINVAL');
+    if (cmd.iova >= ULONG_MAX) throw new Errno('EOVERFLOW');
+    const ioas = this.ioasOf(cmd.ioas_id);
+    const area = ioas.iopt.lookup(cmd.iova, 1n);
+    if (!area) throw new Errno('ENOENT');
+    const source = area.pages.source;
+    if (![...ioas.hwpts].some((h) => h.domain.noiommu) || source.kind !== 'user') throw new Errno('EOPNOTSUPP');
+    const page = this.host.pageSize;
+    const physicalAt = (iova: bigint) => this.host.physicalOf(source.base + area.startByte + (iova - area.iova));
+    // The kernel's walk: the rest of the first page, then whole pages while the next one follows physically.
+    const out = physicalAt(cmd.iova);
+    let iova = cmd.iova;
+    let physical = out;
+    let length = page - (iova % page) < area.last - iova + 1n ? page - (iova % page) : area.last - iova + 1n;
+    while (iova < area.last && length < cmd.length) {
+      const next = iova + page;
+      if (next > area.last || physicalAt(next) !== physical + page) break;
+      iova = next;
+      physical += page;
+      length += page;
+    }
+    respond(u, iommu_ioas_noiommu_get_pa, { ...cmd, length: length > cmd.length ? cmd.length : length, out_phys: out });
+    return 0;
   }
 
   private pagesOf(source: IoPages['source'], startByte: bigint, length: bigint, writable: boolean): IoPages {

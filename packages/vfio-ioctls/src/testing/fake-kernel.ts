@@ -55,7 +55,11 @@ export class FakeKernel implements Backend {
   private readonly mmio: FakeMmio;
   private readonly pollers = new Set<FakePoller>();
   private readonly memfdMappings: MemfdMappings;
-  /** Where DMA memory sits physically, mlock and /proc/self/pagemap (no-IOMMU DMA); `capSysAdmin = false` hides frame numbers. */
+  /**
+   * Where DMA memory sits physically, mlock and /proc/self/pagemap (no-IOMMU
+   * DMA); `capSysAdmin = false` hides frame numbers, `capSysRawio = false`
+   * refuses no-IOMMU cdevs and IOMMU_IOAS_NOIOMMU_GET_PA.
+   */
   readonly physicalMemory: FakePhysicalMemory;
 
   constructor(options?: FakeKernelOptions) {
@@ -64,6 +68,9 @@ export class FakeKernel implements Backend {
     this.memfdMappings = new MemfdMappings(this.machine.memory);
     this.machine.physicalView = (physical, length) => this.physicalMemory.view(physical, length);
     this.physicalMemory = new FakePhysicalMemory(this.machine.memory, this.options.pageSize, this.options.memlockLimit);
+    this.physicalMemory.pinnedPage = (vpn) => this.machine.iommufd.pinsUserPage(vpn);
+    this.machine.physicalOf = (vaddr) => this.physicalMemory.physicalOf(vaddr);
+    this.machine.capSysRawio = () => this.physicalMemory.capSysRawio;
     this.mmio = new FakeMmio(this.machine.memory, (buffer) => {
       const m = this.machine.mappings.get(buffer);
       return m && { device: m.file.device, region: m.region.index, offset: m.offset };

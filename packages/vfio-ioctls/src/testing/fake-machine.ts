@@ -47,11 +47,20 @@ export class FakeMachine {
     throw new Error('no physical memory model');
   };
 
+  /** The physical address of a byte of pinned memory (FakeKernel wires its physical memory in). */
+  physicalOf: (vaddr: bigint) => bigint = () => {
+    throw new Error('no physical memory model');
+  };
+  /** Whether the process has CAP_SYS_RAWIO (FakeKernel wires its physical memory's flag in). */
+  capSysRawio: () => boolean = () => true;
+
   constructor(private readonly options: ResolvedOptions) {
     this.memory = new FakeAddressSpace(options.pageSize);
     this.iommufd = new IommufdSide({
       options, memory: this.memory, fds: this.fds, groups: this.groups, deviceContext: this.deviceContext,
       containerPinnedBytes: () => this.dmaMappings().reduce((sum, m) => sum + m.size, 0n),
+      physicalOf: (vaddr) => this.physicalOf(vaddr),
+      capSysRawio: () => this.capSysRawio(),
     });
   }
 

@@ -26,6 +26,17 @@ export class FakePhysicalMemory {
    * which pages are present but shows every frame number as 0 (Linux 4.2+).
    */
   capSysAdmin = true;
+  /**
+   * Whether the process has CAP_SYS_RAWIO, which Linux asks for to open a
+   * no-IOMMU cdev (noiommu-vfioN) and for IOMMU_IOAS_NOIOMMU_GET_PA.
+   */
+  capSysRawio = true;
+  /**
+   * Whether the page `vpn` is pinned by something other than mlock (an IOAS
+   * mapping of a no-IOMMU device): pinned pages keep their frame too.
+   * FakeKernel wires the iommufd side in.
+   */
+  pinnedPage: (vpn: bigint) => boolean = () => false;
   private readonly frames = new Map<bigint, bigint>();
   private readonly locked = new Set<bigint>();
   private nextFrame = FIRST_FRAME;
@@ -65,6 +76,12 @@ export class FakePhysicalMemory {
     return this.locked.has(vaddr / BigInt(this.pageSize));
   }
 
+  /** The physical address of byte `vaddr` of a locked or pinned page (its frame stays put while it is). */
+  physicalOf(vaddr: bigint): bigint {
+    const page = BigInt(this.pageSize);
+    return this.frameOf(vaddr / page) * page + (vaddr % page);
+  }
+
   /**
    * The bytes a device reaches at `physical` in no-IOMMU mode, for a device
    * model: only locked DMA memory is trusted to be there, and an access may
@@ -79,11 +96,11 @@ export class FakePhysicalMemory {
     if (length <= 0 || within + length > this.pageSize) throw new Error(`${where}: crosses a page boundary`);
     this.dropUnmapped();
     for (const [vpn, owned] of this.frames) {
-      if (owned !== frame || !this.locked.has(vpn)) continue;
+      if (owned !== frame || !this.holdsFrame(vpn)) continue;
       const area = this.memory.find(vpn * page, 1n)!;
       return new Uint8Array(area.buffer, Number(vpn * page - area.base) + within, length);
     }
-    throw new Error(`${where}: not locked DMA memory (freed, unlocked or never locked: on hardware this corrupts memory)`);
+    throw new Error(`${where}: not locked or pinned DMA memory (freed, unlocked or never locked: on hardware this corrupts memory)`);
   }
 
   /**
@@ -105,8 +122,13 @@ export class FakePhysicalMemory {
     const page = BigInt(this.pageSize);
     const area = this.memory.find(vpn * page, 1n);
     if (area?.kind !== 'dma') return 0n;
-    if (!this.locked.has(vpn)) this.frames.delete(vpn); // an unlocked page may have moved since
+    if (!this.holdsFrame(vpn)) this.frames.delete(vpn); // an unlocked page may have moved since
     return PRESENT | (this.capSysAdmin ? this.frameOf(vpn) : 0n);
+  }
+
+  /** A locked or pinned page stays in its frame; any other may have moved. */
+  private holdsFrame(vpn: bigint): boolean {
+    return this.locked.has(vpn) || this.pinnedPage(vpn);
   }
 
   private frameOf(vpn: bigint): bigint {

@@ -23,6 +23,10 @@ export interface IommufdMachine {
   readonly deviceContext: DeviceIoctlContext;
   /** Bytes the legacy containers have pinned, for the process-wide RLIMIT_MEMLOCK. */
   containerPinnedBytes(): bigint;
+  /** The physical address of a byte of pinned process memory. */
+  physicalOf(vaddr: bigint): bigint;
+  /** Whether the process has CAP_SYS_RAWIO (no-IOMMU cdevs and physical addresses need it). */
+  capSysRawio(): boolean;
 }
 
 /**
@@ -51,6 +55,8 @@ export class IommufdSide {
         if (!file) throw new Errno('EBADF');
         return file.kind === 'memfd' ? file.memfd : null;
       },
+      physicalOf: (vaddr) => machine.physicalOf(vaddr),
+      capSysRawio: () => machine.capSysRawio(),
     };
   }
 
@@ -71,6 +77,8 @@ export class IommufdSide {
     if (!this.machine.options.deviceCdevs) throw new Errno('ENOENT');
     const device = this.cdevs.deviceNamed(path.slice(prefix.length));
     if (!device) throw new Errno('ENOENT');
+    // vfio_device_fops_cdev_open: a no-IOMMU device is for CAP_SYS_RAWIO only.
+    if (this.machine.options.noiommu && !this.machine.capSysRawio()) throw new Errno('EPERM');
     return this.machine.fds.install({ kind: 'device', path, file: deviceFile(device, { bound: null }) });
   }
 
@@ -98,6 +106,16 @@ export class IommufdSide {
       if (bound) return bound;
     }
     return undefined;
+  }
+
+  /** Whether an IOAS with a domain pins the process page `vpn` (its frame then stays put). */
+  pinsUserPage(vpn: bigint): boolean {
+    const page = BigInt(this.machine.options.pageSize);
+    return this.live().some((c) => c.pinnedIoas().some((ioas) => ioas.iopt.list().some((area) => {
+      if (area.pages.source.kind !== 'user') return false;
+      const first = area.pages.source.base + area.startByte;
+      return first / page <= vpn && vpn <= (first + (area.last - area.iova)) / page;
+    })));
   }
 
   /** Bytes pinned for IOAS domains, all contexts together (a page shared by COPY counts once). */

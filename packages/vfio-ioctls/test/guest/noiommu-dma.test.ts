@@ -1,9 +1,12 @@
 // @guest-needs noiommu
 /**
- * DMA in no-IOMMU mode (vfio.enable_unsafe_noiommu_mode=1): edu opened with
- * { iommu: 'noiommu' } reports a NoIommu context that refuses map(), and its
- * DMA engine is given the physical addresses of a DmaBuffer instead
- * (physicalSegments/physicalAddress: mlock plus /proc/self/pagemap, as root).
+ * DMA in no-IOMMU mode (vfio.enable_unsafe_noiommu_mode=1) through the
+ * noiommu-N group: edu opened with Group.open(n, { noiommu: true }) reports
+ * a NoIommu context that refuses map(), and its DMA engine is given the
+ * physical addresses of a DmaBuffer instead (physicalSegments/physicalAddress:
+ * mlock plus /proc/self/pagemap, as root). (Device.open with iommu 'noiommu'
+ * takes the noiommu-vfioN cdev where the kernel has iommufd's no-IOMMU mode:
+ * noiommu-cdev.test.ts.)
  *
  * edu keeps only the low 28 bits of a DMA address (its dma_mask) and silently
  * clamps the rest, so a transfer to a higher physical address would write
@@ -12,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Device, DmaBuffer, NoIommu, physicalAddress, physicalSegments, type RegionMapping } from 'vfio-ioctls';
+import { Container, Device, DmaBuffer, Group, NoIommu, physicalAddress, physicalSegments, type RegionMapping } from 'vfio-ioctls';
 import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsVfio, trackResources, waitFor } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
@@ -22,9 +25,15 @@ const PAGE = 4096;
 const CHUNK = 16 * 1024 * 1024;
 const MAX_CHUNKS = 64;
 
-/** Opens edu in no-IOMMU mode with bus mastering on and BAR0 mapped. */
+/** Opens edu through its noiommu-N group, with bus mastering on and BAR0 mapped. */
 function openNoIommuEdu(): { dev: Device; mmio: RegionMapping } {
-  const dev = keep(Device.open(device('edu').address, { iommu: 'noiommu' }));
+  const edu = device('edu');
+  // keep() closes newest first: the device, then the group (detaching it), then the container.
+  const container = keep(Container.open());
+  const group = keep(Group.open(edu.iommuGroup, { noiommu: true }));
+  assert.equal(group.path, `/dev/vfio/noiommu-${edu.iommuGroup}`);
+  group.attach(container);
+  const dev = keep(group.openDevice(edu.address));
   const config = dev.config!;
   config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
   return { dev, mmio: dev.region(0)!.map() };
@@ -63,7 +72,7 @@ async function dma(mmio: RegionMapping, src: bigint, dst: bigint, count: number,
   await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
 }
 
-test('edu opened with iommu: noiommu reports a NoIommu context: no IOVA space, nothing mapped, map() refused clearly', () => {
+test('edu opened through its noiommu group reports a NoIommu context: no IOVA space, nothing mapped, map() refused clearly', () => {
   const { dev } = openNoIommuEdu();
   const iommu = dev.iommu!;
   assert.equal(iommu.kind, 'noiommu');

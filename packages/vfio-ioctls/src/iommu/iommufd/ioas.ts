@@ -4,11 +4,12 @@ import { bindings as b } from '../../abi/structs';
 import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError, VfioError } from '../../core/errors';
 import { runAll } from '../../core/handle';
-import { checkInstance, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
+import { checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
 import { bufferMemfd, bufferState, DmaBuffer } from '../../dma/dma-buffer';
 import { DmaSpace, type DmaKernel, type DmaMapOptions } from '../../dma/dma-space';
 import type { IovaRange } from '../../dma/iova-allocator';
 import type { DmaMapping } from '../../dma/mapping';
+import type { PhysicalSegment } from '../../dma/physical-memory';
 import type { IommuContext } from '../context';
 import type { Iommufd, IommufdPort } from './iommufd';
 
@@ -150,6 +151,44 @@ export class Ioas implements IommuContext, Disposable {
     });
   }
 
+  /**
+   * The physical addresses behind a mapping, for a device in no-IOMMU mode
+   * attached to this IOAS (a noiommu-vfioN cdev, opened with
+   * `iommu: 'noiommu'`): nothing translates its DMA, so it is given these
+   * instead of IOVAs. The kernel answers them (IOMMU_IOAS_NOIOMMU_GET_PA,
+   * Linux >= 7.3 with CONFIG_IOMMUFD_NOIOMMU) for the pages the mapping
+   * pinned, which stay in place until it is unmapped: no mlock, no pagemap.
+   * Runs are in mapping order; `offset` is from the mapping's start.
+   * @throws TypeError naming `mapping` when it is not a live mapping of
+   *   this IOAS; VfioError EPERM (needs CAP_SYS_RAWIO), ENOTSUP (no no-IOMMU
+   *   device attached), ENOTTY (older kernel), each with a hint.
+   */
+  physicalSegments(mapping: DmaMapping): PhysicalSegment[] {
+    this.checkMapping(mapping);
+    const segments: PhysicalSegment[] = [];
+    let offset = 0n;
+    while (offset < mapping.size) {
+      const { physical, length } = this.physicalRun(mapping.iova + offset, mapping.size - offset);
+      const last = segments[segments.length - 1];
+      if (last && last.physical + BigInt(last.size) === physical) last.size += Number(length);
+      else segments.push({ offset: Number(offset), physical, size: Number(length) });
+      offset += length;
+    }
+    return segments;
+  }
+
+  /**
+   * The physical address of byte `offset` of a mapping (see
+   * physicalSegments). A device access must not run past the contiguous
+   * run that holds it.
+   * @throws RangeError when `offset` is outside the mapping; the errors of physicalSegments.
+   */
+  physicalAddress(mapping: DmaMapping, offset = 0): bigint {
+    this.checkMapping(mapping);
+    checkInteger('offset', offset, 0, Number(mapping.size) - 1);
+    return this.physicalRun(mapping.iova + BigInt(offset), 1n).physical;
+  }
+
   /** The live mappings. */
   mappings(): readonly DmaMapping[] {
     return this.#dma.mappings();
@@ -249,6 +288,22 @@ export class Ioas implements IommuContext, Disposable {
     this.#closed = true;
     this.#dma.reset();
     this.#members.clear();
+  }
+
+  private checkMapping(mapping: DmaMapping): void {
+    this.assertOpen();
+    if (!this.#dma.mappings().includes(mapping)) throw typeError('mapping', `a live DmaMapping of ${this.path}`, mapping);
+  }
+
+  /** IOMMU_IOAS_NOIOMMU_GET_PA: the physical address of `iova` and the contiguous bytes from it, at most `length`. */
+  private physicalRun(iova: bigint, length: bigint): { physical: bigint; length: bigint } {
+    const arg = encodeSized(b.iommu_ioas_noiommu_get_pa, { flags: 0, ioas_id: this.id, __reserved: 0, iova, length, out_phys: 0n });
+    this.#port.ioctl('IOMMU_IOAS_NOIOMMU_GET_PA', b.IOMMU_IOAS_NOIOMMU_GET_PA, arg);
+    const answer = decodeAnswer(b.iommu_ioas_noiommu_get_pa, arg, 'IOMMU_IOAS_NOIOMMU_GET_PA');
+    if (answer.length === 0n || answer.length > length) {
+      throw new VfioError('ERR_VFIO_PROTOCOL', `${this.path}: IOMMU_IOAS_NOIOMMU_GET_PA answered ${answer.length} bytes for a query of ${length}`, { operation: 'IOMMU_IOAS_NOIOMMU_GET_PA', path: this.path });
+    }
+    return { physical: answer.out_phys, length: answer.length };
   }
 
   private assertOpen(): void {

@@ -1,6 +1,6 @@
 /**
  * The layering of src/ (see DESIGN.md): runtime imports point down
- * core <- abi <- dma <- iommu, device <- open.ts <- index.ts, iommu and
+ * core <- abi <- dma <- iommu, device <- open.ts <- index.ts <- cli/, iommu and
  * device never import each other, and nothing forms an import cycle at run
  * time. Type-only imports are erased by the compiler and do not count.
  */
@@ -60,9 +60,11 @@ const allowed: Record<string, string[]> = {
   open: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device'],
   index: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device', 'open'],
   testing: ['core', 'abi'],
+  // The `vfio` command sits on top of everything; nothing imports it.
+  cli: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device', 'open', 'index'],
 };
 
-const files = sourceFiles(src).filter((f) => !relative(src, f).startsWith('cli/'));
+const files = sourceFiles(src);
 const graph = new Map(files.map((f) => [f, runtimeImports(f)]));
 
 describe('src layout', () => {

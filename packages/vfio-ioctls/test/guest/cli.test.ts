@@ -1,6 +1,6 @@
 // @guest-needs iommu suite
 /**
- * The `vfio` command (packages/vfio-cli) against the real kernel, run as a
+ * The `vfio` command (src/cli, the package's bin) against the real kernel, run as a
  * child process the way a person runs it: list, info, and an unbind/bind
  * round trip of shared-edu-2. Each node start costs seconds under TCG, so
  * the checks are few and each covers much. The files of this suite run one
@@ -16,15 +16,15 @@ import * as b from 'vfio-bindings';
 import { Device, Group } from 'vfio-ioctls';
 import { device, trackResources } from './helpers';
 
-// dist-guest/test/guest -> packages/vfio-cli/dist/cli.js
-const cli = resolve(__dirname, '../../../../vfio-cli/dist/cli.js');
+// dist-guest/test/guest -> dist/cli/main.js (build:guest builds dist/ too)
+const cli = resolve(__dirname, '../../../dist/cli/main.js');
 const edu = device('edu');
 const nvme = device('nvme');
 const shared = device('shared-edu-2');
 const { keep, assertNoLeaks } = trackResources();
 
 function vfio(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  assert.ok(existsSync(cli), `${cli} is missing: build it first (pnpm --filter vfio-cli build)`);
+  assert.ok(existsSync(cli), `${cli} is missing: build it first (pnpm --filter vfio-ioctls build:guest)`);
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

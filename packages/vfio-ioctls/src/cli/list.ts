@@ -1,5 +1,5 @@
 /** `vfio list`: every IOMMU group, its devices, and whether VFIO can use it. */
-import { blocksGroup, isVfioDriver, listIommuGroups, type PciDeviceInfo } from 'vfio-ioctls';
+import { blocksGroup, isVfioDriver, listIommuGroups, type PciDeviceInfo } from '../index';
 import { usageError, type CommandEnv } from './env';
 import { className, hex, json, table } from './format';
 

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FakeKernel } from 'vfio-ioctls/testing';
-import type { VfioContext } from 'vfio-ioctls';
+import type { FakeKernel } from '../../src/testing';
+import type { VfioContext } from '../../src';
 import { run, testMachine } from './helpers';
 
 let kernel: FakeKernel;

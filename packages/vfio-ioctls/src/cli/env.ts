@@ -1,6 +1,6 @@
 /** What every command gets from the dispatcher, and the CLI's own error. */
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { parsePciAddress, pciDevice, type PciDeviceInfo, type VfioContext } from 'vfio-ioctls';
+import { parsePciAddress, pciDevice, type PciDeviceInfo, type VfioContext } from '../index';
 
 /** Where output goes: process.stdout/stderr, or a test's collector. */
 export interface Output {

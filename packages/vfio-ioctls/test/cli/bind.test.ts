@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { VfioContext } from 'vfio-ioctls';
-import type { FakeKernel } from 'vfio-ioctls/testing';
-import { sysfsPaths } from '../src/bind';
+import type { VfioContext } from '../../src';
+import type { FakeKernel } from '../../src/testing';
+import { sysfsPaths } from '../../src/cli/bind';
 import { bindingModel, run, testMachine } from './helpers';
 
 let kernel: FakeKernel;

@@ -1,7 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import { VFIO_DEVICE_GET_IRQ_INFO } from 'vfio-bindings';
-import { Group, type VfioContext } from 'vfio-ioctls';
-import type { FakeKernel } from 'vfio-ioctls/testing';
+import { Group, type VfioContext } from '../../src';
+import type { FakeKernel } from '../../src/testing';
 import { run, testMachine } from './helpers';
 
 let kernel: FakeKernel;

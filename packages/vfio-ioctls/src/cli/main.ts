@@ -4,7 +4,7 @@
  * file; main() takes its context and streams as arguments so tests can run
  * it in-process over the fake kernel.
  */
-import { VfioContext } from 'vfio-ioctls';
+import { VfioContext } from '../index';
 import { bind, bindUsage, unbind, unbindUsage } from './bind';
 import { CliError, usageError, writeSysfsFile, type CommandEnv, type Output, type SysfsWriter } from './env';
 import { info, infoUsage } from './info';

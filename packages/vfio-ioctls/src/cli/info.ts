@@ -1,6 +1,6 @@
 /** `vfio info <address>`: what VFIO reports about a device, opened and closed again. */
 import * as b from 'vfio-bindings';
-import { Container, Group, isVfioDriver, type Device, type Region } from 'vfio-ioctls';
+import { Container, Group, isVfioDriver, type Device, type Region } from '../index';
 import { CliError, findDevice, pciAddress, usageError, type CommandEnv } from './env';
 import { flagNames, hex, hex0x, json, pageSizes, size, table } from './format';
 

@@ -1,4 +1,4 @@
-import { className, json, pageSizeList, pageSizes, size, table } from '../src/format';
+import { className, json, pageSizeList, pageSizes, size, table } from '../../src/cli/format';
 
 test('sizes use the largest unit that divides them exactly', () => {
   expect(size(0)).toBe('0 B');

@@ -4,7 +4,7 @@
  * driver lets go (unbind), and drivers_probe binds the device again.
  */
 import { existsSync } from 'node:fs';
-import { blocksGroup, groupDevices, isVfioDriver, type PciDeviceInfo } from 'vfio-ioctls';
+import { blocksGroup, groupDevices, isVfioDriver, type PciDeviceInfo } from '../index';
 import { CliError, findDevice, pciAddress, usageError, type CommandEnv } from './env';
 import { json } from './format';
 import { deviceJson } from './list';

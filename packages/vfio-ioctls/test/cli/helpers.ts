@@ -1,7 +1,7 @@
 /** A fake machine for the CLI tests, and main() run against it with its output captured. */
-import { VfioContext } from 'vfio-ioctls';
-import { FakeKernel } from 'vfio-ioctls/testing';
-import { main, type MainOptions } from '../src/cli';
+import { VfioContext } from '../../src';
+import { FakeKernel } from '../../src/testing';
+import { main, type MainOptions } from '../../src/cli/main';
 
 export interface Run {
   code: number;

@@ -1,4 +1,4 @@
-import { parseArgs } from '../src/cli';
+import { parseArgs } from '../../src/cli/main';
 import { run } from './helpers';
 
 describe('argument parsing', () => {

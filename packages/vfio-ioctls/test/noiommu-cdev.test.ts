@@ -95,7 +95,7 @@ describe("iommu: 'noiommu' through the cdev and iommufd", () => {
     expectNothingLeft(fake);
   });
 
-  test('an IOAS given with iommu 'noiommu' is the one the device attaches to', () => {
+  test("an IOAS given with iommu 'noiommu' is the one the device attaches to", () => {
     const { fake, env } = noiommuKernel();
     const iommufd = Iommufd.open(env);
     const ioas = iommufd.allocIoas();

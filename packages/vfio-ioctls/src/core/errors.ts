@@ -42,6 +42,10 @@ const hints: Record<string, Hints> = {
   VFIO_DEVICE_BIND_IOMMUFD: {
     EACCES: "a VF of an SR-IOV PF bound to vfio-pci needs the PF's VF token and it is missing or wrong: open it with { vfToken }, the UUID the PF's user set with setVfToken()",
   },
+  VFIO_IOMMU_DIRTY_PAGES: {
+    ENOTTY: "this container has no dirty tracking: /dev/vfio/vfio is iommufd's compatibility container (IOMMUFD_VFIO_CONTAINER); track dirty pages through iommufd instead",
+    EACCES: 'dirty tracking needs the TYPE1v2 IOMMU (the container has TYPE1)',
+  },
   IOMMU_IOAS_NOIOMMU_GET_PA: {
     ENOTTY: 'physical addresses through iommufd need Linux >= 7.3 with CONFIG_IOMMUFD_NOIOMMU; use the no-IOMMU group and physicalSegments(buffer) instead',
     ENOTSUP: 'only mappings of an IOAS with a no-IOMMU device attached (Device.open with iommu: \'noiommu\') have physical addresses',

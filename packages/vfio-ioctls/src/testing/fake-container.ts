@@ -5,12 +5,13 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR,
   VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
+  VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
 } from 'vfio-bindings';
 import { checkArgsz, decodeFixed, offsetOfEnd, pointerArg, valueArg, writeBack } from './abi';
 import { buildChain, placeChain } from './capabilities';
 import { Errno } from './errno';
 import { DmaTable } from './fake-dma';
+import { FakeDirtyPages } from './fake-dirty-pages';
 import type { FakeGroup } from './fake-group';
 import type { FakeAddressSpace } from './fake-memory';
 import type { ResolvedOptions } from './options';
@@ -29,7 +30,7 @@ export class FakeContainer {
   /** Whether the container's own fd is still open. */
   fdOpen = true;
   /** The IOMMU driver set by SET_IOMMU; vfio-noiommu has no DMA table (it maps nothing). */
-  private iommu: { type: number; dma: DmaTable | null } | null = null;
+  private iommu: { type: number; dma: DmaTable | null; dirty: FakeDirtyPages } | null = null;
 
   /** `pinned` is what the whole process has pinned so far, for the RLIMIT_MEMLOCK check. */
   constructor(private readonly options: ResolvedOptions, private readonly memory: FakeAddressSpace, private readonly pinned: () => bigint) {}
@@ -72,6 +73,8 @@ export class FakeContainer {
       case VFIO_IOMMU_GET_INFO: return this.getInfo(pointerArg(arg), this.iommu.dma);
       case VFIO_IOMMU_MAP_DMA: return this.mapDma(pointerArg(arg), this.iommu.dma);
       case VFIO_IOMMU_UNMAP_DMA: return this.unmapDma(pointerArg(arg), this.iommu.dma);
+      case VFIO_IOMMU_DIRTY_PAGES:
+        return this.iommu.dirty.ioctl(pointerArg(arg), this.iommu.dma, this.iommu.type === VFIO_TYPE1v2_IOMMU, lowestBit(this.options.iommuPageSizes));
       default: throw new Errno('ENOTTY');
     }
   }
@@ -100,7 +103,7 @@ export class FakeContainer {
     if (this.options.noiommu) {
       // Only vfio-noiommu serves noiommu groups: no translation, no isolation, no interrupt remapping needed.
       if (type !== VFIO_NOIOMMU_IOMMU) throw new Errno('ENODEV');
-      this.iommu = { type, dma: null };
+      this.iommu = { type, dma: null, dirty: new FakeDirtyPages(this.memory, DIRTY_BITMAP_SIZE_MAX) };
       return 0;
     }
     if (this.checkExtension(type) !== 1 || (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU)) throw new Errno('ENODEV');
@@ -112,7 +115,7 @@ export class FakeContainer {
       limit: this.options.dmaAvail,
       v2: type === VFIO_TYPE1v2_IOMMU,
     });
-    this.iommu = { type, dma };
+    this.iommu = { type, dma, dirty: new FakeDirtyPages(this.memory, DIRTY_BITMAP_SIZE_MAX) };
     return 0;
   }
 
@@ -170,7 +173,7 @@ export class FakeContainer {
     checkArgsz(bytes, unmap.argsz, minsz);
     const known = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
     if (unmap.flags & ~known) throw new Errno('EINVAL');
-    // Dirty tracking is never started and vaddr invalidation is not modelled.
+    // Unmapping with the dirty bitmap and vaddr invalidation are not modelled.
     if (unmap.flags & (VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_VADDR)) throw new Errno('EINVAL');
     const size = dma.unmap(unmap.iova, unmap.size, (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0);
     writeBack(vfio_iommu_type1_dma_unmap, { argsz: unmap.argsz, flags: unmap.flags, iova: unmap.iova, size }, bytes, minsz);

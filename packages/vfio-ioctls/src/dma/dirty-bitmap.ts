@@ -1,0 +1,43 @@
+/**
+ * Dirty-page bitmaps as the kernel writes them (VFIO_IOMMU_DIRTY_PAGES,
+ * the device's DMA logging report, iommufd's GET_DIRTY_BITMAP): one bit per
+ * page from a base IOVA, in 64-bit little-endian words, so bit n is bit
+ * n % 8 of byte n / 8 on the little-endian machines Linux VFIO runs on.
+ */
+
+/** A run of dirty pages. */
+export interface DirtyRange {
+  iova: bigint;
+  /** Bytes: a whole number of pages. */
+  size: bigint;
+}
+
+/** Bytes of a bitmap for `pages` bits: whole 64-bit words (the kernel's DIRTY_BITMAP_BYTES). */
+export function dirtyBitmapBytes(pages: bigint): bigint {
+  return ((pages + 63n) / 64n) * 8n;
+}
+
+/** The dirty runs of the first `pages` bits of `bitmap`, pages of `pageSize` bytes from `base`. */
+export function dirtyRanges(bitmap: Uint8Array, base: bigint, pageSize: bigint, pages: bigint): DirtyRange[] {
+  const ranges: DirtyRange[] = [];
+  const count = Number(pages);
+  let runStart = -1;
+  const close = (end: number) => {
+    ranges.push({ iova: base + BigInt(runStart) * pageSize, size: BigInt(end - runStart) * pageSize });
+    runStart = -1;
+  };
+  for (let byte = 0; byte * 8 < count; byte++) {
+    const bits = bitmap[byte];
+    // Whole bytes of one value need no bit walk (the common case: all clean or all dirty).
+    if (bits === 0 && runStart < 0) continue;
+    if (bits === 0xff && runStart >= 0 && byte * 8 + 8 <= count) continue;
+    for (let bit = 0; bit < 8 && byte * 8 + bit < count; bit++) {
+      const page = byte * 8 + bit;
+      const dirty = (bits >> bit) & 1;
+      if (dirty && runStart < 0) runStart = page;
+      else if (!dirty && runStart >= 0) close(page);
+    }
+  }
+  if (runStart >= 0) close(count);
+  return ranges;
+}

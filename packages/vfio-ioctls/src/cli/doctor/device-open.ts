@@ -49,7 +49,9 @@ function open(ctx: DoctorContext): Verdict | undefined {
   try {
     ctx.remember('hotReset', askHotReset(opened));
     const kind = opened.iommu?.kind;
-    return pass(`opened it through ${kind ? KIND[kind] : 'VFIO'}`, { iommu: kind ?? null });
+    // A no-IOMMU device opens through its noiommu-vfioN cdev and iommufd where the kernel has both (7.3+).
+    const unsafe = group.noiommu && kind !== 'noiommu' ? ' (no-IOMMU)' : '';
+    return pass(`opened it through ${kind ? KIND[kind] : 'VFIO'}${unsafe}`, { iommu: kind ?? null });
   } finally {
     opened.close();
   }

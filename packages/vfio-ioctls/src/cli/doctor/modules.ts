@@ -32,7 +32,11 @@ function vfioIommuType1(ctx: DoctorContext): Verdict | undefined {
   // In no-IOMMU mode the container needs no IOMMU driver (VFIO_NOIOMMU_IOMMU is vfio's own).
   if (noiommuMode(ctx) && iommuUnits(ctx).length === 0) return undefined;
   if (ctx.exists(ctx.options.iommufdPath)) {
-    return warn(`vfio_iommu_type1 is not loaded: the legacy container (${ctx.options.devRoot}/vfio) has no IOMMU driver, iommufd (${ctx.options.iommufdPath}) must serve`, 'modprobe vfio_iommu_type1');
+    // iommufd serves either way; the legacy container works only where it is iommufd's emulation (CONFIG_IOMMUFD_VFIO_CONTAINER), which sysfs does not tell apart.
+    return warn(
+      `vfio_iommu_type1 is not loaded: iommufd (${ctx.options.iommufdPath}) serves, the legacy container (${ctx.options.devRoot}/vfio) only if it is iommufd's emulation`,
+      "modprobe vfio_iommu_type1 (not needed on a kernel whose container is iommufd's, CONFIG_IOMMUFD_VFIO_CONTAINER)",
+    );
   }
   return fail('vfio_iommu_type1 is not loaded, and there is no iommufd: nothing can set up the IOMMU for VFIO', 'modprobe vfio_iommu_type1');
 }

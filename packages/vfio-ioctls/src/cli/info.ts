@@ -1,13 +1,16 @@
 /** `vfio info <address>`: what VFIO reports about a device, opened and closed again. */
 import * as b from 'vfio-bindings';
-import { Container, Group, isVfioDriver, type Device, type Region } from '../index';
-import { CliError, findDevice, pciAddress, usageError, type CommandEnv } from './env';
+import { cdevOf } from '../discovery/cdev';
+import { isVfioDriver } from '../discovery/sysfs';
+import { Container } from '../iommu/container/container';
+import { Ioas } from '../iommu/iommufd/ioas';
+import { Device, type IommuChoice } from '../open';
+import type { Region } from '../device/region';
+import { CliError, forDevice, usageError, type Command, type CommandEnv } from './command';
 import { flagNames, hex, hex0x, json, pageSizes, size, table } from './format';
-
-export const infoUsage = `vfio info <pci-address> [--json]
-  Opens the device through VFIO (container, group, device) and prints its
-  flags, regions, IRQs, the IOMMU's page sizes and IOVA ranges, and which
-  devices a hot reset would reset. Everything is closed again.`;
+import { infoSchema } from './schemas/info';
+import { sriovOf, type SriovRelation } from './sriov';
+import { findDevice, oneArgument, pciAddress, requireSysfs } from './target';
 
 const DEVICE_FLAGS = [
   [b.VFIO_DEVICE_FLAGS_RESET, 'reset'], [b.VFIO_DEVICE_FLAGS_PCI, 'pci'], [b.VFIO_DEVICE_FLAGS_PLATFORM, 'platform'],
@@ -38,62 +41,67 @@ const PCI_IRQ_NAMES: Record<number, string> = {
 
 const IOMMU_TYPES: Record<number, string> = { [b.VFIO_TYPE1_IOMMU]: 'type1', [b.VFIO_TYPE1v2_IOMMU]: 'type1v2' };
 
-export function info(env: CommandEnv): void {
-  if (env.args.length > 1) throw usageError(`info: unexpected argument '${env.args[1]}'`);
-  const address = pciAddress(env.args[0], 'info');
-  const pci = findDevice(env, address, 'info');
+const IOMMU_CHOICES: readonly IommuChoice[] = ['auto', 'iommufd', 'container', 'noiommu'];
+
+function run(env: CommandEnv): void {
+  const address = pciAddress(oneArgument(env, 'PCI address (like 0000:00:03.0)'), 'info');
+  const choice = (env.options.iommu ?? 'auto') as IommuChoice;
+  if (!IOMMU_CHOICES.includes(choice)) {
+    throw usageError(`info: --iommu must be one of ${IOMMU_CHOICES.join(', ')}, got '${String(choice)}'`);
+  }
+  requireSysfs(env);
+  const pci = findDevice(env, address);
   if (!isVfioDriver(pci.driver)) {
     const now = pci.driver ? `bound to ${pci.driver}` : 'not bound to any driver';
     throw new CliError(`info: ${address} is ${now}, not vfio-pci: run 'vfio bind ${address}' first`);
   }
-  if (pci.iommuGroup === undefined) {
+  if (pci.iommuGroup === undefined && choice !== 'noiommu') {
     throw new CliError(`info: ${address} has no IOMMU group: turn the IOMMU on (intel_iommu=on or amd_iommu=on)`);
   }
-  const report = { address, vendorDevice: `${hex(pci.vendor, 4)}:${hex(pci.device, 4)}`, class: pci.class, driver: pci.driver, ...probe(env, address, pci.iommuGroup) };
-  env.stdout.write(env.json ? `${json(report)}\n` : `${render(report).join('\n')}\n`);
+  const report = {
+    address,
+    vendorDevice: `${hex(pci.vendor, 4)}:${hex(pci.device, 4)}`,
+    class: pci.class,
+    driver: pci.driver!,
+    cdev: cdevOf(address, env.sysfsRoot) ?? null,
+    group: { id: pci.iommuGroup ?? null, node: pci.iommuGroup === undefined ? null : `${env.devRoot}/${pci.iommuGroup}` },
+    sriov: sriovOf(pci.sysfsPath),
+    ...forDevice('info', address, () => probe(env, address, choice)),
+  };
+  env.stdout.write(env.json ? `${json(report)}\n` : `${render(report, env).join('\n')}\n`);
 }
 
-type Report = ReturnType<typeof probe> & { address: string; vendorDevice: string; class: number; driver?: string };
+type Report = ReturnType<typeof probe> & {
+  address: string; vendorDevice: string; class: number; driver: string; cdev: string | null;
+  group: { id: number | null; node: string | null }; sriov: SriovRelation | null;
+};
 
-/** Opens container, group and device the explicit way (the container is what answers IOMMU info). */
-function probe(env: CommandEnv, address: string, groupId: number) {
+/** Opens the device as Device.open does for a program (the backend `choice` picks), reads it, and closes it. */
+function probe(env: CommandEnv, address: string, choice: IommuChoice) {
   const context = env.context();
-  const container = Container.open(context);
-  let group: Group | undefined;
-  let device: Device | undefined;
+  const device = Device.open(address, {
+    backend: context.backend, devRoot: context.devRoot, sysfsRoot: context.sysfsRoot, iommufdPath: context.iommufdPath, iommu: choice,
+  });
   let failed = true;
   try {
-    group = Group.open(groupId, context);
-    group.assertViable();
-    group.attach(container);
-    device = group.openDevice(address);
     const result = {
-      group: { id: groupId, node: group.path },
       device: { flags: device.info.flags, flagNames: flagNames(device.info.flags, DEVICE_FLAGS), numRegions: device.info.numRegions, numIrqs: device.info.numIrqs },
-      regions: [...device.regions.values()].map((r) => regionJson(r, device!.info.pci)),
-      irqs: Array.from({ length: device.info.numIrqs }, (_, i) => irqJson(device!, i)).filter((q) => q !== undefined),
-      iommu: iommuJson(container),
+      regions: [...device.regions.values()].map((r) => regionJson(r, device.info.pci)),
+      irqs: Array.from({ length: device.info.numIrqs }, (_, i) => irqJson(device, i)).filter((q) => q !== undefined),
+      iommu: iommuJson(device),
       hotReset: hotResetJson(device),
     };
     failed = false;
     return result;
   } finally {
-    // Close in the kernel's order. When the probe itself failed, its error
-    // is the one to report, not a close error it may have caused.
-    closeAll([device, group, container], failed);
-  }
-}
-
-function closeAll(handles: ({ close(): void } | undefined)[], quiet: boolean): void {
-  let first: unknown;
-  for (const handle of handles) {
+    // Closing the device closes the group and container (or the IOAS) it
+    // opened. When the probe failed, its error is the one to report.
     try {
-      handle?.close();
+      device.close();
     } catch (error) {
-      first ??= error;
+      if (!failed) throw error;
     }
   }
-  if (first !== undefined && !quiet) throw first;
 }
 
 function regionJson(r: Region, pci: boolean) {
@@ -113,7 +121,7 @@ function regionJson(r: Region, pci: boolean) {
 
 /**
  * Undefined for an index the device lacks: vfio-pci answers EINVAL for the
- * ERR index of a conventional (non-PCIe) device, as edu on q35's root bus is.
+ * ERR index of a conventional (non-PCIe) device on older kernels.
  */
 function irqJson(device: Device, index: number) {
   let irq;
@@ -127,54 +135,89 @@ function irqJson(device: Device, index: number) {
   return { index, name, count: irq.count, flags: irq.flags, flagNames: flagNames(irq.flags, IRQ_FLAGS) };
 }
 
-function iommuJson(container: Container) {
-  const i = container.iommuInfo();
+/** The backend the device was opened through, and what its IOMMU reports. */
+function iommuJson(device: Device) {
+  const iommu = device.iommu;
+  return {
+    backend: iommu?.kind ?? null,
+    pageSizes: iommu?.pageSizes() ?? 0n,
+    iovaRanges: (iommu?.iovaRanges() ?? []).map(({ start, end }) => ({ start, end })),
+    container: iommu instanceof Container ? containerJson(iommu) : null,
+    hardware: iommu instanceof Ioas ? hardwareJson(iommu, device) : null,
+  };
+}
+
+function containerJson(container: Container) {
+  const info = container.iommuInfo();
   const type = container.iommuType;
   return {
     apiVersion: container.apiVersion,
     type: type === undefined ? null : (IOMMU_TYPES[type] ?? `type ${type}`),
-    flags: i.flags,
-    pageSizes: i.pageSizes,
-    iovaRanges: i.iovaRanges.map(({ start, end }) => ({ start, end })),
-    dmaAvail: i.dmaAvail ?? null,
+    flags: info.flags,
+    dmaAvail: info.dmaAvail ?? null,
   };
+}
+
+/** IOMMU_GET_HW_INFO; a kernel that refuses it (errno) leaves the hardware unknown rather than failing info. */
+function hardwareJson(ioas: Ioas, device: Device) {
+  try {
+    const hw = ioas.iommufd.hwInfo(device);
+    return { type: hw.type, capabilities: hw.capabilities, dirtyTracking: hw.dirtyTracking, maxPasidLog2: hw.maxPasidLog2 };
+  } catch (error) {
+    if (isErrno(error)) return null;
+    throw error;
+  }
 }
 
 /** Hot reset info is absent on a root bus (ENODEV) and for non-PCI devices: a fact to show, not a failure. */
 function hotResetJson(device: Device) {
   try {
-    const devices = device.hotResetInfo().devices.map(({ address, groupId }) => ({ address, groupId }));
+    const devices = device.hotResetInfo().devices.map(({ address, groupId, devId }) => ({ address, groupId, devId: devId ?? null }));
     return { available: true, devices, reason: null };
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
-    return { available: false, devices: [], reason: code };
+    if (!isErrno(error)) throw error;
+    return { available: false, devices: [], reason: (error as { code: string }).code };
   }
 }
 
-function render(r: Report): string[] {
+function isErrno(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+function render(r: Report, env: CommandEnv): string[] {
+  const { style } = env;
+  const via = r.iommu.backend === 'iommufd' ? `cdev ${r.cdev}` : `IOMMU group ${r.group.id} (${r.group.node})`;
   const lines = [
-    `${r.address}  ${r.vendorDevice}  class ${hex(r.class, 6)}  driver ${r.driver}  IOMMU group ${r.group.id} (${r.group.node})`,
+    `${style('bold', r.address)}  ${r.vendorDevice}  class ${hex(r.class, 6)}  driver ${r.driver}  ${via}`,
     `device: ${r.device.flagNames.join(' ') || 'no flags'}${r.device.flagNames.includes('reset') ? '' : ' (no reset)'}, ${r.device.numRegions} region indexes, ${r.device.numIrqs} IRQ indexes`,
-    '',
-    'regions:',
   ];
+  if (r.sriov?.role === 'pf') lines.push(`SR-IOV: physical function, ${r.sriov.numVfs} of ${r.sriov.totalVfs} VFs enabled${r.sriov.vfs.length ? `: ${r.sriov.vfs.join(', ')}` : ''}`);
+  if (r.sriov?.role === 'vf') lines.push(`SR-IOV: virtual function${r.sriov.index === null ? '' : ` ${r.sriov.index}`} of ${r.sriov.pf}`);
+  lines.push('', style('bold', 'regions:'));
   const regionRows = [['index', 'name', 'size', 'access', 'capabilities']];
   for (const g of r.regions) regionRows.push([String(g.index), g.name, size(g.size), g.flagNames.filter((f) => f !== 'caps').join(' '), regionCaps(g)]);
-  lines.push(...table(regionRows, '  '), '', 'IRQs:');
+  lines.push(...table(regionRows, '  '), '', style('bold', 'IRQs:'));
   const irqRows = [['index', 'name', 'count', 'flags']];
   for (const q of r.irqs) irqRows.push([String(q.index), q.name, String(q.count), q.flagNames.join(' ')]);
-  lines.push(...table(irqRows, '  '), '', `IOMMU: ${r.iommu.type ?? 'none'} (VFIO API ${r.iommu.apiVersion})`);
+  lines.push(...table(irqRows, '  '), '', `${style('bold', 'IOMMU:')} ${iommuTitle(r.iommu)}`);
   const iommuRows = [
     ['page sizes', pageSizes(r.iommu.pageSizes)],
-    ['IOVA ranges', r.iommu.iovaRanges.map(({ start, end }) => `${hex0x(start)}-${hex0x(end)}`).join(', ')],
+    ['IOVA ranges', r.iommu.iovaRanges.map(({ start, end }) => `${hex0x(start)}-${hex0x(end)}`).join(', ') || 'none'],
   ];
-  if (r.iommu.dmaAvail !== null) iommuRows.push(['dma_avail', String(r.iommu.dmaAvail)]);
+  if (r.iommu.container?.dmaAvail != null) iommuRows.push(['dma_avail', String(r.iommu.container.dmaAvail)]);
+  if (r.iommu.hardware) iommuRows.push(['dirty tracking', r.iommu.hardware.dirtyTracking ? 'yes' : 'no']);
   lines.push(...table(iommuRows, '  '), '');
   lines.push(r.hotReset.available
-    ? `hot reset: resets ${r.hotReset.devices.map((d) => `${d.address} (group ${d.groupId})`).join(', ')}`
+    ? `hot reset: resets ${r.hotReset.devices.map((d) => (d.groupId >= 0 ? `${d.address} (group ${d.groupId})` : d.address)).join(', ')}`
     : `hot reset: not available (${r.hotReset.reason})`);
   return lines;
+}
+
+function iommuTitle(iommu: Report['iommu']): string {
+  if (iommu.container) return `container, ${iommu.container.type ?? 'no IOMMU type'} (VFIO API ${iommu.container.apiVersion})`;
+  if (iommu.backend === 'iommufd') return `iommufd${iommu.hardware ? `, ${iommu.hardware.type}` : ''}`;
+  return iommu.backend ?? 'none';
 }
 
 function regionCaps(g: ReturnType<typeof regionJson>): string {
@@ -184,3 +227,21 @@ function regionCaps(g: ReturnType<typeof regionJson>): string {
   if (g.msixMappable) parts.push('msix-mappable');
   return parts.join('; ');
 }
+
+export const infoCommand: Command = {
+  name: 'info',
+  summary: 'a device as VFIO reports it: backend, regions, IRQs, IOMMU, hot reset, SR-IOV',
+  usage: 'vfio info [--iommu auto|iommufd|container|noiommu] <pci-address>',
+  description: `Opens the device the way a program does (Device.open: iommufd with the
+device's cdev where the kernel has both, the container otherwise) and prints
+the backend used, the device's flags, regions, IRQs, the IOMMU's page sizes
+and IOVA ranges (and the container's type, or iommufd's hardware), which
+devices a hot reset would reset, and its SR-IOV relations (PF and VFs).
+Everything is closed again. Needs the device on vfio-pci and access to
+/dev/vfio (and /dev/iommu).`,
+  options: {
+    iommu: { type: 'string', valueName: 'CHOICE', description: 'the backend to open it through: auto (default), iommufd, container, noiommu' },
+  },
+  schema: infoSchema,
+  run,
+};

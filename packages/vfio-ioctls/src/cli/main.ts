@@ -1,41 +1,21 @@
 #!/usr/bin/env node
 /**
- * The `vfio` command: argument parsing and dispatch. Commands live one per
- * file; main() takes its context and streams as arguments so tests can run
- * it in-process over the fake kernel.
+ * The `vfio` command (the package's bin; `npx vfio-ioctls` runs it too):
+ * reads the command line, runs the command and turns errors into one line
+ * on stderr and an exit status. main() takes its context, streams and
+ * environment as arguments so that tests run it in-process over the fake
+ * kernel.
  */
-import { VfioContext } from '../index';
-import { bind, bindUsage, unbind, unbindUsage } from './bind';
-import { CliError, usageError, writeSysfsFile, type CommandEnv, type Output, type SysfsWriter } from './env';
-import { info, infoUsage } from './info';
-import { list, listUsage } from './list';
-
-export { CliError, type Output, type SysfsWriter } from './env';
-
-const commands: Record<string, { run: (env: CommandEnv) => void; usage: string }> = {
-  list: { run: list, usage: listUsage },
-  info: { run: info, usage: infoUsage },
-  bind: { run: bind, usage: bindUsage },
-  unbind: { run: unbind, usage: unbindUsage },
-};
-
-const HELP = `usage: vfio <command> [arguments] [--json]
-
-Set up and inspect PCI devices for VFIO passthrough.
-
-commands:
-${Object.values(commands).map((c) => `  ${c.usage.replace(/\n/g, '\n  ')}`).join('\n\n')}
-
-  vfio help [command]
-    Prints this help, or one command's.
-
-options:
-  --json              print one JSON document instead of text
-  --sysfs-root DIR    where sysfs is mounted (default /sys)
-  --dev-root DIR      where the VFIO nodes are (default /dev/vfio)
-  -h, --help          help
-
-Exit status: 0 on success, 1 when the command failed, 2 for a usage error.`;
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { VfioContext } from '../core/context';
+import { parseCommandLine, type CommandLine } from './args';
+import { styleFor } from './colour';
+import { CliError, describeError, usageError, type CommandEnv, type InterfaceLister, type Output, type SysfsWriter } from './command';
+import { commands } from './commands';
+import { commandHelp, mainHelp } from './help';
+import { writeSysfsFile } from './sysfs-writer';
 
 /** What main() needs besides argv; everything defaults to the real system. */
 export interface MainOptions {
@@ -43,107 +23,96 @@ export interface MainOptions {
   context?: VfioContext;
   stdout?: Output;
   stderr?: Output;
+  /** The environment (NO_COLOR, FORCE_COLOR, TERM, VFIO_STATE_DIR); default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Writes a sysfs attribute; tests pass a model of the kernel's driver binding. */
   writeSysfs?: SysfsWriter;
+  /** The addresses of the interfaces that are up; default os.networkInterfaces. */
+  networkInterfaces?: InterfaceLister;
 }
 
-interface ParsedArgs {
-  command?: string;
-  args: string[];
-  json: boolean;
-  help: boolean;
-  sysfsRoot?: string;
-  devRoot?: string;
-}
-
-/** Options may come anywhere; `--` ends them. Both `--opt value` and `--opt=value` work. */
-export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const parsed: ParsedArgs = { args: [], json: false, help: false };
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positional.push(arg);
-      continue;
-    }
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    if (name === '--json' || name === '-h' || name === '--help') {
-      if (inline !== undefined) throw usageError(`option ${name} takes no value`);
-      if (name === '--json') parsed.json = true;
-      else parsed.help = true;
-    } else if (name === '--sysfs-root' || name === '--dev-root') {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value === '') throw usageError(`option ${name} needs a directory`);
-      if (name === '--sysfs-root') parsed.sysfsRoot = value;
-      else parsed.devRoot = value;
-    } else {
-      throw usageError(`unknown option '${name}'`);
-    }
-  }
-  [parsed.command, ...parsed.args] = positional;
-  return parsed;
+/** The version of the package the command came with (dist/cli/main.js and src/cli/main.ts are both two folders down). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /**
- * Runs the CLI and returns its exit status. Errors become one line on
- * stderr: `vfio: <message>`.
+ * Runs the CLI and returns its exit status: 0 done (or nothing to do), 1
+ * the command failed, 2 usage error. Errors become one line on stderr,
+ * `vfio: <message>`.
  */
-export function main(argv: readonly string[], options: MainOptions = {}): number {
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
+  const environment = options.env ?? process.env;
+  const noColor = argv.includes('--no-color');
+  const errorStyle = styleFor(stderr.isTTY, environment, noColor);
   try {
-    const parsed = parseArgs(argv);
-    const helpFor = parsed.command === 'help' ? parsed.args[0] : parsed.help ? parsed.command : undefined;
-    if (parsed.command === 'help' || parsed.help || parsed.command === undefined) {
-      if (parsed.command === undefined && !parsed.help) {
-        stderr.write(`${HELP}\n`);
-        return 2;
-      }
-      if (helpFor !== undefined && !commands[helpFor]) throw usageError(`unknown command '${helpFor}'`);
-      stdout.write(`${helpFor ? `usage: ${commands[helpFor]!.usage}` : HELP}\n`);
+    const line = parseCommandLine(argv, commands);
+    if (line.values.version) {
+      stdout.write(`vfio-ioctls ${packageVersion()}\n`);
       return 0;
     }
-    const command = commands[parsed.command];
-    if (!command) throw usageError(`unknown command '${parsed.command}'`);
-    command.run(commandEnv(parsed, options, stdout));
-    return 0;
+    if (line.command === undefined) {
+      // Bare `vfio` is a usage error: the help goes where errors go.
+      (line.values.help ? stdout : stderr).write(`${mainHelp(commands)}\n`);
+      return line.values.help ? 0 : 2;
+    }
+    if (line.command === 'help') {
+      if (line.args.length > 1) throw usageError(`help: unexpected argument '${line.args[1]}'`);
+      stdout.write(`${line.args[0] === undefined ? mainHelp(commands) : commandHelp(known(line.args[0]))}\n`);
+      return 0;
+    }
+    const command = known(line.command);
+    if (line.values.help) {
+      stdout.write(`${commandHelp(command)}\n`);
+      return 0;
+    }
+    const status = await command.run(commandEnv(line, options, stdout, environment));
+    return typeof status === 'number' ? status : 0;
   } catch (error) {
-    stderr.write(`vfio: ${describe(error)}\n`);
+    stderr.write(`${errorStyle('red', 'vfio:')} ${describeError(error)}\n`);
     return error instanceof CliError ? error.exitCode : 1;
   }
 }
 
-function commandEnv(parsed: ParsedArgs, options: MainOptions, stdout: Output): CommandEnv {
+function known(name: string) {
+  const command = commands[name];
+  if (!command) throw usageError(`unknown command '${name}'`);
+  return command;
+}
+
+function commandEnv(line: CommandLine, options: MainOptions, stdout: Output, environment: Readonly<Record<string, string | undefined>>): CommandEnv {
   const given = options.context;
-  const sysfsRoot = trim(parsed.sysfsRoot ?? given?.sysfsRoot ?? '/sys');
-  const devRoot = trim(parsed.devRoot ?? given?.devRoot ?? '/dev/vfio');
+  const sysfsRoot = trim(stringValue(line, 'sysfs-root') ?? given?.sysfsRoot ?? '/sys');
+  const devRoot = trim(stringValue(line, 'dev-root') ?? given?.devRoot ?? '/dev/vfio');
+  const command = line.command!;
+  const own = Object.keys(commands[command]!.options ?? {});
   let context: VfioContext | undefined;
   return {
-    args: parsed.args,
-    json: parsed.json,
+    command,
+    args: line.args,
+    options: Object.fromEntries(own.filter((name) => name in line.values).map((name) => [name, line.values[name]])),
+    json: line.values.json === true,
     sysfsRoot,
     devRoot,
-    context: () => (context ??= VfioContext.from({ backend: given?.backend, devRoot, sysfsRoot })),
+    procRoot: trim(stringValue(line, 'proc-root') ?? '/proc'),
+    environment,
+    context: () => (context ??= VfioContext.from({ backend: given?.backend, devRoot, sysfsRoot, iommufdPath: given?.iommufdPath })),
     writeSysfs: options.writeSysfs ?? writeSysfsFile,
+    networkInterfaces: options.networkInterfaces ?? networkInterfaces,
     stdout,
+    style: styleFor(stdout.isTTY, environment, line.values['no-color'] === true),
   };
+}
+
+function stringValue(line: CommandLine, name: string): string | undefined {
+  const value = line.values[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function trim(path: string): string {
   return path.length > 1 ? path.replace(/\/+$/, '') : path;
-}
-
-/** One line: the message (VfioError messages carry their code and hint), plus the code when the message lacks it. */
-function describe(error: unknown): string {
-  if (error instanceof CliError) return error.message;
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as { code?: unknown }).code;
-  const message = error.message.replace(/\s*\n\s*/g, ' ');
-  return typeof code === 'string' && !message.includes(code) ? `${message} [${code}]` : message;
 }
 
 if (require.main === module) {
@@ -151,5 +120,7 @@ if (require.main === module) {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
   });
-  process.exitCode = main(process.argv.slice(2));
+  void main(process.argv.slice(2)).then((status) => {
+    process.exitCode = status;
+  });
 }

@@ -1,4 +1,7 @@
 /** A fake machine for the CLI tests, and main() run against it with its output captured. */
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { VfioContext } from '../../src';
 import { FakeKernel } from '../../src/testing';
 import { main, type MainOptions } from '../../src/cli/main';
@@ -9,16 +12,57 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs main() with stdout and stderr collected. */
-export function run(argv: string[], options: MainOptions = {}): Run {
+export interface RunOptions extends MainOptions {
+  /** Whether stdout and stderr claim to be terminals. */
+  tty?: boolean;
+}
+
+/** A fresh folder under the system's temp dir, removed by {@link cleanUp}. */
+const folders: string[] = [];
+export function tempFolder(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  folders.push(dir);
+  return dir;
+}
+export function cleanUp(): void {
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+afterEach(cleanUp);
+
+/** The state dir the runs share unless a test passes its own env (bind records land there, never in /run). */
+let stateDir: string | undefined;
+afterEach(() => {
+  stateDir = undefined;
+});
+export function defaultStateDir(): string {
+  return (stateDir ??= tempFolder('vfio-cli-state-'));
+}
+
+/**
+ * Runs main() with stdout and stderr collected, an empty proc root and no
+ * network interfaces unless given, and bind records in a temp folder.
+ */
+export async function run(argv: string[], options: RunOptions = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
-  const code = main(argv, {
-    ...options,
-    stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: (text: string) => (stderr += text) },
+  const { tty, ...rest } = options;
+  const procRoot = argv.some((a) => a.startsWith('--proc-root')) ? [] : ['--proc-root', emptyProc()];
+  const code = await main([...procRoot, ...argv], {
+    env: { VFIO_STATE_DIR: defaultStateDir() },
+    networkInterfaces: () => ({}),
+    ...rest,
+    stdout: { write: (text: string) => (stdout += text), isTTY: tty },
+    stderr: { write: (text: string) => (stderr += text), isTTY: tty },
   });
   return { code, stdout, stderr };
+}
+
+let emptyProcDir: string | undefined;
+afterEach(() => {
+  emptyProcDir = undefined;
+});
+function emptyProc(): string {
+  return (emptyProcDir ??= tempFolder('vfio-cli-proc-'));
 }
 
 /**
@@ -26,8 +70,8 @@ export function run(argv: string[], options: MainOptions = {}): Run {
  * sparse mmap, MSI-X and a hot reset dependent (group 8), and a group of
  * two edu behind a bridge (group 9).
  */
-export function testMachine(): { kernel: FakeKernel; context: VfioContext } {
-  const kernel = new FakeKernel();
+export function testMachine(options: { deviceCdevs?: boolean } = {}): { kernel: FakeKernel; context: VfioContext } {
+  const kernel = new FakeKernel(options);
   kernel.addDevice({ address: '0000:00:03.0', group: 1 });
   kernel.addDevice({
     address: '0000:01:00.0', group: 8, vendor: 0x1b36, device: 0x0010, class: 0x010802, reset: true,
@@ -55,19 +99,49 @@ export function bindingModel(kernel: FakeKernel, native: Record<string, string |
   const writes: [string, string][] = [];
   const overrides = new Map<string, string>();
   const writeSysfs = (path: string, text: string) => {
-    writes.push([path.slice(kernel.sysfsRoot.length), text]);
-    const address = text.trim();
+    const rel = path.slice(kernel.sysfsRoot.length);
+    writes.push([rel, text]);
+    const value = text.trim();
     let m: RegExpExecArray | null;
-    if ((m = /^\/bus\/pci\/devices\/([^/]+)\/driver_override$/.exec(path.slice(kernel.sysfsRoot.length)))) {
-      if (address) overrides.set(m[1]!, address);
+    if ((m = /^\/bus\/pci\/devices\/([^/]+)\/driver_override$/.exec(rel))) {
+      if (value) overrides.set(m[1]!, value);
       else overrides.delete(m[1]!);
-    } else if (/^\/bus\/pci\/drivers\/[^/]+\/unbind$/.test(path.slice(kernel.sysfsRoot.length))) {
-      kernel.bindDriver(address, null);
-    } else if (path === `${kernel.sysfsRoot}/bus/pci/drivers_probe`) {
-      kernel.bindDriver(address, overrides.get(address) ?? native[address] ?? null);
+    } else if (/^\/bus\/pci\/drivers\/[^/]+\/unbind$/.test(rel)) {
+      kernel.bindDriver(value, null);
+    } else if (rel === '/bus/pci/drivers_probe') {
+      kernel.bindDriver(value, overrides.get(value) ?? native[value] ?? null);
     } else {
       throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
     }
   };
-  return { writes, writeSysfs };
+  return { writes, writeSysfs, overrides };
+}
+
+/** Makes a symlink at `path` to `target`, relative as sysfs's are, creating folders. */
+export function link(path: string, target: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  symlinkSync(relative(dirname(path), target), path);
+}
+
+/** Writes `text` to `path`, creating folders. */
+export function put(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
+
+/** The real sysfs folder of a fake device. */
+export function deviceDir(kernel: FakeKernel, address: string): string {
+  return realpathSync(`${kernel.sysfsRoot}/bus/pci/devices/${address}`);
+}
+
+/**
+ * Adds a sysfs class member below a device, as the kernel lays them out:
+ * `devices/.../ADDR/<below>/<name>` and `class/<cls>/<name>` linking to it;
+ * returns the member's folder.
+ */
+export function addClassMember(kernel: FakeKernel, address: string, cls: string, below: string, name: string): string {
+  const dir = join(deviceDir(kernel, address), below, name);
+  mkdirSync(dir, { recursive: true });
+  link(`${kernel.sysfsRoot}/class/${cls}/${name}`, dir);
+  return dir;
 }

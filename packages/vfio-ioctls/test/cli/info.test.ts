@@ -2,7 +2,7 @@ import { unlinkSync } from 'node:fs';
 import { VFIO_DEVICE_GET_IRQ_INFO } from 'vfio-bindings';
 import { Group, type VfioContext } from '../../src';
 import type { FakeKernel } from '../../src/testing';
-import { run, testMachine } from './helpers';
+import { deviceDir, link, put, run, testMachine } from './helpers';
 
 let kernel: FakeKernel;
 let context: VfioContext;
@@ -14,8 +14,8 @@ afterEach(() => {
   kernel.dispose();
 });
 
-test('text: flags, regions with capabilities, IRQs, IOMMU and hot reset', () => {
-  const r = run(['info', '01:00.0'], { context });
+test('text: backend, flags, regions with capabilities, IRQs, IOMMU and hot reset', async () => {
+  const r = await run(['info', '01:00.0'], { context });
   expect(r).toMatchObject({ code: 0, stderr: '' });
   expect(r.stdout.split('\n')).toEqual([
     '0000:01:00.0  1b36:0010  class 010802  driver vfio-pci  IOMMU group 8 (/dev/vfio/8)',
@@ -35,7 +35,7 @@ test('text: flags, regions with capabilities, IRQs, IOMMU and hot reset', () => 
     '  3      ERR    0      eventfd noresize',
     '  4      REQ    0      eventfd noresize',
     '',
-    'IOMMU: type1v2 (VFIO API 0)',
+    'IOMMU: container, type1v2 (VFIO API 0)',
     '  page sizes   4 KiB, 2 MiB, 1 GiB (0x40201000)',
     '  IOVA ranges  0x0-0xfedfffff, 0xfef00000-0x7fffffffff',
     '  dma_avail    65535',
@@ -45,25 +45,30 @@ test('text: flags, regions with capabilities, IRQs, IOMMU and hot reset', () => 
   ]);
 });
 
-test('a device without reset or hot reset says so', () => {
-  const r = run(['info', '0000:00:03.0'], { context });
+test('a device without reset or hot reset says so', async () => {
+  const r = await run(['info', '0000:00:03.0'], { context });
   expect(r.code).toBe(0);
   expect(r.stdout).toContain('device: pci (no reset), 9 region indexes, 5 IRQ indexes\n');
   expect(r.stdout).toContain('  0      BAR0    1 MiB  read write mmap\n');
   expect(r.stdout).toMatch(/\nhot reset: not available \(ENODEV\)\n$/);
 });
 
-test('--json: every number checkable, 64-bit values as 0x strings', () => {
-  const r = run(['info', '--json', '0000:01:00.0'], { context });
+test('--json: every number checkable, 64-bit values as 0x strings', async () => {
+  const r = await run(['info', '--json', '0000:01:00.0'], { context });
   expect(r.code).toBe(0);
   const info = JSON.parse(r.stdout);
   expect(info).toMatchObject({
-    address: '0000:01:00.0', vendorDevice: '1b36:0010', class: 0x010802, driver: 'vfio-pci',
+    address: '0000:01:00.0', vendorDevice: '1b36:0010', class: 0x010802, driver: 'vfio-pci', cdev: null,
     group: { id: 8, node: '/dev/vfio/8' },
+    sriov: null,
     device: { flags: 3, flagNames: ['reset', 'pci'], numRegions: 10, numIrqs: 5 },
-    iommu: { apiVersion: 0, type: 'type1v2', pageSizes: '0x40201000', dmaAvail: 65535,
-      iovaRanges: [{ start: '0x0', end: '0xfedfffff' }, { start: '0xfef00000', end: '0x7fffffffff' }] },
-    hotReset: { available: true, devices: [{ address: '0000:01:00.0', groupId: 8 }], reason: null },
+    iommu: {
+      backend: 'container', pageSizes: '0x40201000',
+      iovaRanges: [{ start: '0x0', end: '0xfedfffff' }, { start: '0xfef00000', end: '0x7fffffffff' }],
+      container: { apiVersion: 0, type: 'type1v2', dmaAvail: 65535 },
+      hardware: null,
+    },
+    hotReset: { available: true, devices: [{ address: '0000:01:00.0', groupId: 8, devId: null }], reason: null },
   });
   expect(info.regions.map((g: { index: number }) => g.index)).toEqual([0, 7, 9]);
   expect(info.regions[0]).toEqual({
@@ -74,79 +79,144 @@ test('--json: every number checkable, 64-bit values as 0x strings', () => {
   expect(info.regions[1]).toMatchObject({ name: 'config', offset: '0x70000000000', sparseMmap: null, capabilities: [] });
   expect(info.regions[2]).toMatchObject({ name: 'device-specific', type: { type: 0x80860000, subtype: 3 }, capabilities: ['TYPE'] });
   expect(info.irqs[2]).toEqual({ index: 2, name: 'MSI-X', count: 65, flags: 9, flagNames: ['eventfd', 'noresize'] });
-  const edu = JSON.parse(run(['info', '--json', '00:03.0'], { context }).stdout);
+  const edu = JSON.parse((await run(['info', '--json', '00:03.0'], { context })).stdout);
   expect(edu.hotReset).toEqual({ available: false, devices: [], reason: 'ENODEV' });
 });
 
-test('the device is opened through container, group and device, and everything is closed', () => {
-  run(['info', '00:03.0'], { context });
+test('opened as a program opens it (container and group), and everything is closed', async () => {
+  await run(['info', '00:03.0'], { context });
   const opens = kernel.calls.filter((c) => c.syscall === 'open').map((c) => c.path);
-  expect(opens).toEqual(['/dev/vfio/vfio', '/dev/vfio/1']);
+  expect(opens.sort()).toEqual(['/dev/vfio/1', '/dev/vfio/vfio']);
   expect(kernel.calls.filter((c) => c.syscall === 'close')).toHaveLength(3); // device fd, group, container
 });
 
-describe('errors: one line on stderr, nothing on stdout', () => {
-  test.each([
-    [['info'], 2, "vfio: info: missing PCI address (like 0000:00:03.0) (see 'vfio help')"],
-    [['info', '00:20.0'], 2, "vfio: info: '00:20.0' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
-    [['info', 'edu'], 2, "vfio: info: 'edu' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
-    [['info', '00:03.0', '01:00.0'], 2, "vfio: info: unexpected argument '01:00.0' (see 'vfio help')"],
-  ])('%j', (argv, code, line) => {
-    expect(run(argv, { context })).toEqual({ code, stdout: '', stderr: `${line}\n` });
+describe('on a kernel with iommufd and cdevs', () => {
+  let cdevKernel: FakeKernel;
+  let cdevContext: VfioContext;
+  beforeEach(() => ({ kernel: cdevKernel, context: cdevContext } = testMachine({ deviceCdevs: true })));
+  afterEach(() => {
+    expect(cdevKernel.openFds()).toEqual([]);
+    cdevKernel.dispose();
   });
 
-  test('no such device', () => {
-    const r = run(['info', '00:09.0'], { context });
+  test('auto picks iommufd through the cdev: the backend and the IOMMU hardware are shown', async () => {
+    const r = await run(['info', '01:00.0'], { context: cdevContext });
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('0000:01:00.0  1b36:0010  class 010802  driver vfio-pci  cdev vfio1');
+    expect(lines).toContain('IOMMU: iommufd, intel-vtd');
+    expect(lines).toContain('  dirty tracking  no');
+    const opens = cdevKernel.calls.filter((c) => c.syscall === 'open').map((c) => c.path);
+    expect(opens.sort()).toEqual(['/dev/iommu', '/dev/vfio/devices/vfio1']);
+    const info = JSON.parse((await run(['info', '--json', '01:00.0'], { context: cdevContext })).stdout);
+    expect(info).toMatchObject({ cdev: 'vfio1', iommu: { backend: 'iommufd', container: null, hardware: { type: 'intel-vtd', dirtyTracking: false } } });
+    expect(info.hotReset.devices).toEqual([{ address: '0000:01:00.0', groupId: -1, devId: expect.any(Number) }]);
+  });
+
+  test('--iommu container insists on the container', async () => {
+    const info = JSON.parse((await run(['info', '--json', '--iommu', 'container', '01:00.0'], { context: cdevContext })).stdout);
+    expect(info.iommu).toMatchObject({ backend: 'container', container: { type: 'type1v2' }, hardware: null });
+  });
+});
+
+describe('SR-IOV relations from sysfs', () => {
+  test('a PF lists its enabled VFs; a VF names its PF and its index', async () => {
+    kernel.addDevice({ address: '0000:04:00.0', group: 10 });
+    kernel.addDevice({ address: '0000:04:10.0', group: 11 });
+    kernel.addDevice({ address: '0000:04:10.2', group: 12 });
+    const pf = deviceDir(kernel, '0000:04:00.0');
+    put(`${pf}/sriov_totalvfs`, '7\n');
+    put(`${pf}/sriov_numvfs`, '2\n');
+    link(`${pf}/virtfn0`, deviceDir(kernel, '0000:04:10.0'));
+    link(`${pf}/virtfn1`, deviceDir(kernel, '0000:04:10.2'));
+    link(`${deviceDir(kernel, '0000:04:10.0')}/physfn`, pf);
+    link(`${deviceDir(kernel, '0000:04:10.2')}/physfn`, pf);
+
+    const pfInfo = await run(['info', '04:00.0'], { context });
+    expect(pfInfo.stdout).toContain('\nSR-IOV: physical function, 2 of 7 VFs enabled: 0000:04:10.0, 0000:04:10.2\n');
+    expect(JSON.parse((await run(['info', '--json', '04:00.0'], { context })).stdout).sriov)
+      .toEqual({ role: 'pf', totalVfs: 7, numVfs: 2, vfs: ['0000:04:10.0', '0000:04:10.2'] });
+    expect((await run(['info', '04:10.2'], { context })).stdout).toContain('\nSR-IOV: virtual function 1 of 0000:04:00.0\n');
+    expect(JSON.parse((await run(['info', '--json', '04:10.2'], { context })).stdout).sriov).toEqual({ role: 'vf', pf: '0000:04:00.0', index: 1 });
+  });
+
+  test('a PF with SR-IOV off says so', async () => {
+    const pf = deviceDir(kernel, '0000:00:03.0');
+    put(`${pf}/sriov_totalvfs`, '8\n');
+    put(`${pf}/sriov_numvfs`, '0\n');
+    expect((await run(['info', '00:03.0'], { context })).stdout).toContain('\nSR-IOV: physical function, 0 of 8 VFs enabled\n');
+  });
+});
+
+describe('errors: one line on stderr naming the device, nothing on stdout', () => {
+  test.each([
+    [['info'], "vfio: info: missing PCI address (like 0000:00:03.0) (see 'vfio help')"],
+    [['info', '00:20.0'], "vfio: info: '00:20.0' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
+    [['info', 'edu'], "vfio: info: 'edu' is not a PCI address (expected DDDD:BB:DD.F, like 0000:00:03.0) (see 'vfio help')"],
+    [['info', '00:03.0', '01:00.0'], "vfio: info: unexpected argument '01:00.0' (see 'vfio help')"],
+    [['info', '--iommu', 'vfio', '00:03.0'], "vfio: info: --iommu must be one of auto, iommufd, container, noiommu, got 'vfio' (see 'vfio help')"],
+  ])('%j is a usage error (exit 2)', async (argv, line) => {
+    expect(await run(argv, { context })).toEqual({ code: 2, stdout: '', stderr: `${line}\n` });
+  });
+
+  test('no such device', async () => {
+    const r = await run(['info', '00:09.0'], { context });
     expect(r).toEqual({ code: 1, stdout: '', stderr: `vfio: info: no PCI device 0000:00:09.0 in ${kernel.sysfsRoot}/bus/pci/devices (see 'vfio list')\n` });
   });
 
-  test('device bound to another driver, or to none', () => {
+  test('device bound to another driver, or to none', async () => {
     kernel.bindDriver('0000:00:03.0', 'e1000e');
-    expect(run(['info', '00:03.0'], { context }).stderr).toBe("vfio: info: 0000:00:03.0 is bound to e1000e, not vfio-pci: run 'vfio bind 0000:00:03.0' first\n");
+    expect((await run(['info', '00:03.0'], { context })).stderr).toBe("vfio: info: 0000:00:03.0 is bound to e1000e, not vfio-pci: run 'vfio bind 0000:00:03.0' first\n");
     kernel.bindDriver('0000:00:03.0', null);
-    const r = run(['info', '00:03.0'], { context });
+    const r = await run(['info', '00:03.0'], { context });
     expect(r).toEqual({ code: 1, stdout: '', stderr: "vfio: info: 0000:00:03.0 is not bound to any driver, not vfio-pci: run 'vfio bind 0000:00:03.0' first\n" });
   });
 
-  test('group not viable: the library error names the device to rebind', () => {
+  test('group not viable: the library error names the device to rebind', async () => {
     kernel.bindDriver('0000:03:02.0', 'e1000e');
-    const r = run(['info', '03:01.0'], { context });
+    const r = await run(['info', '03:01.0'], { context });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^vfio: IOMMU group 9 is not viable: not bound to vfio-pci: 0000:03:02.0 \(e1000e\).* \[ERR_VFIO_GROUP_NOT_VIABLE\]\n$/);
+    expect(r.stderr).toMatch(/^vfio: info: 0000:03:01\.0: IOMMU group 9 is not viable: not bound to vfio-pci: 0000:03:02\.0 \(e1000e\).* \[ERR_VFIO_GROUP_NOT_VIABLE\]\n$/);
     expect(r.stderr.split('\n')).toHaveLength(2);
   });
 
-  test('no IOMMU group', () => {
+  test('no IOMMU group', async () => {
     unlinkSync(`${kernel.sysfsRoot}/bus/pci/devices/0000:00:03.0/iommu_group`);
-    expect(run(['info', '00:03.0'], { context }).stderr).toBe('vfio: info: 0000:00:03.0 has no IOMMU group: turn the IOMMU on (intel_iommu=on or amd_iommu=on)\n');
+    expect((await run(['info', '00:03.0'], { context })).stderr).toBe('vfio: info: 0000:00:03.0 has no IOMMU group: turn the IOMMU on (intel_iommu=on or amd_iommu=on)\n');
   });
 
-  test('group held by another user: EBUSY with the library hint', () => {
+  test('group held by another user: EBUSY with the library hint, naming the device', async () => {
     const group = Group.open(1, context);
     try {
-      const r = run(['info', '00:03.0'], { context });
+      const r = await run(['info', '00:03.0'], { context });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^vfio: EBUSY: open failed on \/dev\/vfio\/1.*\n$/);
+      expect(r.stderr).toMatch(/^vfio: info: 0000:00:03\.0: EBUSY: open failed on \/dev\/vfio\/1.*\n$/);
     } finally {
       group.close();
     }
   });
 
-  test('an IRQ index the kernel refuses with EINVAL is absent, as ERR on a conventional PCI device', () => {
+  test('a missing sysfs root', async () => {
+    expect(await run(['info', '--sysfs-root', '/nonexistent', '00:03.0'])).toEqual({
+      code: 1, stdout: '', stderr: 'vfio: info: /nonexistent/bus/pci/devices does not exist: is sysfs mounted at /nonexistent? (--sysfs-root)\n',
+    });
+  });
+
+  test('an IRQ index the kernel refuses with EINVAL is absent, as ERR on a conventional PCI device', async () => {
     kernel.failNext({ syscall: 'ioctl', request: VFIO_DEVICE_GET_IRQ_INFO, errno: 'EINVAL', skip: 3 });
-    const r = run(['info', '--json', '00:03.0'], { context });
+    const r = await run(['info', '--json', '00:03.0'], { context });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).irqs.map((q: { name: string }) => q.name)).toEqual(['INTx', 'MSI', 'MSI-X', 'REQ']);
     expect(kernel.pendingFaults()).toBe(0);
   });
 
-  test('a failing ioctl mid-way reports it and still closes everything', () => {
+  test('a failing ioctl mid-way reports it and still closes everything', async () => {
     kernel.failNext({ syscall: 'ioctl', request: VFIO_DEVICE_GET_IRQ_INFO, errno: 'EIO', skip: 2 });
-    const r = run(['info', '00:03.0'], { context });
+    const r = await run(['info', '00:03.0'], { context });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^vfio: EIO: VFIO_DEVICE_GET_IRQ_INFO ioctl failed on 0000:00:03.0[^\n]*\n$/);
+    expect(r.stderr).toMatch(/^vfio: info: EIO: VFIO_DEVICE_GET_IRQ_INFO ioctl failed on 0000:00:03\.0[^\n]*\n$/);
     expect(kernel.pendingFaults()).toBe(0);
   });
 });

@@ -6,13 +6,12 @@
  * took the device from (driver-record.ts) and unbind gives it back.
  */
 import { existsSync } from 'node:fs';
-import { cdevOf } from '../discovery/cdev';
 import { blocksGroup, groupDevices, isVfioDriver, type PciDeviceInfo } from '../discovery/sysfs';
 import { CliError, describeError, type Command, type CommandEnv, type OptionSpec } from './command';
 import { forgetRecord, loadRecord, saveRecord, type DriverRecord } from './driver-record';
 import { json } from './format';
 import { hostUses, openers } from './host-use';
-import { deviceJson, groupJson } from './list';
+import { deviceCdev, deviceJson, groupJson } from './list';
 import { bindingSchema } from './schemas/binding';
 import { findDevice, groupMembers, oneArgument, pciAddress, requireSysfs } from './target';
 
@@ -42,7 +41,7 @@ function bind(env: CommandEnv): void {
   const toTake: PciDeviceInfo[] = [];
   for (const d of devices) {
     if (isVfioDriver(d.driver)) outcomes.set(d.address, unchanged(d, `already bound to ${d.driver}: nothing to do`));
-    else if (isBridge(d) && groupId !== undefined) outcomes.set(d.address, unchanged(d, `a PCI bridge: left to ${d.driver ?? 'no driver'} (vfio-pci takes no bridges)`));
+    else if (isBridge(d) && groupId !== undefined) outcomes.set(d.address, unchanged(d, bridgeNote(d)));
     else if (isBridge(d)) throw new CliError(`bind: ${d.address} is a PCI bridge: vfio-pci takes only endpoint devices (bind the devices behind it)`);
     else toTake.push(d);
   }
@@ -64,16 +63,18 @@ function bind(env: CommandEnv): void {
 }
 
 function unbind(env: CommandEnv): void {
-  const { devices } = targets(env);
+  const { devices, groupId } = targets(env);
   const force = env.options.force === true;
-  const bound = devices.filter((d) => d.driver !== undefined);
+  // A group's bridges stay with the host, as bind leaves them.
+  const leftAlone = (d: PciDeviceInfo) => groupId !== undefined && isBridge(d);
+  const bound = devices.filter((d) => d.driver !== undefined && !leftAlone(d));
   if (!force) {
     refuseInUse(env, bound.map((d) => [d, isVfioDriver(d.driver) ? openers(vfioNodes(env, d), env.procRoot) : hostUses(d.address, env)]));
   }
   const outcomes: Outcome[] = [];
   for (const d of devices) {
-    if (d.driver === undefined) {
-      outcomes.push(unchanged(d, 'not bound to any driver: nothing to do'));
+    if (leftAlone(d) || d.driver === undefined) {
+      outcomes.push(unchanged(d, leftAlone(d) ? bridgeNote(d) : 'not bound to any driver: nothing to do'));
       continue;
     }
     try {
@@ -106,6 +107,10 @@ function isBridge(d: PciDeviceInfo): boolean {
   return classCode === 0x0604 || classCode === 0x0607 || classCode === 0x0609;
 }
 
+function bridgeNote(d: PciDeviceInfo): string {
+  return `a PCI bridge: left to ${d.driver ?? 'no driver'} (vfio-pci takes no bridges)`;
+}
+
 /** Throws when any device has a use, naming each device and each use. */
 function refuseInUse(env: CommandEnv, checked: [PciDeviceInfo, string[]][]): void {
   const busy = checked.filter(([, uses]) => uses.length > 0);
@@ -116,7 +121,7 @@ function refuseInUse(env: CommandEnv, checked: [PciDeviceInfo, string[]][]): voi
 
 /** The nodes a program holds while it uses a device on vfio-pci: its group's, and its cdev. */
 function vfioNodes(env: CommandEnv, d: PciDeviceInfo): string[] {
-  const cdev = cdevOf(d.address, env.sysfsRoot);
+  const cdev = deviceCdev(d.address, env.sysfsRoot);
   return [...(d.iommuGroup === undefined ? [] : [`${env.devRoot}/${d.iommuGroup}`]), ...(cdev ? [`${env.devRoot}/devices/${cdev}`] : [])];
 }
 
@@ -309,10 +314,11 @@ export const unbindCommand: Command = {
   description: `Takes the device from its driver. From vfio-pci, it goes back to the driver
 bind recorded (or stays without a driver when it had none); without a
 record, driver_override is cleared and the kernel's probe picks the driver
-(if any). From another driver, it is left without one. Refuses while a
-process holds the device's group or cdev open (the kernel would wait for
-it), or while the host uses the device (as bind), naming who, unless
---force. A device without a driver is a no-op (exit 0). Needs root.`,
+(if any). From another driver, it is left without one. With --group, every
+device of the IOMMU group but its bridges. Refuses while a process holds
+the device's group or cdev open (the kernel would wait for it), or while
+the host uses the device (as bind), naming who, unless --force. A device
+without a driver is a no-op (exit 0). Needs root.`,
   options: sharedOptions,
   schema: bindingSchema,
   run: unbind,

@@ -1,6 +1,5 @@
 /** `vfio info <address>`: what VFIO reports about a device, opened and closed again. */
 import * as b from 'vfio-bindings';
-import { cdevOf } from '../discovery/cdev';
 import { isVfioDriver } from '../discovery/sysfs';
 import { Container } from '../iommu/container/container';
 import { Ioas } from '../iommu/iommufd/ioas';
@@ -8,6 +7,7 @@ import { Device, type IommuChoice } from '../open';
 import type { Region } from '../device/region';
 import { CliError, forDevice, usageError, type Command, type CommandEnv } from './command';
 import { flagNames, hex, hex0x, json, pageSizes, size, table } from './format';
+import { deviceCdev } from './list';
 import { infoSchema } from './schemas/info';
 import { sriovOf, type SriovRelation } from './sriov';
 import { findDevice, oneArgument, pciAddress, requireSysfs } from './target';
@@ -63,7 +63,7 @@ function run(env: CommandEnv): void {
     vendorDevice: `${hex(pci.vendor, 4)}:${hex(pci.device, 4)}`,
     class: pci.class,
     driver: pci.driver!,
-    cdev: cdevOf(address, env.sysfsRoot) ?? null,
+    cdev: deviceCdev(address, env.sysfsRoot) ?? null,
     group: { id: pci.iommuGroup ?? null, node: pci.iommuGroup === undefined ? null : `${env.devRoot}/${pci.iommuGroup}` },
     sriov: sriovOf(pci.sysfsPath),
     ...forDevice('info', address, () => probe(env, address, choice)),

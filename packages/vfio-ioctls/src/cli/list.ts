@@ -7,6 +7,17 @@ import { className, hex, json, table } from './format';
 import { listSchema } from './schemas/list';
 import { requireSysfs } from './target';
 
+/**
+ * The device's VFIO cdev ('vfio3'), when the kernel made a node for it:
+ * from Linux 6.2 sysfs lists vfio-dev/vfioN for every device on vfio-pci,
+ * but only a kernel with CONFIG_VFIO_DEVICE_CDEV gives it a `dev` number
+ * (and /dev/vfio/devices/vfioN).
+ */
+export function deviceCdev(address: string, sysfsRoot: string): string | undefined {
+  const name = cdevOf(address, sysfsRoot);
+  return name !== undefined && existsSync(`${sysfsRoot}/bus/pci/devices/${address}/vfio-dev/${name}/dev`) ? name : undefined;
+}
+
 /** A device as `list --json`, `bind --json` and `unbind --json` report it. */
 export function deviceJson(d: PciDeviceInfo, sysfsRoot: string) {
   return {
@@ -18,7 +29,7 @@ export function deviceJson(d: PciDeviceInfo, sysfsRoot: string) {
     className: className(d.class),
     driver: d.driver ?? null,
     iommuGroup: d.iommuGroup ?? null,
-    cdev: cdevOf(d.address, sysfsRoot) ?? null,
+    cdev: deviceCdev(d.address, sysfsRoot) ?? null,
   };
 }
 

@@ -323,15 +323,18 @@ describe('unbind', () => {
     expect(driverOf('0000:00:03.0')).toBe('e1000e');
   });
 
-  test('--group gives every device back and leaves the driverless bridge alone', async () => {
+  test('--group gives every device back and leaves the bridge alone, even on a driver', async () => {
+    kernel.bindDriver('0000:02:00.0', 'shpchp');
     const model = bindingModel(kernel);
     const r = await run(['unbind', '--group', '03:01.0'], { context, writeSysfs: model.writeSysfs });
     expect(r.stdout.split('\n')).toEqual([
-      '0000:02:00.0: not bound to any driver: nothing to do',
+      '0000:02:00.0: a PCI bridge: left to shpchp (vfio-pci takes no bridges)',
       "0000:03:01.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)",
       "0000:03:02.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)",
       '',
     ]);
+    expect(model.writes.filter(([path]) => path.includes('shpchp'))).toEqual([]);
+    expect(driverOf('0000:02:00.0')).toBe('shpchp');
   });
 
   test('a device on a host driver is taken from it and left without one', async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, unlinkSync } from 'node:fs';
 import type { VfioContext } from '../../src';
 import type { FakeKernel } from '../../src/testing';
 import { run, tempFolder, testMachine } from './helpers';
@@ -52,6 +52,12 @@ describe('a kernel with iommufd and device cdevs', () => {
     expect(cdevs).toEqual([
       ['0000:00:03.0', 'vfio0'], ['0000:01:00.0', 'vfio1'], ['0000:02:00.0', null], ['0000:03:01.0', 'vfio2'], ['0000:03:02.0', 'vfio3'],
     ]);
+  });
+
+  test('a vfio-dev entry without a dev number (a kernel without CONFIG_VFIO_DEVICE_CDEV) is no cdev', async () => {
+    unlinkSync(`${cdevKernel.sysfsRoot}/bus/pci/devices/0000:00:03.0/vfio-dev/vfio0/dev`);
+    const { groups } = JSON.parse((await run(['list', '--json', '--sysfs-root', cdevKernel.sysfsRoot])).stdout);
+    expect(groups[0].devices[0]).toMatchObject({ address: '0000:00:03.0', cdev: null });
   });
 });
 

@@ -2,7 +2,8 @@
  * The published packages work on a machine without a compiler: both are
  * packed (pnpm pack, which rewrites `workspace:*`), installed from the
  * tarballs alone into an empty folder (npm --offline, a fresh cache, PATH
- * holding only `node`), and used from a child node process.
+ * holding only `node`), and used from a child node process; the `vfio`
+ * command runs from the install.
  *
  * Needs the packages built first (`pnpm run build`: dist/ and prebuilds/).
  */
@@ -97,6 +98,13 @@ describe('the packed packages', () => {
     expect(entries.filter((entry) => /^package\/(build|test|src)\//.test(entry.path))).toEqual([]);
   });
 
+  it('vfio-ioctls ships the vfio command as its bin, under both names, with a node shebang', () => {
+    const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tarballs['vfio-ioctls'], 'package/package.json'], { encoding: 'utf8' }));
+    expect(manifest.bin).toEqual({ vfio: 'dist/cli/main.js', 'vfio-ioctls': 'dist/cli/main.js' });
+    const main = execFileSync('tar', ['-xzOf', tarballs['vfio-ioctls'], 'package/dist/cli/main.js'], { encoding: 'utf8' });
+    expect(main.split('\n')[0]).toBe('#!/usr/bin/env node');
+  });
+
   it('vfio-ioctls depends on the published version of vfio-bindings, not workspace:*', () => {
     const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tarballs['vfio-ioctls'], 'package/package.json'], { encoding: 'utf8' }));
     const bindingsVersion = JSON.parse(fs.readFileSync(path.join(bindingsRoot, 'package.json'), 'utf8')).version;
@@ -139,6 +147,23 @@ describe('the packed packages', () => {
       again: 'VfioError EAGAIN',
       EFD_SEMAPHORE: 1,
     });
+  });
+
+  it('the installed vfio command runs: vfio --help, vfio --version, npx vfio-ioctls --help', () => {
+    const version = JSON.parse(fs.readFileSync(path.join(ioctlsRoot, 'package.json'), 'utf8')).version;
+    // The bin link npm made, run as a shell would: through its shebang, with `node` found on PATH.
+    const bin = (name: string, args: string[]) => spawnSync(path.join(app, 'node_modules', '.bin', name), args, { cwd: app, env: cleanEnv, encoding: 'utf8', timeout: 120000 });
+    const help = bin('vfio', ['--help']);
+    expect({ status: help.status, stderr: help.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: vfio <command>/);
+    for (const command of ['list', 'info', 'bind', 'unbind']) expect(help.stdout).toMatch(new RegExp(`^ {2}${command} `, 'm'));
+    expect(bin('vfio', ['--version'])).toMatchObject({ status: 0, stdout: `vfio-ioctls ${version}\n`, stderr: '' });
+    expect(bin('vfio', ['bogus'])).toMatchObject({ status: 2, stdout: '', stderr: "vfio: unknown command 'bogus' (see 'vfio help')\n" });
+    // npx (npm exec) finds the package's bin named after the package.
+    const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+    const npx = runNode([npmCli, 'exec', '--offline', '--no', '--', 'vfio-ioctls', '--help']);
+    expect({ status: npx.status, stderr: npx.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(npx.stdout).toMatch(/^usage: vfio <command>/);
   });
 
   it('both package entry points load', () => {

@@ -6,7 +6,7 @@ namespace vfio {
 
 void InitFile(Napi::Env env, Napi::Object exports);     // open, close, pread, pwrite
 void InitIoctl(Napi::Env env, Napi::Object exports);    // ioctl
-void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap
+void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap, setMaxMappingLength
 void InitMmio(Napi::Env env, Napi::Object exports);     // mmioRead*/mmioWrite*
 void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize, mlock, munlock
 void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite

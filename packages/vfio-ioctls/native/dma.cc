@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "args.h"
@@ -22,8 +23,11 @@ size_t PageSize() { return static_cast<size_t>(::sysconf(_SC_PAGESIZE)); }
 // memory that can be handed to MAP_DMA.
 Napi::Value AllocDma(const Napi::CallbackInfo& info) {
   size_t page = PageSize();
-  auto size = static_cast<size_t>(
-      IntegerArg(info, 0, "size", 1, kMaxSafeInteger - static_cast<int64_t>(page)));
+  // The rounded length must fit one ArrayBuffer; checked before mmap, since
+  // MAP_POPULATE would fault in all of it first.
+  auto most = std::min(static_cast<int64_t>(MaxMappingLength(info.Env()) / page * page),
+                       kMaxSafeInteger - static_cast<int64_t>(page));
+  auto size = static_cast<size_t>(IntegerArg(info, 0, "size", 1, most));
   size_t length = (size + page - 1) / page * page;
   // MAP_POPULATE write-faults every page in now. Untouched anonymous memory
   // reads as the shared zero page, and a read-only MAP_DMA (the device only

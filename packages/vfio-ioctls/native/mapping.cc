@@ -32,34 +32,52 @@ const char* KindName(MappingKind kind) {
   return "";
 }
 
+// The buffer's finalizer: `hint` is a heap-held reference to the mapping,
+// so the finalizer works whether or not the table (instance data) still
+// exists when the buffer is collected, and whoever unmaps first wins.
+void FinalizeMapping(napi_env, void*, void* hint) {
+  auto* holder = static_cast<MappingPtr*>(hint);
+  Mapping& mapping = **holder;
+  if (!mapping.released) {
+    mapping.released = true;
+    ::munmap(mapping.addr, mapping.length);
+  }
+  delete holder;
+}
+
 }  // namespace
+
+size_t MaxMappingLength(Napi::Env env) { return State(env)->max_mapping_length; }
+
+void SetMaxMappingLength(Napi::Env env, size_t length) { State(env)->max_mapping_length = length; }
 
 Napi::ArrayBuffer ExposeMapping(Napi::Env env, void* addr, size_t length, int prot,
                                 MappingKind kind) {
   auto mapping = std::make_shared<Mapping>(Mapping{addr, length, prot, kind});
-  try {
-    // The finalizer owns its own reference, so it works whether or not the
-    // table (instance data) still exists when the buffer is collected.
-    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
-        env, addr, length, [mapping](Napi::Env, void*) {
-          if (!mapping->released) {
-            mapping->released = true;
-            ::munmap(mapping->addr, mapping->length);
-          }
-        });
-    AddonState* state = State(env);
-    SweepReleased(state);
-    // An address can repeat only after the old mapping was unmapped, so
-    // replacing a stale entry is right.
-    state->mappings[addr] = mapping;
-    return buffer;
-  } catch (...) {
+  // The plain Node-API call, not Napi::ArrayBuffer::New with a finalizer:
+  // when Node refuses the buffer (a length over Buffer's limit) it has
+  // already run the finalizer, and node-addon-api then deletes the
+  // finalizer's data a second time, which crashed the process (issue #12,
+  // an 8 GiB BAR). Once handed over, `holder` is Node's to delete; a
+  // refusal that never runs the finalizer leaves only the holder behind.
+  auto* holder = new MappingPtr(mapping);
+  napi_value value;
+  napi_status status =
+      napi_create_external_arraybuffer(env, addr, length, FinalizeMapping, holder, &value);
+  if (status != napi_ok) {
+    Napi::Error error = Napi::Error::New(env);  // Node's pending exception, else the status
     if (!mapping->released) {
       mapping->released = true;
       ::munmap(addr, length);
     }
-    throw;
+    throw error;
   }
+  AddonState* state = State(env);
+  SweepReleased(state);
+  // An address can repeat only after the old mapping was unmapped, so
+  // replacing a stale entry is right.
+  state->mappings[addr] = mapping;
+  return Napi::ArrayBuffer(env, value);
 }
 
 MappingPtr LiveMappingArg(const Napi::CallbackInfo& info, size_t index, const char* name,

@@ -20,6 +20,12 @@ struct Mapping {
 };
 using MappingPtr = std::shared_ptr<Mapping>;
 
+// The longest mapping that can become one ArrayBuffer (AddonState's
+// max_mapping_length). mmap and allocDma refuse longer ones before any
+// syscall, as an argument out of range.
+size_t MaxMappingLength(Napi::Env env);
+void SetMaxMappingLength(Napi::Env env, size_t length);
+
 // Wraps a fresh mapping in an external ArrayBuffer and registers it. On
 // failure the mapping is unmapped before the exception leaves.
 Napi::ArrayBuffer ExposeMapping(Napi::Env env, void* addr, size_t length, int prot,

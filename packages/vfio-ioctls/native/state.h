@@ -24,6 +24,11 @@ struct AddonState {
   // touches this table, so it may run in any order at teardown.
   std::unordered_map<void*, MappingPtr> mappings;
   size_t sweep_at = 64;
+  // The longest mapping ExposeMapping can hand out as one ArrayBuffer. Node
+  // builds a Node-API external ArrayBuffer through a Buffer, so Buffer's
+  // limit holds (buffer.constants.MAX_LENGTH): 2^32 on Node 20, the lowest
+  // of the supported versions, until native.ts sets this Node's value.
+  size_t max_mapping_length = size_t{1} << 32;
 
   // uv_poll handles not yet through uv_close's callback.
   std::unordered_set<PollCore*> poll_cores;

@@ -7,6 +7,15 @@
  * Every method throws a `VfioError` (code such as 'EBADF', negative errno as
  * Node does, syscall name) when the syscall fails.
  */
+import { constants } from 'node:buffer';
+
+/**
+ * The longest memory mmap() and allocDma() return: one ArrayBuffer, which
+ * Node-API makes through a Buffer, so Buffer's limit holds (2^32 bytes on
+ * Node 20; 2^53 - 1 on 64-bit Node 22 and later). Every backend refuses a
+ * longer length as out of range, before any syscall.
+ */
+export const MAX_MAPPING_LENGTH: number = constants.MAX_LENGTH;
 
 /** Readiness watcher for one fd on the Node event loop (uv_poll). */
 export interface Poller {
@@ -46,7 +55,7 @@ export interface Backend {
   /** pwrite(2) from `buffer`; returns the byte count. */
   pwrite(fd: number, buffer: Uint8Array, offset: bigint): number;
 
-  /** mmap(2) MAP_SHARED of `length` bytes of `fd` at `offset`, as an external ArrayBuffer. */
+  /** mmap(2) MAP_SHARED of `length` (at most MAX_MAPPING_LENGTH) bytes of `fd` at `offset`, as an external ArrayBuffer. */
   mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer;
   /** Detaches `buffer` (views then throw) and munmaps it. Throws if not a live mapping. */
   munmap(buffer: ArrayBuffer): void;
@@ -87,7 +96,7 @@ export interface Backend {
    */
   memfd(name: string, size: number): number;
 
-  /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer of `size` rounded up to whole pages. */
+  /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer of `size` rounded up to whole pages (at most MAX_MAPPING_LENGTH). */
   allocDma(size: number): ArrayBuffer;
   /** Detaches and frees memory from allocDma. */
   freeDma(buffer: ArrayBuffer): void;

@@ -6,7 +6,7 @@
  * fake kernel; the first real syscall then fails with ERR_VFIO_NO_ADDON.
  */
 import * as path from 'node:path';
-import type { Backend, Poller } from './backend';
+import { MAX_MAPPING_LENGTH, type Backend, type Poller } from './backend';
 import { VfioError } from './errors';
 
 /** Linux's values (identical on x86-64 and arm64); test/native checks them against the C headers. */
@@ -28,6 +28,8 @@ export const EFD_NONBLOCK = 0o4000;
 export interface Addon extends Backend {
   /** Hands over the error class the addon throws for failed syscalls. */
   setErrorClass(errorClass: typeof VfioError): void;
+  /** Tells the addon this Node's longest ArrayBuffer (it assumes Node 20's 2^32 until told). */
+  setMaxMappingLength(length: number): void;
   /** The C values of the constants above. */
   readonly constants: Readonly<Record<string, number>>;
 }
@@ -63,6 +65,7 @@ export function loadAddon(root: string = packageRoot): Addon {
     throw error;
   }
   loaded.setErrorClass(VfioError);
+  loaded.setMaxMappingLength(MAX_MAPPING_LENGTH);
   return loaded;
 }
 

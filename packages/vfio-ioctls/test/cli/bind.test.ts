@@ -17,7 +17,7 @@ const recordOf = (address: string, dir = defaultStateDir()) => {
 
 /** A proc root whose mountinfo has `mounts` ([source, mount point, type, major:minor]) and whose process 412 (qemu) holds `open` files. */
 function procWith(mounts: [string, string, string, string][], open: string[] = []): string {
-  const proc = tempFolder('vfio-cli-proc-');
+  const proc = tempFolder('vfio-command-proc-');
   const lines = mounts.map(([source, at, type, number], i) => `${20 + i} 1 ${number} / ${at} rw,relatime shared:1 - ${type} ${source} rw`);
   put(`${proc}/self/mountinfo`, `${lines.join('\n')}\n`);
   put(`${proc}/412/comm`, 'qemu\n');
@@ -219,7 +219,7 @@ describe('bind', () => {
 
   test('--state-dir puts the record elsewhere', async () => {
     kernel.bindDriver('0000:00:03.0', 'e1000e');
-    const dir = `${tempFolder('vfio-cli-records-')}/nested`;
+    const dir = `${tempFolder('vfio-command-records-')}/nested`;
     const model = bindingModel(kernel);
     expect((await run(['bind', '--state-dir', dir, '00:03.0'], { context, writeSysfs: model.writeSysfs })).code).toBe(0);
     expect(recordOf('0000:00:03.0', dir)).toEqual({ driver: 'e1000e' });
@@ -228,7 +228,7 @@ describe('bind', () => {
 
   test('a record that cannot be written stops the bind before any write', async () => {
     kernel.bindDriver('0000:00:03.0', 'e1000e');
-    const file = `${tempFolder('vfio-cli-records-')}/file`;
+    const file = `${tempFolder('vfio-command-records-')}/file`;
     writeFileSync(file, '');
     const model = bindingModel(kernel);
     const r = await run(['bind', '--state-dir', file, '00:03.0'], { context, writeSysfs: model.writeSysfs });

@@ -35,7 +35,7 @@ afterEach(() => {
   stateDir = undefined;
 });
 export function defaultStateDir(): string {
-  return (stateDir ??= tempFolder('vfio-cli-state-'));
+  return (stateDir ??= tempFolder('vfio-command-state-'));
 }
 
 /**
@@ -62,7 +62,7 @@ afterEach(() => {
   emptyProcDir = undefined;
 });
 function emptyProc(): string {
-  return (emptyProcDir ??= tempFolder('vfio-cli-proc-'));
+  return (emptyProcDir ??= tempFolder('vfio-command-proc-'));
 }
 
 /**

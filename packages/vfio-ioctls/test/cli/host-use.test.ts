@@ -9,7 +9,7 @@ let proc: string;
 let up: NodeJS.Dict<NetworkInterfaceInfo[]>;
 beforeEach(() => {
   ({ kernel } = testMachine());
-  proc = tempFolder('vfio-cli-proc-');
+  proc = tempFolder('vfio-command-proc-');
   up = {};
 });
 afterEach(() => kernel.dispose());

@@ -111,7 +111,7 @@ test('--sysfs-root and --dev-root without a context, or overriding its roots', a
 });
 
 test('no IOMMU groups in a real sysfs: a hint about the IOMMU, still exit 0; --json gives an empty list', async () => {
-  const sysfs = tempFolder('vfio-cli-sysfs-');
+  const sysfs = tempFolder('vfio-command-sysfs-');
   mkdirSync(`${sysfs}/bus/pci/devices`, { recursive: true });
   const r = await run(['list', '--sysfs-root', sysfs]);
   expect(r).toEqual({
@@ -124,7 +124,7 @@ test('no IOMMU groups in a real sysfs: a hint about the IOMMU, still exit 0; --j
 });
 
 test('a sysfs root that is not one is an error, exit 1, nothing on stdout', async () => {
-  for (const root of ['/nonexistent', tempFolder('vfio-cli-empty-')]) {
+  for (const root of ['/nonexistent', tempFolder('vfio-command-empty-')]) {
     expect(await run(['list', '--sysfs-root', root])).toEqual({
       code: 1, stdout: '', stderr: `vfio: list: ${root}/bus/pci/devices does not exist: is sysfs mounted at ${root}? (--sysfs-root)\n`,
     });

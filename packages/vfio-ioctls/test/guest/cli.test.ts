@@ -29,7 +29,7 @@ const shared1 = device('shared-edu-1');
 const shared = device('shared-edu-2');
 const { keep, assertNoLeaks } = trackResources();
 // bind's records of the drivers it took devices from: a folder of this run's (the guest's /tmp is a tmpfs).
-const stateDir = mkdtempSync('/tmp/vfio-cli-state-');
+const stateDir = mkdtempSync('/tmp/vfio-command-state-');
 after(() => rmSync(stateDir, { recursive: true, force: true }));
 
 function vfio(...args: string[]): { status: number | null; stdout: string; stderr: string } {

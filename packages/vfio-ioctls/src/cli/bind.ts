@@ -183,14 +183,8 @@ function rollBack(env: CommandEnv, taken: PciDeviceInfo[]): string {
  */
 function giveBack(env: CommandEnv, d: PciDeviceInfo): Outcome {
   const found = loadRecord(env, d.address);
-  let record = found;
-  let note: string;
-  if (found?.driver && !existsSync(`${env.sysfsRoot}/bus/pci/drivers/${found.driver}`)) {
-    record = undefined;
-    note = `its driver before 'vfio bind', ${found.driver}, is not loaded: modprobe ${found.driver}, then echo ${d.address} > ${env.sysfsRoot}/bus/pci/drivers_probe`;
-  } else {
-    note = found === undefined ? "no record of its driver before 'vfio bind': the kernel's probe chose" : `its driver before 'vfio bind'`;
-  }
+  const notLoaded = found?.driver && !existsSync(`${env.sysfsRoot}/bus/pci/drivers/${found.driver}`) ? found.driver : undefined;
+  const record = notLoaded ? undefined : found;
   restore(env, d.address, d.driver, record);
   forgetRecord(env, d.address);
   const after = findDevice(env, d.address);
@@ -198,6 +192,9 @@ function giveBack(env: CommandEnv, d: PciDeviceInfo): Outcome {
   if (record?.driver && after.driver !== record.driver) {
     throw new CliError(`unbind: ${d.address}: vfio-pci let go, but ${record.driver} did not take it back (driver now: ${after.driver ?? 'none'}); see dmesg`);
   }
+  let note = "its driver before 'vfio bind'";
+  if (notLoaded) note = `its driver before 'vfio bind', ${notLoaded}, is not loaded: modprobe ${notLoaded}, then echo ${d.address} > ${env.sysfsRoot}/bus/pci/drivers_probe`;
+  else if (!found) note = `no record of its driver before 'vfio bind': ${after.driver ? `the kernel's probe chose ${after.driver}` : "the kernel's probe found none"}`;
   return { before: d, after, note, record: found ?? null };
 }
 

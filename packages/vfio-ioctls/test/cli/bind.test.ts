@@ -272,14 +272,14 @@ describe('unbind', () => {
   test('without a record: clear the override, unbind vfio-pci, probe: the kernel picks the driver', async () => {
     const model = bindingModel(kernel, { '0000:00:03.0': 'e1000e' });
     const r = await run(['unbind', '00:03.0'], { context, writeSysfs: model.writeSysfs });
-    expect(r).toEqual({ code: 0, stderr: '', stdout: "0000:00:03.0: vfio-pci -> e1000e (no record of its driver before 'vfio bind': the kernel's probe chose)\n" });
+    expect(r).toEqual({ code: 0, stderr: '', stdout: "0000:00:03.0: vfio-pci -> e1000e (no record of its driver before 'vfio bind': the kernel's probe chose e1000e)\n" });
     expect(model.writes).toEqual([
       ['/bus/pci/devices/0000:00:03.0/driver_override', '\n'],
       ['/bus/pci/drivers/vfio-pci/unbind', '0000:00:03.0'],
       ['/bus/pci/drivers_probe', '0000:00:03.0'],
     ]);
     const none = await run(['unbind', '03:02.0'], { context, writeSysfs: model.writeSysfs });
-    expect(none.stdout).toBe("0000:03:02.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)\n");
+    expect(none.stdout).toBe("0000:03:02.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe found none)\n");
   });
 
   test('a second unbind says there is nothing to do, writes nothing, and exits 0', async () => {
@@ -329,8 +329,8 @@ describe('unbind', () => {
     const r = await run(['unbind', '--group', '03:01.0'], { context, writeSysfs: model.writeSysfs });
     expect(r.stdout.split('\n')).toEqual([
       '0000:02:00.0: a PCI bridge: left to shpchp (vfio-pci takes no bridges)',
-      "0000:03:01.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)",
-      "0000:03:02.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)",
+      "0000:03:01.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe found none)",
+      "0000:03:02.0: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe found none)",
       '',
     ]);
     expect(model.writes.filter(([path]) => path.includes('shpchp'))).toEqual([]);

@@ -193,7 +193,7 @@ test('shared-edu-2 alone: unbind without a record, a second unbind is a no-op, b
     const off = vfio('unbind', shared.address);
     assert.equal(off.status, 0, off.stderr);
     // The test bed bound it at boot: no record, and no other driver claims edu.
-    assert.equal(off.stdout, `${shared.address}: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe chose)\n`);
+    assert.equal(off.stdout, `${shared.address}: vfio-pci -> no driver (no record of its driver before 'vfio bind': the kernel's probe found none)\n`);
     assert.equal(driverOf(shared.address), undefined);
 
     assert.deepEqual(vfio('unbind', shared.address), { status: 0, stdout: `${shared.address}: not bound to any driver: nothing to do\n`, stderr: '' });

@@ -13,6 +13,7 @@ export { Container, type IommuInfo } from './iommu/container/container';
 export { Device, Group, type DeviceOpenOptions, type IommuChoice } from './open';
 export { Iommufd, type IommuHwInfo } from './iommu/iommufd/iommufd';
 export { Ioas } from './iommu/iommufd/ioas';
+export { Hwpt } from './iommu/iommufd/hwpt';
 export type { GroupStatus } from './iommu/container/group';
 export {
   type DeviceInfo,

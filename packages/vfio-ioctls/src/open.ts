@@ -178,7 +178,7 @@ function adoptAttached(context: VfioContext, fd: number, name: string, ioas: Ioa
     iommu: ioas,
     owner: { deviceClosed: (closed) => port.removeMember(closed) },
   });
-  port.addMember(device, devId);
+  port.addMember(device, devId, fd);
   return device;
 }
 

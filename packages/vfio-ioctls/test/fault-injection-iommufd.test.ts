@@ -26,6 +26,7 @@ const IOCTL_NAMES = new Map<number, string>(
     'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_GET_INFO', 'VFIO_DEVICE_GET_REGION_INFO',
     'VFIO_GROUP_GET_STATUS', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_GROUP_UNSET_CONTAINER', 'VFIO_GROUP_GET_DEVICE_FD',
     'VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU', 'IOMMU_IOAS_NOIOMMU_GET_PA',
+    'IOMMU_GET_HW_INFO', 'IOMMU_HWPT_ALLOC', 'IOMMU_HWPT_SET_DIRTY_TRACKING', 'IOMMU_HWPT_GET_DIRTY_BITMAP',
   ].map((name) => [(b as unknown as Record<string, number>)[name] >>> 0, name]),
 );
 
@@ -100,6 +101,30 @@ async function noiommuCdevScenario(env: VfioOptions, handles: Handles): Promise<
   if (!(device.iommu instanceof Ioas)) throw new Error(`picked ${device.iommu?.kind}`);
   using mapping = device.iommu.map(buffer);
   if (device.iommu.physicalSegments(mapping).length === 0) throw new Error('no segments');
+}
+
+/**
+ * Dirty tracking through a HWPT allocated by hand: the device moved onto
+ * it, tracking started, a report kept and a report cleared, stopped. Left
+ * for close: that HWPT (the device moved back, then IOMMU_DESTROY), the
+ * mapping, the device, a second HWPT nobody attached (destroyed by the
+ * IOAS's close after the device), the IOAS, the iommufd.
+ */
+async function dirtyHwptScenario(env: VfioOptions, handles: Handles): Promise<void> {
+  using buffer = DmaBuffer.alloc(0x2000, env);
+  handles.buffers.push(buffer);
+  using iommufd = Iommufd.open(env);
+  using ioas = iommufd.allocIoas();
+  using device = Device.open(EDU, { ...env, ioas });
+  if (!iommufd.hwInfo(device).dirtyTracking) throw new Error('no dirty tracking');
+  using mapping = ioas.map(buffer);
+  ioas.allocHwpt(device);
+  using hwpt = ioas.allocHwpt(device, { dirtyTracking: true });
+  hwpt.attach(device);
+  hwpt.startDirtyTracking();
+  hwpt.dirtyPages(mapping.iova, mapping.size, { clear: false });
+  hwpt.dirtyPages(mapping.iova, mapping.size);
+  hwpt.stopDirtyTracking();
 }
 
 /** Every error in an error and its suppressed/aggregated causes. */
@@ -236,4 +261,9 @@ faultSuite("Device.open 'noiommu' and physicalSegments", { noiommu: true }, noio
 faultSuite("Device.open 'noiommu' through the cdev, map and physicalSegments", { noiommu: true, deviceCdevs: true }, noiommuCdevScenario, [
   'open', 'close', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'VFIO_DEVICE_GET_INFO',
   'IOMMU_IOAS_IOVA_RANGES', 'IOMMU_IOAS_MAP', 'IOMMU_IOAS_NOIOMMU_GET_PA', 'IOMMU_IOAS_UNMAP', 'IOMMU_DESTROY',
+]);
+
+faultSuite('a HWPT with dirty tracking: allocHwpt, attach, start, dirtyPages (kept, cleared), stop, close', { deviceCdevs: true, iommuDirtyTracking: true }, dirtyHwptScenario, [
+  'open', 'close', 'allocDma', 'freeDma', 'IOMMU_IOAS_ALLOC', 'VFIO_DEVICE_BIND_IOMMUFD', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'IOMMU_GET_HW_INFO',
+  'IOMMU_IOAS_MAP', 'IOMMU_HWPT_ALLOC', 'IOMMU_HWPT_SET_DIRTY_TRACKING', 'IOMMU_HWPT_GET_DIRTY_BITMAP', 'IOMMU_IOAS_UNMAP', 'IOMMU_DESTROY',
 ]);

@@ -52,6 +52,18 @@ const hints: Record<string, Hints> = {
     EPERM: 'physical addresses need CAP_SYS_RAWIO (run as root)',
     ENOENT: 'nothing is mapped at that IOVA',
   },
+  IOMMU_HWPT_ALLOC: {
+    // The library asks for no other feature that EOPNOTSUPP could refuse.
+    ENOTSUP: "the IOMMU cannot track dirty pages (GET_HW_INFO: no IOMMU_HW_CAP_DIRTY_TRACKING, hwInfo(device).dirtyTracking is false); QEMU's emulated intel-iommu does not; the legacy container's dirtyPages reports every mapped page",
+  },
+  IOMMU_HWPT_SET_DIRTY_TRACKING: {
+    ENOTSUP: 'the HWPT was allocated without dirty tracking: allocate it with allocHwpt(device, { dirtyTracking: true })',
+    ENOENT: 'the HWPT no longer exists in the iommufd',
+  },
+  IOMMU_HWPT_GET_DIRTY_BITMAP: {
+    ENOTSUP: 'the HWPT was allocated without dirty tracking: allocate it with allocHwpt(device, { dirtyTracking: true })',
+    ENOENT: 'the HWPT no longer exists in the iommufd',
+  },
   VFIO_DEVICE_RESET: {
     EINVAL: 'the device has no reset method',
   },

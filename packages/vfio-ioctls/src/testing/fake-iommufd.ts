@@ -1,5 +1,8 @@
 import {
-  iommu_destroy, iommu_hw_info, iommu_hw_info_vtd, iommu_ioas_alloc, iommu_ioas_allow_iovas, iommu_ioas_copy,
+  iommu_destroy, iommu_hw_info, iommu_hwpt_alloc, iommu_hwpt_get_dirty_bitmap, iommu_hwpt_set_dirty_tracking,
+  IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HWPT_ALLOC, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_DATA_NONE,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
+  IOMMU_HWPT_SET_DIRTY_TRACKING, iommu_hw_info_vtd, iommu_ioas_alloc, iommu_ioas_allow_iovas, iommu_ioas_copy,
   iommu_ioas_iova_ranges, iommu_ioas_map, iommu_ioas_map_file, iommu_ioas_unmap, iommu_iova_range, iommu_option,
   IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_FLAG_INPUT_TYPE,
   IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HW_INFO_TYPE_NONE, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
@@ -9,6 +12,7 @@ import {
   IOMMU_OPTION_OP_SET, IOMMU_OPTION_RLIMIT_MODE, IOMMUFD_CMD_BASE, IOMMUFD_TYPE, iommu_ioas_noiommu_get_pa,
 } from 'vfio-bindings';
 import { pointerArg } from './abi';
+import { DirtyLog } from './dirty-log';
 import { Errno } from './errno';
 import type { FakeDevice } from './fake-device';
 import type { FakeMemfd } from './fake-memfd';
@@ -22,17 +26,25 @@ export interface FakeIoas {
   readonly type: 'ioas';
   readonly id: number;
   readonly iopt: IoPagetable;
-  /** Auto domains (HWPTs) using this IOAS; each holds it. */
+  /** The paging HWPTs over this IOAS (automatic and allocated by hand); each holds it. */
   readonly hwpts: Set<FakeHwpt>;
 }
 
-/** An automatically created paging HWPT: one IOMMU domain over an IOAS, held by the devices attached to it. */
+/**
+ * A paging HWPT: one IOMMU domain over an IOAS. An automatic one (made by
+ * an attach to the IOAS) is held by its devices and goes with the last;
+ * one allocated by hand (IOMMU_HWPT_ALLOC) stays until IOMMU_DESTROY, and
+ * automatic domain selection never picks it.
+ */
 export interface FakeHwpt {
   readonly type: 'hwpt_paging';
   readonly id: number;
   readonly ioas: FakeIoas;
   readonly domain: IoDomain & { readonly noiommu: boolean };
   readonly devices: Set<FakeBoundDevice>;
+  readonly manual: boolean;
+  /** Its dirty bits, when allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING (the domain has dirty ops). */
+  readonly dirty: DirtyLog | null;
 }
 
 /** A device bound to this iommufd (VFIO_DEVICE_BIND_IOMMUFD); the binding holds the context. */
@@ -56,6 +68,8 @@ export interface IommufdHost {
   readonly iommuPageSizes: bigint;
   /** What IOMMU_GET_HW_INFO reports. */
   readonly hwInfo: 'intel-vtd' | 'none';
+  /** The IOMMU can track dirty pages (IOMMU_CAP_DIRTY_TRACKING). */
+  readonly dirtyTracking: boolean;
   readonly memory: FakeAddressSpace;
   /** Pins areas for a domain: checks the memory and RLIMIT_MEMLOCK across the process. */
   readonly pin: PinCheck;
@@ -141,7 +155,10 @@ export class FakeIommufd {
       case IOMMU_OPTION: return this.option(readUcmd(bytes, iommu_option, 'val64'));
       case IOMMU_GET_HW_INFO: return this.hwInfo(readUcmd(bytes, iommu_hw_info, '__reserved'));
       case IOMMU_IOAS_NOIOMMU_GET_PA: return this.noiommuGetPa(readUcmd(bytes, iommu_ioas_noiommu_get_pa, 'out_phys'));
-      // HWPT_ALLOC, dirty tracking, vIOMMU, fault queues...: not modelled, answered as a kernel without them.
+      case IOMMU_HWPT_ALLOC: return this.hwptAlloc(readUcmd(bytes, iommu_hwpt_alloc, '__reserved'));
+      case IOMMU_HWPT_SET_DIRTY_TRACKING: return this.setDirtyTracking(readUcmd(bytes, iommu_hwpt_set_dirty_tracking, '__reserved'));
+      case IOMMU_HWPT_GET_DIRTY_BITMAP: return this.getDirtyBitmap(readUcmd(bytes, iommu_hwpt_get_dirty_bitmap, 'data'));
+      // HWPT invalidation, vIOMMU, fault queues...: not modelled, answered as a kernel without them.
       default: throw new Errno('ENOTTY');
     }
   }
@@ -178,8 +195,9 @@ export class FakeIommufd {
       return target.id;
     }
     if (target.type !== 'ioas') throw new Errno('EINVAL');
-    if (bound.hwpt?.ioas === target) return bound.hwpt.id;
+    if (bound.hwpt?.ioas === target && !bound.hwpt.manual) return bound.hwpt.id;
     for (const hwpt of target.hwpts) {
+      if (hwpt.manual) continue;
       try {
         this.attachTo(bound, hwpt);
         return hwpt.id;
@@ -198,7 +216,7 @@ export class FakeIommufd {
     hwpt.devices.delete(bound);
     if (!bound.noiommu) hwpt.ioas.iopt.release(bound);
     bound.hwpt = null;
-    if (hwpt.devices.size === 0) this.destroyHwpt(hwpt);
+    if (hwpt.devices.size === 0 && !hwpt.manual) this.destroyHwpt(hwpt);
   }
 
   // ---- internals ----
@@ -216,16 +234,13 @@ export class FakeIommufd {
     }
     hwpt.devices.add(bound);
     bound.hwpt = hwpt;
-    if (old && old.devices.size === 0) this.destroyHwpt(old);
+    if (old && old.devices.size === 0 && !old.manual) this.destroyHwpt(old);
   }
 
   /** iommufd_hwpt_paging_alloc with immediate attach: the device's regions, then the domain's aperture and pins. */
   private attachNewDomain(bound: FakeBoundDevice, ioas: FakeIoas): FakeHwpt {
-    const ranges = this.host.iovaRanges;
-    const domain = bound.noiommu
-      ? { pgsizeMin: this.host.pageSize, apertureStart: 0n, apertureEnd: ULONG_MAX, noiommu: true }
-      : { pgsizeMin: lowestBit(this.host.iommuPageSizes), apertureStart: ranges[0].start, apertureEnd: ranges[ranges.length - 1].end, noiommu: false };
-    const hwpt: FakeHwpt = { type: 'hwpt_paging', id: this.nextId(), ioas, domain, devices: new Set() };
+    const domain = this.domainFor(bound);
+    const hwpt: FakeHwpt = { type: 'hwpt_paging', id: this.nextId(), ioas, domain, devices: new Set(), manual: false, dirty: null };
     this.objects.set(hwpt.id, hwpt); // the id is taken from here on, as xa_alloc reserves it
     try {
       this.attachTo(bound, hwpt);
@@ -241,6 +256,14 @@ export class FakeIommufd {
     }
     ioas.hwpts.add(hwpt);
     return hwpt;
+  }
+
+  /** A new domain for a device: the IOMMU's pages and aperture, or no-IOMMU mode's software one over every IOVA. */
+  private domainFor(bound: FakeBoundDevice): FakeHwpt['domain'] {
+    const ranges = this.host.iovaRanges;
+    return bound.noiommu
+      ? { pgsizeMin: this.host.pageSize, apertureStart: 0n, apertureEnd: ULONG_MAX, noiommu: true }
+      : { pgsizeMin: lowestBit(this.host.iommuPageSizes), apertureStart: ranges[0].start, apertureEnd: ranges[ranges.length - 1].end, noiommu: false };
   }
 
   private destroyHwpt(hwpt: FakeHwpt): void {
@@ -268,12 +291,119 @@ export class FakeIommufd {
     return ioas;
   }
 
+  /** iommufd_get_hwpt_paging: ENOENT for a missing id or another kind of object. */
+  private hwptOf(id: number): FakeHwpt {
+    const hwpt = this.objects.get(id);
+    if (hwpt?.type !== 'hwpt_paging') throw new Errno('ENOENT');
+    return hwpt;
+  }
+
   private destroy(u: Ucmd<{ size: number; id: number }>): number {
     const object = this.objects.get(u.cmd.id);
     if (!object) throw new Errno('ENOENT');
-    // A bound device is held by its driver, an attached HWPT by its devices, an IOAS by its HWPTs.
-    if (object.type === 'device' || object.type === 'hwpt_paging' || object.hwpts.size > 0) throw new Errno('EBUSY');
-    this.objects.delete(object.id);
+    // A bound device is held by its driver, a HWPT by its devices (an automatic one has some while it exists), an IOAS by its HWPTs.
+    if (object.type === 'device' || (object.type === 'hwpt_paging' && object.devices.size > 0) || (object.type === 'ioas' && object.hwpts.size > 0)) {
+      throw new Errno('EBUSY');
+    }
+    if (object.type === 'hwpt_paging') this.destroyHwpt(object);
+    else this.objects.delete(object.id);
+    return 0;
+  }
+
+  /**
+   * IOMMU_HWPT_ALLOC of a paging HWPT over an IOAS (iommufd_hwpt_alloc,
+   * iommufd_hwpt_paging_alloc without immediate attach): a new domain for
+   * the device's IOMMU, filled with the IOAS's mappings (pinned for it),
+   * that no device uses yet. Of the flags only DIRTY_TRACKING is modelled,
+   * and only where the IOMMU can (`iommuDirtyTracking`); nesting, PASID,
+   * fault queues and driver data are refused as by an IOMMU without them.
+   */
+  private hwptAlloc(u: Ucmd<import('vfio-bindings').iommu_hwpt_alloc>): number {
+    const { cmd } = u;
+    if (cmd.__reserved) throw new Errno('EOPNOTSUPP');
+    if ((cmd.data_type === IOMMU_HWPT_DATA_NONE) !== (cmd.data_len === 0)) throw new Errno('EINVAL');
+    const bound = this.objects.get(cmd.dev_id);
+    if (bound?.type !== 'device') throw new Errno('ENOENT');
+    const ioas = this.objects.get(cmd.pt_id);
+    if (!ioas) throw new Errno('EINVAL');
+    // Over a paging HWPT: a nested one, which needs an IOMMU that nests.
+    if (ioas.type === 'hwpt_paging') throw new Errno('EOPNOTSUPP');
+    if (ioas.type !== 'ioas') throw new Errno('EINVAL');
+    if (cmd.flags & ~IOMMU_HWPT_ALLOC_DIRTY_TRACKING || cmd.data_len) throw new Errno('EOPNOTSUPP');
+    const dirty = (cmd.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
+    // device_iommu_capable(IOMMU_CAP_DIRTY_TRACKING); a no-IOMMU device has no IOMMU to ask.
+    if (dirty && (bound.noiommu || !this.host.dirtyTracking)) throw new Errno('EOPNOTSUPP');
+    const domain = this.domainFor(bound);
+    const hwpt: FakeHwpt = {
+      type: 'hwpt_paging', id: this.nextId(), ioas, domain, devices: new Set(), manual: true, dirty: dirty ? new DirtyLog(domain.pgsizeMin) : null,
+    };
+    this.objects.set(hwpt.id, hwpt);
+    try {
+      ioas.iopt.addDomain(domain);
+    } catch (error) {
+      this.objects.delete(hwpt.id);
+      throw error;
+    }
+    ioas.hwpts.add(hwpt);
+    try {
+      respond(u, iommu_hwpt_alloc, { ...cmd, out_hwpt_id: hwpt.id });
+    } catch (error) {
+      this.destroyHwpt(hwpt);
+      throw error;
+    }
+    return 0;
+  }
+
+  /** IOMMU_HWPT_SET_DIRTY_TRACKING (iopt_set_dirty_tracking): EOPNOTSUPP for a domain without dirty ops. */
+  private setDirtyTracking(u: Ucmd<import('vfio-bindings').iommu_hwpt_set_dirty_tracking>): number {
+    const { cmd } = u;
+    if (cmd.flags & ~IOMMU_HWPT_DIRTY_TRACKING_ENABLE) throw new Errno('EOPNOTSUPP');
+    const hwpt = this.hwptOf(cmd.hwpt_id);
+    if (!hwpt.dirty) throw new Errno('EOPNOTSUPP');
+    hwpt.dirty.setTracking((cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0);
+    return 0;
+  }
+
+  /**
+   * IOMMU_HWPT_GET_DIRTY_BITMAP (iopt_read_and_clear_dirty_data): the
+   * range checks of iommufd_check_iova_range, then the dirty pages of the
+   * areas that follow one another from `iova`, one bit per `page_size`
+   * ORed into the caller's bitmap, cleared unless NO_CLEAR. As in Linux
+   * 7.3, the walk stops at the first unmapped IOVA and the call still
+   * succeeds (iommu_read_and_clear_dirty drops the walk's EINVAL), and a
+   * bitmap the kernel cannot write loses the bits without an error.
+   */
+  private getDirtyBitmap(u: Ucmd<import('vfio-bindings').iommu_hwpt_get_dirty_bitmap>): number {
+    const { cmd } = u;
+    if (cmd.flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR || cmd.__reserved) throw new Errno('EOPNOTSUPP');
+    const hwpt = this.hwptOf(cmd.hwpt_id);
+    const iopt = hwpt.ioas.iopt;
+    if (cmd.length === 0n) throw new Errno('EINVAL');
+    const last = cmd.iova + cmd.length - 1n;
+    if (last > ULONG_MAX) throw new Errno('EOVERFLOW');
+    const misaligned = (mask: bigint) => (cmd.iova & mask) !== 0n || ((last + 1n) & mask) !== 0n;
+    if (misaligned(iopt.alignment - 1n)) throw new Errno('EINVAL');
+    if (cmd.page_size === 0n || misaligned(cmd.page_size - 1n)) throw new Errno('EINVAL');
+    if (!hwpt.dirty) throw new Errno('EOPNOTSUPP');
+    // iova_bitmap: bit n covers page_size bytes from iova + n * page_size (its shift is that of page_size's lowest bit).
+    const shift = BigInt(lowestBit(cmd.page_size).toString(2).length - 1);
+    const words = ((cmd.length - 1n) >> shift) / 64n + 1n;
+    let bitmap: Uint8Array | null = null;
+    try {
+      bitmap = userBytes(this.host.memory, cmd.data, Number(words * 8n), true);
+    } catch {
+      // The bits are read (and cleared) all the same.
+    }
+    const clear = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) === 0;
+    for (const span of iopt.contiguousFrom(cmd.iova, last)) {
+      for (const page of hwpt.dirty.read(span.start, span.last, clear)) {
+        const first = page > cmd.iova ? page : cmd.iova;
+        const end = page + hwpt.dirty.page - 1n < last ? page + hwpt.dirty.page - 1n : last;
+        for (let bit = (first - cmd.iova) >> shift; bit <= (end - cmd.iova) >> shift; bit++) {
+          if (bitmap) bitmap[Number(bit / 8n)] |= 1 << Number(bit % 8n);
+        }
+      }
+    }
     return 0;
   }
 
@@ -367,14 +497,19 @@ export class FakeIommufd {
     const { cmd } = u;
     const ioas = this.ioasOf(cmd.ioas_id);
     let unmapped: bigint;
-    if (cmd.iova === 0n && cmd.length === ULONG_MAX) {
-      unmapped = ioas.iopt.unmap(0n, ULONG_MAX);
-    } else {
-      if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) throw new Errno('EOVERFLOW');
-      if (cmd.length === 0n) throw new Errno('EINVAL');
-      if (cmd.iova + cmd.length - 1n > ULONG_MAX) throw new Errno('EOVERFLOW');
-      unmapped = ioas.iopt.unmap(cmd.iova, cmd.iova + cmd.length - 1n);
-      if (unmapped === 0n) throw new Errno('ENOENT');
+    try {
+      if (cmd.iova === 0n && cmd.length === ULONG_MAX) {
+        unmapped = ioas.iopt.unmap(0n, ULONG_MAX);
+      } else {
+        if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) throw new Errno('EOVERFLOW');
+        if (cmd.length === 0n) throw new Errno('EINVAL');
+        if (cmd.iova + cmd.length - 1n > ULONG_MAX) throw new Errno('EOVERFLOW');
+        unmapped = ioas.iopt.unmap(cmd.iova, cmd.iova + cmd.length - 1n);
+        if (unmapped === 0n) throw new Errno('ENOENT');
+      }
+    } finally {
+      // Unmapped pages leave their domains' page tables, dirty bits and all (also those unmapped before an ENOENT).
+      for (const hwpt of ioas.hwpts) hwpt.dirty?.forgetUnmapped((iova) => ioas.iopt.lookup(iova, 1n) !== undefined);
     }
     respond(u, iommu_ioas_unmap, { ...cmd, length: unmapped });
     return 0;
@@ -433,7 +568,8 @@ export class FakeIommufd {
     }
     const { in_data_type: _input, ...answer } = cmd; // the union member written back is the output type
     respond(u, iommu_hw_info, {
-      ...answer, data_len: data.length, out_data_type: outType, out_capabilities: BigInt(IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED), out_max_pasid_log2: 0,
+      ...answer, data_len: data.length, out_data_type: outType, out_max_pasid_log2: 0,
+      out_capabilities: BigInt(IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED) | (this.host.dirtyTracking ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n),
     });
     return 0;
   }

@@ -160,6 +160,25 @@ export class IoPagetable {
     throw new Errno('ENOENT');
   }
 
+  /**
+   * iopt_for_each_contig_area: the parts of [start, last] inside areas
+   * that follow one another from `start` without a gap; stops at the first
+   * IOVA no area maps (nothing when `start` is unmapped).
+   */
+  contiguousFrom(start: bigint, last: bigint): Span[] {
+    const spans: Span[] = [];
+    let cursor = start;
+    for (const area of this.areas) {
+      if (area.last < cursor) continue;
+      if (area.iova > cursor) break;
+      const end = area.last < last ? area.last : last;
+      spans.push({ start: cursor, last: end });
+      if (end === last) break;
+      cursor = end + 1n;
+    }
+    return spans;
+  }
+
   /** The area a device access of [iova, iova + length) goes through, if one covers it. */
   lookup(iova: bigint, length: bigint): IoArea | undefined {
     return this.areas.find((a) => iova >= a.iova && iova + length - 1n <= a.last);

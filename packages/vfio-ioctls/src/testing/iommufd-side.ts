@@ -48,6 +48,7 @@ export class IommufdSide {
       iovaRanges: o.iovaRanges,
       iommuPageSizes: o.iommuPageSizes,
       hwInfo: o.iommuHwInfo,
+      dirtyTracking: o.iommuDirtyTracking,
       memory: machine.memory,
       pin: (areas) => this.pin(areas),
       memfdOf: (fd) => {
@@ -131,6 +132,8 @@ export class IommufdSide {
     const area = hwpt.ioas.iopt.lookup(iova, BigInt(length));
     if (!area) throw new Error(`IOMMU fault: ${where}: not mapped in IOAS ${hwpt.ioas.id}`);
     if (write ? !area.write : !area.read) throw new Error(`IOMMU fault: ${where}: mapping does not allow it`);
+    // The IOMMU marks what a device writes in the page table it goes through, while tracking is on.
+    if (write) hwpt.dirty?.written(iova, BigInt(length));
     const offset = area.pages.source.base + area.startByte + (iova - area.iova);
     const source = area.pages.source;
     if (source.kind === 'file') return source.memfd!.bytes.subarray(Number(offset), Number(offset) + length);

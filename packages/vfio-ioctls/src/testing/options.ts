@@ -21,6 +21,7 @@ export function resolveOptions(options: FakeKernelOptions = {}): ResolvedOptions
     noiommu: false,
     deviceCdevs: false,
     iommuHwInfo: 'intel-vtd',
+    iommuDirtyTracking: false,
     ...dropUndefined(options),
   };
   if (!Number.isSafeInteger(resolved.pageSize) || resolved.pageSize <= 0 || (resolved.pageSize & (resolved.pageSize - 1)) !== 0) {

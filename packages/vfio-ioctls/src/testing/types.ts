@@ -91,6 +91,14 @@ export interface FakeKernelOptions {
   /** What IOMMU_GET_HW_INFO reports: an Intel VT-d unit (default) or a driver without hw_info ('none'). */
   iommuHwInfo?: 'intel-vtd' | 'none';
   /**
+   * The IOMMU can track dirty pages (IOMMU_CAP_DIRTY_TRACKING: VT-d in
+   * scalable mode with second-stage A/D bits, AMD with HD): GET_HW_INFO
+   * reports IOMMU_HW_CAP_DIRTY_TRACKING and IOMMU_HWPT_ALLOC takes
+   * IOMMU_HWPT_ALLOC_DIRTY_TRACKING. Default false, as QEMU's intel-iommu
+   * (EOPNOTSUPP).
+   */
+  iommuDirtyTracking?: boolean;
+  /**
    * Mappings behave as the real kernel's do for the library: plain memory
    * that it reads and writes through typed arrays (Backend.directMmio).
    * Register hooks of device models (edu) then do not run. Default false:

@@ -2,6 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { bindings as b } from '../../abi/structs';
 import { decodeAnswer, withUserMemory } from '../../abi/iommufd-args';
 import { encodeArg, uuidBytes } from '../../abi/structs';
+import type { Backend } from '../../core/backend';
 import { kernelCall } from '../../core/context';
 import type { Ioas } from './ioas';
 
@@ -51,7 +52,16 @@ export function bindAndAttach(ioas: Ioas, fd: number, device: string, vfToken?: 
       bytes.set(uuidBytes(vfToken));
       return bind(address);
     });
-  const attach = encodeArg(b.vfio_device_attach_iommufd_pt, { flags: 0, pt_id: ioas.id, pasid: 0 });
-  kernelCall({ syscall: 'ioctl', operation: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', device }, () => backend.ioctl(fd, b.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
+  attachCdev(backend, fd, ioas.id, device);
   return devId;
+}
+
+/**
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attaches a bound cdev to `ptId`, an IOAS
+ * (through an automatic HWPT) or a HWPT. An attached device is moved: the
+ * kernel replaces its page table, and frees an automatic HWPT left unused.
+ */
+export function attachCdev(backend: Backend, fd: number, ptId: number, device: string): void {
+  const attach = encodeArg(b.vfio_device_attach_iommufd_pt, { flags: 0, pt_id: ptId, pasid: 0 });
+  kernelCall({ syscall: 'ioctl', operation: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', device }, () => backend.ioctl(fd, b.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
 }

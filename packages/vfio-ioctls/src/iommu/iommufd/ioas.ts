@@ -4,17 +4,20 @@ import { bindings as b } from '../../abi/structs';
 import { decodeAnswer, encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError, VfioError } from '../../core/errors';
 import { runAll } from '../../core/handle';
-import { checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
+import { checkBoolean, checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
 import { bufferMemfd, bufferState, DmaBuffer } from '../../dma/dma-buffer';
 import { DmaSpace, type DmaKernel, type DmaMapOptions } from '../../dma/dma-space';
 import type { IovaRange } from '../../dma/iova-allocator';
 import type { DmaMapping } from '../../dma/mapping';
 import type { PhysicalSegment } from '../../dma/physical-memory';
 import type { IommuContext } from '../context';
+import { Hwpt, releaseHwpt, type HwptPort } from './hwpt';
 import type { Iommufd, IommufdPort } from './iommufd';
 
 /** Something attached to the IOAS that must close before it is destroyed (a Device). */
 export interface IoasMember {
+  /** What errors about it name (a Device's PCI address). */
+  readonly name: string;
   close(): void;
 }
 
@@ -22,8 +25,11 @@ export interface IoasMember {
 export interface IoasPort {
   /** The iommufd closed (or the IOAS was destroyed): forget every mapping and member. */
   released(): void;
-  /** A device was attached (with its dev id in the iommufd); it closes before the IOAS is destroyed. */
-  addMember(member: IoasMember, devId: number): void;
+  /**
+   * A device was attached, with its dev id in the iommufd and its cdev fd
+   * (a HWPT moves it by that fd); it closes before the IOAS is destroyed.
+   */
+  addMember(member: IoasMember, devId: number, fd: number): void;
   /** The dev id of an attached member, for iommufd calls about the device (GET_HW_INFO). */
   devIdOf(member: object): number | undefined;
   removeMember(member: IoasMember): void;
@@ -61,7 +67,9 @@ export class Ioas implements IommuContext, Disposable {
   readonly #port: IommufdPort;
   readonly #dma: DmaSpace;
   readonly #members = new Set<WeakRef<IoasMember>>();
-  readonly #devIds = new WeakMap<object, number>();
+  /** Per open member: its dev id, cdev fd, and the HWPT allocated by hand it is on (none: the automatic one). */
+  readonly #bindings = new WeakMap<object, { devId: number; fd: number; name: string; hwpt?: Hwpt }>();
+  readonly #hwpts = new Set<Hwpt>();
   #closed = false;
   #whenUnused: (() => void) | undefined;
   /** What allowIovas() allowed, when it restricted anything. */
@@ -75,17 +83,18 @@ export class Ioas implements IommuContext, Disposable {
     this.#dma = new DmaSpace(iommufd.context.backend, this.dmaKernel());
     ports.set(this, {
       released: () => this.released(),
-      addMember: (member, devId) => {
+      addMember: (member, devId, fd) => {
         this.#members.add(new WeakRef(member));
-        this.#devIds.set(member, devId);
+        this.#bindings.set(member, { devId, fd, name: member.name });
         // A device's reserved regions shrink the usable IOVA ranges.
         this.#dma.invalidateGeometry();
       },
       removeMember: (member) => {
+        this.#bindings.delete(member);
         for (const ref of this.#members) if (ref.deref() === member || !ref.deref()) this.#members.delete(ref);
         if (this.#members.size === 0 && !this.#closed) this.#whenUnused?.();
       },
-      devIdOf: (member) => this.#devIds.get(member),
+      devIdOf: (member) => this.#bindings.get(member)?.devId,
       whenUnused: (callback) => {
         this.#whenUnused = callback;
       },
@@ -261,15 +270,46 @@ export class Ioas implements IommuContext, Disposable {
   }
 
   /**
-   * Closes the attached devices, unmaps everything and destroys the IOAS.
-   * Idempotent.
+   * Allocates a hardware page table over this IOAS by hand
+   * (IOMMU_HWPT_ALLOC), for `device`, a device attached to it: the kernel
+   * makes the domain for that device's IOMMU and fills it with the IOAS's
+   * mappings. `hwpt.attach(device)` then moves the device onto it. With
+   * `dirtyTracking` it is the domain the IOMMU tracks dirty pages in.
+   * @throws TypeError naming `device` when it is not an open Device
+   *   attached to this IOAS; VfioError ENOTSUP (with a hint) when the IOMMU
+   *   cannot track dirty pages (hwInfo(device).dirtyTracking is false).
+   */
+  allocHwpt(device: object, options?: { dirtyTracking?: boolean }): Hwpt {
+    const opts = checkOptions('options', options, ['dirtyTracking']);
+    const dirtyTracking = opts.dirtyTracking === undefined ? false : checkBoolean('options.dirtyTracking', opts.dirtyTracking);
+    this.assertOpen();
+    const binding = this.#bindings.get(device);
+    if (!binding) throw typeError('device', `an open Device attached to ${this.path}`, device);
+    const arg = encodeSized(b.iommu_hwpt_alloc, {
+      flags: dirtyTracking ? b.IOMMU_HWPT_ALLOC_DIRTY_TRACKING : 0, dev_id: binding.devId, pt_id: this.id, out_hwpt_id: 0, __reserved: 0,
+      data_type: b.IOMMU_HWPT_DATA_NONE, data_len: 0, data_uptr: 0n, fault_id: 0, __reserved2: 0,
+    });
+    this.#port.ioctl('IOMMU_HWPT_ALLOC', b.IOMMU_HWPT_ALLOC, arg);
+    const id = decodeAnswer(b.iommu_hwpt_alloc, arg, 'IOMMU_HWPT_ALLOC').out_hwpt_id;
+    const hwpt = new Hwpt(this, id, dirtyTracking, this.hwptPort());
+    this.#hwpts.add(hwpt);
+    // Its domain joins the IOAS's: the IOVA alignment and ranges may narrow.
+    this.#dma.invalidateGeometry();
+    return hwpt;
+  }
+
+  /**
+   * Closes the attached devices, then the HWPTs allocated by hand, unmaps
+   * everything and destroys the IOAS. Idempotent.
    */
   close(): void {
     if (this.#closed) return;
-    const members = [...this.#members].map((ref) => ref.deref()).filter((m): m is IoasMember => m !== undefined);
+    const members = this.liveMembers();
     try {
       runAll([
         ...members.map((member) => () => member.close()),
+        // After the devices (none is left on them), before the IOAS they hold.
+        ...[...this.#hwpts].map((hwpt) => () => hwpt.close()),
         () => this.#dma.unmapAll(),
         () => this.#port.destroy(this.id),
       ]);
@@ -288,6 +328,32 @@ export class Ioas implements IommuContext, Disposable {
     this.#closed = true;
     this.#dma.reset();
     this.#members.clear();
+    for (const hwpt of this.#hwpts) releaseHwpt(hwpt);
+    this.#hwpts.clear();
+  }
+
+  private liveMembers(): IoasMember[] {
+    return [...this.#members].map((ref) => ref.deref()).filter((m): m is IoasMember => m !== undefined);
+  }
+
+  private hwptPort(): HwptPort {
+    return {
+      ioctl: (operation, request, bytes) => this.#port.ioctl(operation, request, bytes),
+      destroy: (id) => this.#port.destroy(id),
+      member: (device) => {
+        const binding = this.#bindings.get(device);
+        return binding && { fd: binding.fd, name: binding.name };
+      },
+      place: (device, hwpt) => {
+        const binding = this.#bindings.get(device);
+        if (binding) binding.hwpt = hwpt;
+      },
+      devicesOn: (hwpt) => this.liveMembers().filter((member) => this.#bindings.get(member)?.hwpt === hwpt),
+      closed: (hwpt) => {
+        this.#hwpts.delete(hwpt);
+        this.#dma.invalidateGeometry();
+      },
+    };
   }
 
   private checkMapping(mapping: DmaMapping): void {

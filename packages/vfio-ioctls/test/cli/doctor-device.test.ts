@@ -200,6 +200,14 @@ describe('busy', () => {
       fix: expect.stringContaining('interrupt remapping'),
     });
     expectNothingLeft(m.kernel.fake);
+    // Through the cdev, the kernel's EPERM comes from IOMMU_DEVICE_BIND, which the library has no hint for: the doctor has.
+    const cdev = machine({ intremap: false });
+    expect(byId(runDoctor({ ...cdev.options, address: EDU }))['device.open']).toEqual({
+      status: 'fail',
+      summary: `cannot open it: EPERM: VFIO_DEVICE_BIND_IOMMUFD ioctl failed on ${EDU}`,
+      fix: 'VFIO needs interrupt remapping (see iommu.intremap), and no-IOMMU devices CAP_SYS_RAWIO (see access.rawio)',
+    });
+    expectNothingLeft(cdev.kernel.fake);
   });
 });
 

@@ -37,7 +37,7 @@ describe('a healthy machine', () => {
     expect(f['iommu.intremap']!.summary).toBe('interrupt remapping on (IR-IO-APIC in /proc/interrupts)');
     expect(f['iommu.domain']!.summary).toBe('default domain DMA-FQ (1 group)');
     expect(f['modules.vfio_pci']!.summary).toBe('vfio-pci is there (module)');
-    expect(f['access.devices']!.summary).toBe(`uid 0 gid 0 can open 2 nodes (${m.vfio}/5, ${m.vfio}/devices/vfio0) read/write`);
+    expect(f['access.devices']!.summary).toBe(`uid 0 gid 0 can open ${m.vfio}/5, ${m.vfio}/devices/vfio0 read/write`);
     expect(f['memory.memlock']!.summary).toMatch(/^RLIMIT_MEMLOCK is unlimited/);
     expect(f['memory.hugepages']).toEqual({
       status: 'warn',
@@ -212,6 +212,13 @@ describe('permissions', () => {
       fix: expect.stringContaining('udev rule (SUBSYSTEM=="vfio"'),
     });
     expect(report.exitCode).toBe(1);
+  });
+
+  test('many nodes: the summary counts them, the details list them', () => {
+    const m = machine({ devices: [{ address: '0000:00:03.0', group: 5 }, { address: '0000:00:04.0', group: 6 }] });
+    const finding = runDoctor(m.options).findings.find((x) => x.id === 'access.devices')!;
+    expect(finding.summary).toBe(`uid 0 gid 0 can open 4 nodes (${m.vfio}/5, ...) read/write`);
+    expect(finding.details).toEqual({ nodes: [`${m.vfio}/5`, `${m.vfio}/6`, `${m.vfio}/devices/vfio0`, `${m.vfio}/devices/vfio1`] });
   });
 
   test('owner, group and supplementary group access all count', () => {

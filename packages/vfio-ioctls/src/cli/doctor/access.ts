@@ -40,7 +40,9 @@ function nodeVerdict(ctx: DoctorContext, paths: string[], fix: string): Verdict 
   if (present.length === 0) return undefined;
   const denied = deniedNodes(ctx, present);
   if (denied.length > 0) return fail(`${who(ctx)} cannot open read/write: ${denied.join(', ')}`, fix, { denied });
-  return pass(`${who(ctx)} can open ${present.length === 1 ? present[0] : `${present.length} nodes (${present.join(', ')})`} read/write`);
+  // A machine with many devices has many nodes: past a few, the list goes to the details.
+  const listed = present.length <= 3 ? present.join(', ') : `${present.length} nodes (${present[0]}, ...)`;
+  return pass(`${who(ctx)} can open ${listed} read/write`, { nodes: present });
 }
 
 function container(ctx: DoctorContext): Verdict | undefined {

@@ -91,9 +91,13 @@ function openFailure(ctx: DoctorContext, error: unknown, group: GroupFacts): Ver
   }
   const message = error instanceof Error ? error.message : String(error);
   const hint = error instanceof VfioError ? error.hint : undefined;
+  // The kernel's EPERMs on the way in: no MSI isolation (SET_IOMMU, BIND_IOMMUFD), or a no-IOMMU device without CAP_SYS_RAWIO.
+  const fallback = code === 'EPERM'
+    ? 'VFIO needs interrupt remapping (see iommu.intremap), and no-IOMMU devices CAP_SYS_RAWIO (see access.rawio)'
+    : 'see the other findings';
   return fail(
     `cannot open it: ${hint ? message.replace(` (hint: ${hint})`, '') : message}`,
-    hint ?? 'see the other findings',
+    hint ?? fallback,
     { code: code ?? null },
   );
 }

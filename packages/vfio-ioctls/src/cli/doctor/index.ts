@@ -8,3 +8,4 @@ export type { DetailValue, DoctorStatus, Finding } from './finding';
 export { renderDoctorText, doctorDocument, type DoctorDocument, type DoctorStyle } from './render';
 export { doctorSchema } from './schema';
 export { parseSize, formatSize } from './size';
+export { doctorCommand } from './command';

@@ -55,8 +55,10 @@ const MAX_RANGES = 1024;
 /**
  * An iommufd IO address space: the iommufd counterpart of a VFIO container,
  * an {@link IommuContext} with the same checks and errors. Devices whose
- * cdev is attached to it DMA through its mappings. close() closes those
- * devices, unmaps, and destroys the IOAS (IOMMU_DESTROY).
+ * cdev is attached to it DMA through its mappings, in a page table the
+ * kernel makes or one allocated by hand (allocHwpt, for dirty tracking).
+ * close() closes those devices, then those HWPTs, unmaps, and destroys the
+ * IOAS (IOMMU_DESTROY).
  */
 export class Ioas implements IommuContext, Disposable {
   readonly kind = 'iommufd';

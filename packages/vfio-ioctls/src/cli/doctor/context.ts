@@ -3,7 +3,7 @@
  * tell "absent" from "unreadable", and a memo so that facts several checks
  * share (the IOMMU units, the device's group) are read once.
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { VfioError } from '../../core/errors';
 import type { ResolvedDoctorOptions } from './options';
 
@@ -56,16 +56,6 @@ export class DoctorContext {
       return statSync(path);
     } catch (error) {
       if (absent(error)) return undefined;
-      throw VfioError.annotate(error, { path });
-    }
-  }
-
-  /** Whether `path` is a symlink, even a dangling one. */
-  isLink(path: string): boolean {
-    try {
-      return lstatSync(path).isSymbolicLink();
-    } catch (error) {
-      if (absent(error)) return false;
       throw VfioError.annotate(error, { path });
     }
   }

@@ -28,6 +28,7 @@ export { Interrupts, type InterruptEvent } from './device/interrupts';
 export { DmaBuffer, type DmaBufferOptions } from './dma/dma-buffer';
 export { DmaMapping } from './dma/mapping';
 export { physicalAddress, physicalSegments, type PhysicalSegment } from './dma/physical-memory';
+export type { DirtyRange } from './dma/dirty-bitmap';
 export { NoIommu } from './iommu/noiommu';
 export type { IommuContext, IommuKind } from './iommu/context';
 export type { DmaMapOptions } from './dma/dma-space';

@@ -80,11 +80,14 @@ export class MmioWindow {
     this.size = spec.buffer.byteLength;
     this.#buffer = spec.buffer;
     if (direct) {
+      // Lengths and indexes below are divided, never shifted: `>>>` works
+      // modulo 2^32, so a 4 GiB window's `byteLength >>> 1` is 0 and an
+      // offset past 4 GiB would wrap onto the start of the window.
       const { buffer } = spec;
       this.#u8 = new Uint8Array(buffer);
-      this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
-      this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-      this.#u64 = new BigUint64Array(buffer, 0, buffer.byteLength >>> 3);
+      this.#u16 = new Uint16Array(buffer, 0, Math.floor(buffer.byteLength / 2));
+      this.#u32 = new Uint32Array(buffer, 0, Math.floor(buffer.byteLength / 4));
+      this.#u64 = new BigUint64Array(buffer, 0, Math.floor(buffer.byteLength / 8));
     }
   }
 
@@ -114,21 +117,21 @@ export class MmioWindow {
     const at = this.#relative(offset, 2, this.#access.readable);
     if (at < 0) this.#reject(offset, 2, 'read');
     const view = this.#u16;
-    return view !== undefined ? Atomics.load(view, at >>> 1) : this.#accessors!.mmioRead16(this.#buffer!, at);
+    return view !== undefined ? Atomics.load(view, at / 2) : this.#accessors!.mmioRead16(this.#buffer!, at);
   }
   /** Reads 32 bits at region offset `offset` (4-aligned; one load). */
   read32(offset: number): number {
     const at = this.#relative(offset, 4, this.#access.readable);
     if (at < 0) this.#reject(offset, 4, 'read');
     const view = this.#u32;
-    return view !== undefined ? Atomics.load(view, at >>> 2) : this.#accessors!.mmioRead32(this.#buffer!, at);
+    return view !== undefined ? Atomics.load(view, at / 4) : this.#accessors!.mmioRead32(this.#buffer!, at);
   }
   /** Reads 64 bits at region offset `offset` (8-aligned; one load). */
   read64(offset: number): bigint {
     const at = this.#relative(offset, 8, this.#access.readable);
     if (at < 0) this.#reject(offset, 8, 'read');
     const view = this.#u64;
-    return view !== undefined ? Atomics.load(view, at >>> 3) : this.#accessors!.mmioRead64(this.#buffer!, at);
+    return view !== undefined ? Atomics.load(view, at / 8) : this.#accessors!.mmioRead64(this.#buffer!, at);
   }
   /** Writes a byte at region offset `offset` (one 8-bit store). */
   write8(offset: number, value: number): void {
@@ -145,7 +148,7 @@ export class MmioWindow {
     const at = this.#relative(offset, 2, this.#access.writable);
     if (at < 0) this.#reject(offset, 2, 'write');
     const view = this.#u16;
-    if (view !== undefined) view[at >>> 1] = value;
+    if (view !== undefined) view[at / 2] = value;
     else this.#accessors!.mmioWrite16(this.#buffer!, at, value);
   }
   /** Writes 32 bits at region offset `offset` (4-aligned; one store). */
@@ -154,7 +157,7 @@ export class MmioWindow {
     const at = this.#relative(offset, 4, this.#access.writable);
     if (at < 0) this.#reject(offset, 4, 'write');
     const view = this.#u32;
-    if (view !== undefined) view[at >>> 2] = value;
+    if (view !== undefined) view[at / 4] = value;
     else this.#accessors!.mmioWrite32(this.#buffer!, at, value);
   }
   /** Writes 64 bits at region offset `offset` (8-aligned; one store). */
@@ -163,7 +166,7 @@ export class MmioWindow {
     const at = this.#relative(offset, 8, this.#access.writable);
     if (at < 0) this.#reject(offset, 8, 'write');
     const view = this.#u64;
-    if (view !== undefined) view[at >>> 3] = big;
+    if (view !== undefined) view[at / 8] = big;
     else this.#accessors!.mmioWrite64(this.#buffer!, at, big);
   }
 
@@ -171,6 +174,7 @@ export class MmioWindow {
   #relative(offset: number, width: number, allowed: boolean): number {
     if (!allowed || this.#buffer === undefined || typeof offset !== 'number') return -1;
     const at = offset - this.offset;
+    // `&` sees the integer's low 32 bits: exact for alignment at any offset.
     return at >= 0 && at <= this.size - width && (offset & (width - 1)) === 0 && Number.isInteger(offset) ? at : -1;
   }
 

@@ -1,10 +1,11 @@
 import { bindings as b, capabilityChain, publicCapability, queryInfo, type CapabilityRef } from '../abi/structs';
+import { MAX_MAPPING_LENGTH } from '../core/backend';
 import { kernelCall, type VfioContext } from '../core/context';
 import { regionAccessError, VfioError } from '../core/errors';
 import { newRegionMapping, type MmioWindowSpec, type RegionMapping } from './region-mapping';
 import { runAll } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
-import { checkBytes, checkInteger, checkU64, hex, rangeError } from '../core/validate';
+import { checkBytes, checkInteger, checkOptions, checkU64, hex, optionKeys, rangeError } from '../core/validate';
 
 /** The device side a region needs; Device implements it. */
 export interface RegionHost {
@@ -34,6 +35,16 @@ export interface RegionCapabilities {
   /** Every capability in the chain, including ones not decoded above. */
   all: CapabilityRef[];
 }
+
+/** Options of Region.map: the part of the region to map, for a region too large to map whole. */
+export interface RegionMapOptions {
+  /** Region offset of the part, a multiple of the page size; default 0. */
+  offset?: number | bigint;
+  /** Bytes to map (> 0); default: to the end of the mmappable area holding `offset`. */
+  size?: number | bigint;
+}
+
+const mapOptionKeys = optionKeys<RegionMapOptions>({ offset: true, size: true });
 
 type RegionInfoStruct = b.vfio_region_info;
 
@@ -106,7 +117,8 @@ export class Region {
   read(offset: number | bigint, length: number): Uint8Array {
     // Offset errors come before length errors, as they always did.
     if (!(typeof offset === 'number' && offset >= 0 && Number.isSafeInteger(offset))) checkU64('offset', offset);
-    checkInteger('length', length, 0);
+    // The result is one Uint8Array, which holds at most MAX_MAPPING_LENGTH bytes.
+    checkInteger('length', length, 0, MAX_MAPPING_LENGTH);
     const start = this.#checkedStart(offset, length, 1);
     this.#checkAccess('read', this.readable);
     const bytes = new Uint8Array(length);
@@ -183,11 +195,20 @@ export class Region {
 
   /**
    * Maps the region: one window per sparse mmap area, or one for the whole
-   * region. Parts outside the windows (an MSI-X table the kernel keeps for
-   * itself) stay reachable through read()/write() only.
-   * @throws VfioError ERR_VFIO_UNSUPPORTED when the region has no MMAP flag; VfioError from mmap(2).
+   * region; with `options`, only [offset, offset + size), which must lie in
+   * one mmappable area. Parts outside the windows (an MSI-X table the
+   * kernel keeps for itself) stay reachable through read()/write() only.
+   * A part longer than one ArrayBuffer can be (MAX_MAPPING_LENGTH: 4 GiB on
+   * Node 20) is mapped as consecutive windows of at most that size, so a
+   * 16 GiB BAR maps whole; map({ offset, size }) maps a part of a BAR too
+   * large to map whole, as a 64 GiB one may be.
+   * @throws VfioError ERR_VFIO_UNSUPPORTED when the region has no MMAP flag;
+   *   RangeError for an offset or size outside the region or its mmappable
+   *   areas, an offset not page-aligned (ERR_VFIO_MISALIGNED), or a part
+   *   reaching past 2^53 (mapping offsets are numbers); TypeError for a bad
+   *   option; VfioError from mmap(2).
    */
-  map(): RegionMapping {
+  map(options?: RegionMapOptions): RegionMapping {
     const fd = this.#host.fd;
     if (!this.mappable) {
       throw new VfioError('ERR_VFIO_UNSUPPORTED', `region ${this.index} of ${this.#host.name} cannot be mmapped`, {
@@ -195,19 +216,17 @@ export class Region {
         hint: 'use read()/write(); I/O port BARs and config space are never mmappable',
       });
     }
-    const areas = (this.caps.sparseMmap ?? [{ offset: 0n, size: this.size }]).filter((a) => a.size > 0n);
-    const prot = (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0);
     const { backend } = this.#host.context;
+    const page = BigInt(backend.pageSize());
+    const spans = windowSpans(this.#mapParts(checkOptions('options', options, mapOptionKeys), page), page);
+    const prot = (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0);
     const windows: MmioWindowSpec[] = [];
     try {
-      for (const area of areas) {
-        if (area.offset + area.size > this.size || area.offset + area.size > BigInt(Number.MAX_SAFE_INTEGER)) {
-          throw new VfioError('ERR_VFIO_PROTOCOL', `region ${this.index}: sparse area ${hex(area.offset)}+${hex(area.size)} lies outside the region`, { device: this.#host.name });
-        }
+      for (const span of spans) {
         const buffer = kernelCall({ syscall: 'mmap', device: this.#host.name }, () =>
-          backend.mmap(fd, Number(area.size), prot, this.offset + area.offset),
+          backend.mmap(fd, Number(span.size), prot, this.offset + span.offset),
         );
-        windows.push({ offset: Number(area.offset), buffer });
+        windows.push({ offset: Number(span.offset), buffer });
       }
     } catch (error) {
       for (const window of windows) {
@@ -230,6 +249,41 @@ export class Region {
     return [...this.#mappings];
   }
 
+  /** The parts map() maps: every mmappable area, or the one part `options` names (checked). */
+  #mapParts(options: RegionMapOptions, page: bigint): SparseMmapArea[] {
+    const areas = (this.caps.sparseMmap ?? [{ offset: 0n, size: this.size }]).filter((a) => a.size > 0n);
+    for (const area of areas) {
+      if (area.offset + area.size > this.size) {
+        throw new VfioError('ERR_VFIO_PROTOCOL', `region ${this.index}: sparse area ${hex(area.offset)}+${hex(area.size)} lies outside the region`, { device: this.#host.name });
+      }
+    }
+    let parts = areas;
+    if (options.offset !== undefined || options.size !== undefined) {
+      const offset = options.offset === undefined ? 0n : checkU64('options.offset', options.offset);
+      if (offset >= this.size) throw rangeError('options.offset', `${hex(offset)} is past the end of region ${this.index} (size ${hex(this.size)})`);
+      if (offset % page !== 0n) throw rangeError('options.offset', `must be a multiple of the page size ${hex(page)}, got ${hex(offset)}`, 'ERR_VFIO_MISALIGNED');
+      const area = areas.find((a) => offset >= a.offset && offset < a.offset + a.size);
+      if (!area) {
+        const list = areas.map((a) => `${hex(a.offset)}+${hex(a.size)}`).join(', ') || 'none';
+        throw rangeError('options.offset', `${hex(offset)} is not in an mmappable area of region ${this.index} (areas: ${list})`);
+      }
+      const rest = area.offset + area.size - offset;
+      const size = options.size === undefined ? rest : checkU64('options.size', options.size, 1n);
+      if (size > rest) {
+        const end = this.caps.sparseMmap ? `mmappable area ${hex(area.offset)}+${hex(area.size)}` : `region ${this.index} (size ${hex(this.size)})`;
+        throw rangeError('options.size', `${hex(size)} at ${hex(offset)} runs past the end of ${end}`);
+      }
+      parts = [{ offset, size }];
+    }
+    const named = parts !== areas ? (options.size !== undefined ? 'options.size' : 'options.offset') : `region ${this.index}:`;
+    for (const part of parts) {
+      if (part.offset + part.size > MAX_SAFE) {
+        throw rangeError(named, `${hex(part.offset)}+${hex(part.size)} reaches past 2^53, where mapping offsets (numbers) cannot go; use read()/write() there`);
+      }
+    }
+    return parts;
+  }
+
   #checkSpan(start: bigint, length: bigint): void {
     if (start + length > this.size) {
       throw rangeError('offset', `${hex(start)}+${length} is past the end of region ${this.index} (size ${hex(this.size)})`);
@@ -243,18 +297,23 @@ export class Region {
   #transfer(syscall: 'pread' | 'pwrite', bytes: Uint8Array, start: bigint): void {
     const fd = this.#host.fd;
     const { backend } = this.#host.context;
-    const at = this.offset + start;
-    let done: number;
-    try {
-      done = syscall === 'pread' ? backend.pread(fd, bytes, at) : backend.pwrite(fd, bytes, at);
-    } catch (error) {
-      throw VfioError.annotate(error, { syscall, device: this.#host.name });
-    }
-    if (done !== bytes.length) {
-      throw new VfioError('ERR_VFIO_SHORT_IO', `${syscall} of region ${this.index} at ${hex(start)} moved ${done} of ${bytes.length} bytes`, {
-        syscall,
-        device: this.#host.name,
-      });
+    // Linux moves at most MAX_RW_COUNT (just under 2 GiB) per call, so a
+    // longer transfer goes in pieces; each must move whole.
+    for (let from = 0; from < bytes.length; from += TRANSFER_PIECE) {
+      const piece = bytes.length <= TRANSFER_PIECE ? bytes : bytes.subarray(from, from + TRANSFER_PIECE);
+      const at = this.offset + start + (from === 0 ? 0n : BigInt(from));
+      let done: number;
+      try {
+        done = syscall === 'pread' ? backend.pread(fd, piece, at) : backend.pwrite(fd, piece, at);
+      } catch (error) {
+        throw VfioError.annotate(error, { syscall, device: this.#host.name });
+      }
+      if (done !== piece.length) {
+        throw new VfioError('ERR_VFIO_SHORT_IO', `${syscall} of region ${this.index} at ${hex(at - this.offset)} moved ${done} of ${piece.length} bytes`, {
+          syscall,
+          device: this.#host.name,
+        });
+      }
     }
   }
 
@@ -361,6 +420,26 @@ const FLAG_WRITE = b.VFIO_REGION_INFO_FLAG_WRITE;
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** The most one pread/pwrite of a region moves: 1 GiB, below Linux's MAX_RW_COUNT. */
+const TRANSFER_PIECE = 2 ** 30;
+
+/**
+ * The windows for `parts`: each part as consecutive windows of at most the
+ * longest ArrayBuffer (rounded down to whole pages, so every window but a
+ * part's last starts and ends on a page boundary and no aligned access
+ * straddles two).
+ */
+function windowSpans(parts: readonly SparseMmapArea[], page: bigint): SparseMmapArea[] {
+  const longest = (BigInt(MAX_MAPPING_LENGTH) / page) * page;
+  const spans: SparseMmapArea[] = [];
+  for (const { offset, size } of parts) {
+    for (let at = 0n; at < size; at += longest) {
+      spans.push({ offset: offset + at, size: size - at < longest ? size - at : longest });
+    }
+  }
+  return spans;
+}
 
 function decodeRegionCaps(info: RegionInfoStruct, bytes: Uint8Array): RegionCapabilities {
   const caps: RegionCapabilities = { msixMappable: false, all: [] };

@@ -41,3 +41,14 @@ export function dirtyRanges(bitmap: Uint8Array, base: bigint, pageSize: bigint, 
   if (runStart >= 0) close(count);
   return ranges;
 }
+
+/** Runs in IOVA order with touching runs joined (reports of adjacent mappings meet). */
+export function mergeRuns(runs: DirtyRange[]): DirtyRange[] {
+  const out: DirtyRange[] = [];
+  for (const run of runs) {
+    const last = out[out.length - 1];
+    if (last && last.iova + last.size === run.iova) last.size += run.size;
+    else out.push({ ...run });
+  }
+  return out;
+}

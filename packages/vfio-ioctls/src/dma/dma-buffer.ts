@@ -1,8 +1,8 @@
-import type { Backend } from '../core/backend';
+import { MAX_MAPPING_LENGTH, type Backend } from '../core/backend';
 import { kernelCall, VfioContext, vfioOptionKeys, vfioOptionsOf, type VfioOptions } from '../core/context';
 import { closedError, VfioError } from '../core/errors';
 import { runAll } from '../core/handle';
-import { checkBoolean, checkInteger, checkOptions, optionKeys } from '../core/validate';
+import { checkBoolean, checkInteger, checkOptions, hex, optionKeys, rangeError } from '../core/validate';
 
 /** Options of DmaBuffer.alloc: where the kernel is, and how the memory is backed. */
 export interface DmaBufferOptions extends VfioOptions {
@@ -76,9 +76,11 @@ export class DmaBuffer implements Disposable {
    * Allocates zeroed, page-aligned memory for DMA: anonymous memory, or
    * with `memfd: true` a memfd of the rounded size mapped MAP_SHARED (the
    * buffer holds the fd and closes it with the memory).
-   * @param size - bytes wanted (> 0); rounded up to a whole number of pages.
-   * @throws RangeError when `size` is not a positive safe integer; TypeError
-   *   for a bad or unknown option; VfioError when allocation fails.
+   * @param size - bytes wanted (> 0); rounded up to a whole number of pages,
+   *   which must fit one ArrayBuffer (MAX_MAPPING_LENGTH: 4 GiB on Node 20).
+   * @throws RangeError when `size` is not a positive safe integer or too
+   *   large for one ArrayBuffer; TypeError for a bad or unknown option;
+   *   VfioError when allocation fails.
    */
   static alloc(size: number, options?: DmaBufferOptions): DmaBuffer {
     checkInteger('size', size, 1);
@@ -87,6 +89,9 @@ export class DmaBuffer implements Disposable {
     const { backend } = VfioContext.from(vfioOptionsOf(opts));
     const page = backend.pageSize();
     const rounded = Math.ceil(size / page) * page;
+    if (rounded > MAX_MAPPING_LENGTH) {
+      throw rangeError('size', `${hex(size)} (${hex(rounded)} in whole pages) is more than one ArrayBuffer holds on this Node.js (${hex(MAX_MAPPING_LENGTH)}, buffer.constants.MAX_LENGTH): allocate several buffers`);
+    }
     if (!memfd) {
       const memory = kernelCall({ syscall: 'allocDma' }, () => backend.allocDma(rounded));
       return new DmaBuffer({ backend, memory, pins: 0, sizeBig: BigInt(memory.byteLength) });

@@ -81,7 +81,8 @@ export class FakeDevice {
   /**
    * The backing bytes of region `index`: pread/pwrite and the MMIO accessors
    * read and write them, and a mapping of the whole region is this memory.
-   * After such a mapping is unmapped, take a fresh view.
+   * After such a mapping is unmapped, take a fresh view. A region over
+   * 1 GiB has none (RangeError): use readRegion/writeRegion.
    */
   region(index: number): Uint8Array {
     return this.regionBytes(index);
@@ -95,6 +96,21 @@ export class FakeDevice {
   /** Emulates register writes of region `index` (MMIO accessors and pwrite); null removes the hook. */
   onMmioWrite(index: number, hook: MmioWriteHook | null): void {
     this.setHook(this.writeHooks, index, hook);
+  /**
+   * `length` backing bytes of region `index` at `offset`, as region() shows
+   * them but for a region of any size: one over 1 GiB is stored sparsely
+   * and has no single view. No register hook runs.
+   */
+  readRegion(index: number, offset: number, length: number): Uint8Array {
+    return this.regionModel(index)?.read(offset, length) ?? this.noRegion(index);
+  }
+
+  /** Stores `data` in the backing bytes of region `index` at `offset` (no hook runs). */
+  writeRegion(index: number, offset: number, data: Uint8Array): void {
+    const region = this.regionModel(index) ?? this.noRegion(index);
+    region.write(offset, data);
+  }
+
   }
 
   /** Runs `hook` on every successful VFIO_DEVICE_RESET (to clear emulated registers). */
@@ -157,9 +173,11 @@ export class FakeDevice {
   }
 
   private regionBytes(index: number): Uint8Array {
-    const region = this.regions.get(index);
-    if (!region) throw new RangeError(`device ${this.address} has no region ${index}`);
-    return region.view();
+    return (this.regions.get(index) ?? this.noRegion(index)).view();
+  }
+
+  private noRegion(index: number): never {
+    throw new RangeError(`device ${this.address} has no region ${index}`);
   }
 
   private setHook<H>(hooks: Map<number, H>, index: number, hook: H | null): void {

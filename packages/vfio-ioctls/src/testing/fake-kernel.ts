@@ -1,4 +1,4 @@
-import type { Backend, Poller } from '../core/backend';
+import { MAX_MAPPING_LENGTH, type Backend, type Poller } from '../core/backend';
 import { arrayBufferArg, bytesArg, fdArg, functionArg, integerArg, notLive, uint64Arg } from './args';
 import { deviceIoctl } from './device-ioctls';
 import { asSyscall, Errno, kernelError } from './errno';
@@ -267,7 +267,7 @@ export class FakeKernel implements Backend {
 
   mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer {
     fdArg(fd);
-    integerArg(length, 'length', 1, Number.MAX_SAFE_INTEGER);
+    integerArg(length, 'length', 1, MAX_MAPPING_LENGTH);
     integerArg(prot, 'prot', 0, INT32_MAX);
     const at = uint64Arg(offset, 'offset', OFF_T_MAX);
     return this.syscall({ syscall: 'mmap', fd }, () => {
@@ -299,7 +299,7 @@ export class FakeKernel implements Backend {
   /** Zeroed memory whose byteLength is `size` rounded up to whole pages, as the addon's. */
   allocDma(size: number): ArrayBuffer {
     const page = this.options.pageSize;
-    integerArg(size, 'size', 1, Number.MAX_SAFE_INTEGER - page);
+    integerArg(size, 'size', 1, Math.min(Math.floor(MAX_MAPPING_LENGTH / page) * page, Number.MAX_SAFE_INTEGER - page));
     return this.syscall({ syscall: 'allocDma' }, () => {
       const buffer = new ArrayBuffer(Math.ceil(size / page) * page);
       this.machine.memory.add(buffer, 'dma', PROT_READ_WRITE);

@@ -1,6 +1,13 @@
 import { VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE } from 'vfio-bindings';
 import { Errno } from './errno';
+import { SparseBytes } from './sparse-bytes';
 import type { FakeRegionSpec } from './types';
+
+/**
+ * Regions larger than this (1 GiB) are stored sparsely: their pages are
+ * allocated when first written, so a test can model a GPU-sized BAR.
+ */
+export const SPARSE_REGION_SIZE = 2 ** 30;
 
 /** A live mmap of part of a region, which holds those bytes until unmapped (or collected). */
 interface Window {
@@ -25,6 +32,14 @@ interface Window {
  * as the addon's can. `store` is kept current with every write made through
  * the fake, so a collected mapping loses only the bytes the program stored
  * into it directly (through typed arrays) since it was mapped.
+ *
+ * A region over SPARSE_REGION_SIZE keeps its bytes in SparseBytes and is
+ * only ever mapped in windows, each filled from the pages written so far.
+ * Reading a multi-GiB mapping back costs a page fault per page, so at
+ * munmap such a window's bytes are not copied back: what the program
+ * stored straight into it (typed arrays, FakeKernelOptions.directMmio) is
+ * seen by pread/pwrite while it is mapped and dropped with it. Everything
+ * that goes through the fake (pread/pwrite, the MMIO accessors) stays.
  */
 export class FakeRegion {
   readonly index: number;
@@ -34,6 +49,8 @@ export class FakeRegion {
   readonly type?: { type: number; subtype: number };
   readonly msixMappable: boolean;
   private store: ArrayBuffer;
+  /** The bytes of a region over SPARSE_REGION_SIZE (then `store` is empty). */
+  private readonly sparse?: SparseBytes;
   /** The live mapping of the whole region, which is then the region's memory. */
   private whole: WeakRef<ArrayBuffer> | null = null;
   private readonly windows: Window[] = [];
@@ -46,8 +63,13 @@ export class FakeRegion {
     this.sparseAreas = spec.sparseAreas?.map((a) => ({ ...a }));
     this.type = spec.type;
     this.msixMappable = spec.msixMappable ?? false;
-    // mmap works in whole pages, so a mappable region is backed to the page end.
-    this.store = new ArrayBuffer(this.mappable ? roundUp(this.size, pageSize) : this.size);
+    if (this.size > SPARSE_REGION_SIZE) {
+      this.sparse = new SparseBytes(pageSize);
+      this.store = new ArrayBuffer(0);
+    } else {
+      // mmap works in whole pages, so a mappable region is backed to the page end.
+      this.store = new ArrayBuffer(this.mappable ? roundUp(this.size, pageSize) : this.size);
+    }
   }
 
   get mappable(): boolean {
@@ -60,20 +82,33 @@ export class FakeRegion {
    * munmap of a whole-region mapping detaches older views: take a new one.
    */
   view(): Uint8Array {
+    if (this.sparse) {
+      throw new RangeError(`region ${this.index} is ${this.size} bytes, stored sparsely: use FakeDevice.readRegion/writeRegion`);
+    }
     return new Uint8Array(this.current(), 0, this.size);
+  }
+
+  /** Pages a sparsely stored region has allocated (0 for any other region). */
+  get allocatedPages(): number {
+    return this.sparse?.allocatedPages ?? 0;
   }
 
   read(offset: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
-    out.set(new Uint8Array(this.current(), offset, length));
+    if (this.sparse) this.sparse.read(offset, out);
+    else out.set(new Uint8Array(this.current(), offset, length));
     for (const w of this.liveWindows()) overlay(w.offset, w.bytes, offset, out, 'in');
     return out;
   }
 
   write(offset: number, data: Uint8Array): void {
-    const whole = this.whole?.deref();
-    if (whole) new Uint8Array(whole, offset, data.length).set(data);
-    new Uint8Array(this.store, offset, data.length).set(data);
+    if (this.sparse) {
+      this.sparse.write(offset, data);
+    } else {
+      const whole = this.whole?.deref();
+      if (whole) new Uint8Array(whole, offset, data.length).set(data);
+      new Uint8Array(this.store, offset, data.length).set(data);
+    }
     for (const w of this.liveWindows()) overlay(w.offset, w.bytes, offset, data, 'out');
   }
 
@@ -85,7 +120,7 @@ export class FakeRegion {
     const areas = this.sparseAreas ?? [{ offset: 0, size: this.size }];
     const fits = areas.some((a) => offset >= a.offset && end <= a.offset + roundUp(a.size, this.pageSize));
     if (!fits) throw new Errno('EINVAL');
-    if (offset === 0 && length === this.store.byteLength && !this.whole?.deref() && this.liveWindows().length === 0) {
+    if (!this.sparse && offset === 0 && length === this.store.byteLength && !this.whole?.deref() && this.liveWindows().length === 0) {
       // The mapping takes the store itself; the region keeps a copy it writes through to.
       const mapped = this.store;
       this.store = mapped.slice(0);
@@ -93,7 +128,8 @@ export class FakeRegion {
       return mapped;
     }
     const buffer = new ArrayBuffer(length);
-    new Uint8Array(buffer).set(this.read(offset, Math.min(length, this.store.byteLength - offset)));
+    if (this.sparse) this.sparse.copyInto(offset, new Uint8Array(buffer));
+    else new Uint8Array(buffer).set(this.read(offset, Math.min(length, this.store.byteLength - offset)));
     this.windows.push({ offset, length, ref: new WeakRef(buffer) });
     return buffer;
   }
@@ -108,9 +144,11 @@ export class FakeRegion {
     const i = this.windows.findIndex((w) => w.ref.deref() === buffer);
     if (i < 0) throw new Errno('EINVAL');
     const [w] = this.windows.splice(i, 1);
-    const bytes = new Uint8Array(buffer);
-    const kept = bytes.subarray(0, Math.max(0, Math.min(w.length, this.store.byteLength - w.offset)));
-    this.write(w.offset, kept);
+    if (!this.sparse) {
+      const bytes = new Uint8Array(buffer);
+      const kept = bytes.subarray(0, Math.max(0, Math.min(w.length, this.store.byteLength - w.offset)));
+      this.write(w.offset, kept);
+    }
     detach(buffer);
   }
 

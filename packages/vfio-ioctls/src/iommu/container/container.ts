@@ -12,8 +12,8 @@ import type { Group } from './group';
 import { FdHandle, runAll } from '../../core/handle';
 import type { IommuContext } from '../context';
 import { checkInteger, checkU64, hex, rangeError } from '../../core/validate';
-import type { DirtyRange } from '../../dma/dirty-bitmap';
-import { dirtyPagesFlagArg, mergeRuns, readDirtyBitmap } from './dirty-pages';
+import { mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
+import { dirtyPagesFlagArg, readDirtyBitmap } from './dirty-pages';
 
 /** What VFIO_IOMMU_GET_INFO reports, capabilities decoded. */
 export interface IommuInfo {

@@ -42,13 +42,3 @@ export function readDirtyBitmap(backend: Backend, iova: bigint, size: bigint, pa
   });
 }
 
-/** Runs in IOVA order with touching runs joined (reports of adjacent mappings meet). */
-export function mergeRuns(runs: DirtyRange[]): DirtyRange[] {
-  const out: DirtyRange[] = [];
-  for (const run of runs) {
-    const last = out[out.length - 1];
-    if (last && last.iova + last.size === run.iova) last.size += run.size;
-    else out.push({ ...run });
-  }
-  return out;
-}

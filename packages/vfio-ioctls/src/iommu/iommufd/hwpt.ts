@@ -3,8 +3,8 @@ import { encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError } from '../../core/errors';
 import { runAll } from '../../core/handle';
 import { checkBoolean, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
-import { dirtyBitmapBytes, dirtyRanges, type DirtyRange } from '../../dma/dirty-bitmap';
-import { mergeRuns } from '../container/dirty-pages';
+import { dirtyBitmapBytes, dirtyRanges, mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
+
 import { attachCdev } from './cdev';
 import type { Ioas } from './ioas';
 

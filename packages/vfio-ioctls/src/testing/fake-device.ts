@@ -88,14 +88,6 @@ export class FakeDevice {
     return this.regionBytes(index);
   }
 
-  /** Emulates register reads of region `index` (MMIO accessors and pread); null removes the hook. */
-  onMmioRead(index: number, hook: MmioReadHook | null): void {
-    this.setHook(this.readHooks, index, hook);
-  }
-
-  /** Emulates register writes of region `index` (MMIO accessors and pwrite); null removes the hook. */
-  onMmioWrite(index: number, hook: MmioWriteHook | null): void {
-    this.setHook(this.writeHooks, index, hook);
   /**
    * `length` backing bytes of region `index` at `offset`, as region() shows
    * them but for a region of any size: one over 1 GiB is stored sparsely
@@ -111,6 +103,14 @@ export class FakeDevice {
     region.write(offset, data);
   }
 
+  /** Emulates register reads of region `index` (MMIO accessors and pread); null removes the hook. */
+  onMmioRead(index: number, hook: MmioReadHook | null): void {
+    this.setHook(this.readHooks, index, hook);
+  }
+
+  /** Emulates register writes of region `index` (MMIO accessors and pwrite); null removes the hook. */
+  onMmioWrite(index: number, hook: MmioWriteHook | null): void {
+    this.setHook(this.writeHooks, index, hook);
   }
 
   /** Runs `hook` on every successful VFIO_DEVICE_RESET (to clear emulated registers). */

@@ -7,5 +7,5 @@ export type { DoctorOptions } from './options';
 export type { DetailValue, DoctorStatus, Finding } from './finding';
 export { renderDoctorText, doctorDocument, type DoctorDocument, type DoctorStyle } from './render';
 export { doctorSchema } from './schema';
-export { parseSize, formatSize } from './size';
+export { parseSize } from './size';
 export { doctorCommand } from './command';

@@ -1,7 +1,7 @@
 /** Memory for DMA: what RLIMIT_MEMLOCK lets a program pin, and the hugepages reserved. */
 import type { DoctorContext } from './context';
 import { fail, pass, warn, type Check, type Verdict } from './finding';
-import { formatSize } from './size';
+import { size as formatSize } from '../format';
 
 /** The smallest page: a mapping pins whole pages, so `--memory` is rounded up to it. */
 const PAGE = 4096n;

@@ -1,7 +1,6 @@
-/** Byte counts for `--memory SIZE` and for people. */
+/** `--memory SIZE`: a size as people write it, in bytes (cli/format.ts's size() writes them back). */
 import { rangeError, typeError } from '../../core/validate';
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 const SHIFT: Record<string, bigint> = { '': 0n, k: 10n, m: 20n, g: 30n, t: 40n, p: 50n, e: 60n };
 
 /**
@@ -17,18 +16,4 @@ export function parseSize(text: string, name = 'size'): bigint {
   const bytes = BigInt(match[1]!) << SHIFT[match[2]!.toLowerCase()]!;
   if (bytes > 0xffff_ffff_ffff_ffffn) throw rangeError(name, `must be below 16 EiB, got ${JSON.stringify(text)}`);
   return bytes;
-}
-
-/**
- * `bytes` in the largest binary unit that divides it exactly ('8 MiB',
- * '1000000 B'): a rounded figure could hide that a limit is a page short.
- */
-export function formatSize(bytes: bigint): string {
-  let value = bytes;
-  let unit = 0;
-  while (value !== 0n && value % 1024n === 0n && unit < UNITS.length - 1) {
-    value /= 1024n;
-    unit++;
-  }
-  return `${value} ${UNITS[unit]}`;
 }

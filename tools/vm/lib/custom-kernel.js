@@ -15,7 +15,13 @@ const { cacheDir } = require('./paths');
 // sample. Everything is built in, so the result is one bzImage and no modules.
 // The first build takes about 10 minutes on 2 idle cores (621 s in a clean
 // root), more when they are shared; the result is cached by a key over the
-// fragment, the source version and RECIPE (below).
+// fragment(s), the source version and RECIPE (below).
+//
+// A variant names its base on the fragment's first line ("# base: vfio-7.3"):
+// the base's fragment is merged first, the variant's lines on top. A variant
+// is built in its base's build folder, so kbuild recompiles only what the
+// flipped options touch (a minute or two instead of ten); the outputs are
+// cached apart, each under its own name and key.
 
 // Debian packages the build needs on the host (the harness installs them).
 const BUILD_PACKAGES = ['make', 'gcc', 'libc6-dev', 'flex', 'bison', 'bc', 'libelf-dev', 'libssl-dev', 'xz-utils'];
@@ -36,9 +42,22 @@ function missingBuildPackages() {
 function describe(name) {
   const m = /^(.+)-(\d+\.\d+)$/.exec(name);
   if (!m) throw new VmError(`custom kernel name "${name}" should be <flavour>-<major.minor>, e.g. vfio-7.3`);
-  const fragment = path.join(FRAGMENTS_DIR, `${name}.config`);
-  if (!fs.existsSync(fragment)) throw new VmError(`no config fragment for kernel ${name}: ${fragment}`);
-  return { pkg: `linux-source-${m[2]}`, series: m[2], localversion: `-${m[1]}`, fragment };
+  return { pkg: `linux-source-${m[2]}`, series: m[2], localversion: `-${m[1]}`, fragments: fragmentChain(name, m[2], FRAGMENTS_DIR) };
+}
+
+// The fragments of kernel `name`, base first: [{ name, path, text }]. A
+// fragment whose first line is "# base: <kernel>" builds on that kernel's.
+function fragmentChain(name, series, dir, seen = []) {
+  if (seen.includes(name)) throw new VmError(`config fragments name each other as base: ${[...seen, name].join(' -> ')}`);
+  const file = path.join(dir, `${name}.config`);
+  if (!fs.existsSync(file)) {
+    throw new VmError(seen.length ? `${seen[seen.length - 1]}.config names base ${name}, which has no fragment ${file}` : `no config fragment for kernel ${name}: ${file}`);
+  }
+  const text = fs.readFileSync(file, 'utf8');
+  const base = /^# base: (\S+)\s*$/.exec(text.split('\n')[0])?.[1];
+  if (base === undefined) return [{ name, path: file, text }];
+  if (!base.endsWith(`-${series}`)) throw new VmError(`${file} builds on ${base}, not a kernel of the same source (${series})`);
+  return [...fragmentChain(base, series, dir, [...seen, name]), { name, path: file, text }];
 }
 
 // The newest source the private apt lists offer; offline, the newest one
@@ -92,18 +111,27 @@ function parseConfig(text) {
   return out;
 }
 
+// What the fragments ask for, merged in order (a later line wins), as
+// merge_config.sh merges them into the .config.
+function wantedConfig(fragments) {
+  const wanted = new Map();
+  for (const f of fragments) for (const [sym, value] of parseConfig(f.text)) wanted.set(sym, value);
+  return wanted;
+}
+
 // Kconfig drops what it cannot satisfy without a word (an unmet dependency, a
-// renamed symbol): every line of the fragment must be in the final .config as
-// written, or the kernel lacks something the guest suite counts on.
-function checkConfig(fragmentText, configText, fragmentPath) {
+// renamed symbol): every line the fragments ask for (merged) must be in the
+// final .config as written, or the kernel lacks something the guest suite
+// counts on.
+function checkConfig(wanted, configText, fragmentPaths) {
   const have = parseConfig(configText);
   const wrong = [];
-  for (const [sym, want] of parseConfig(fragmentText)) {
+  for (const [sym, want] of wanted) {
     const got = have.get(sym) ?? 'n';
     if (got !== want) wrong.push(`CONFIG_${sym}: asked ${want}, got ${got}`);
   }
   if (wrong.length) {
-    throw new VmError(`the kernel config does not have what ${fragmentPath} asks for (missing dependency or unknown symbol):\n  ${wrong.join('\n  ')}`);
+    throw new VmError(`the kernel config does not have what ${fragmentPaths.join(' + ')} asks for (missing dependency or unknown symbol):\n  ${wrong.join('\n  ')}`);
   }
 }
 
@@ -171,32 +199,74 @@ function makeWithProgress(srcDir, args, logPath, label, log) {
   return (Date.now() - start) / 1000;
 }
 
+// The cache key: each fragment's text (base first), the source version and
+// RECIPE. A kernel without a base hashes exactly what it always did, so its
+// cached build stays valid; a variant's key changes with its base's text.
+function cacheKey(fragments, version) {
+  const hash = crypto.createHash('sha256');
+  for (const f of fragments) hash.update(f.text).update('\0');
+  return hash.update(version).update('\0').update(String(RECIPE)).digest('hex').slice(0, 16);
+}
+
+// A base and its variants share one build folder: one build at a time in
+// it, across processes. The lock file holds its owner's pid; a lock whose
+// owner is gone (killed mid-build) is taken over.
+function withBuildLock(buildDir, name, log, fn) {
+  const lock = path.join(buildDir, '.build-lock');
+  let next = Date.now();
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    const owner = Number(fs.readFileSync(lock, 'utf8')) || null;
+    if (owner !== null && !alive(owner)) {
+      fs.rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() >= next) {
+      log(`kernel ${name}: waiting for the build of pid ${owner ?? '?'} in ${buildDir}`);
+      next = Date.now() + PROGRESS_EVERY_MS;
+    }
+    sleepSync(1000);
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
 /**
  * Builds (once) and returns the custom guest kernel `name`:
  * { name, version, vmlinuz, config, modules: false, key }.
  */
 function ensureCustomKernel({ name = 'vfio-7.3', log = () => {} } = {}) {
-  const { pkg, series, localversion, fragment } = describe(name);
-  const fragmentText = fs.readFileSync(fragment, 'utf8');
+  const { pkg, series, localversion, fragments } = describe(name);
   const version = sourceVersion(pkg, log);
-  const key = crypto
-    .createHash('sha256')
-    .update(fragmentText).update('\0')
-    .update(version).update('\0')
-    .update(String(RECIPE))
-    .digest('hex')
-    .slice(0, 16);
+  const key = cacheKey(fragments, version);
   const outDir = path.join(cacheDir, 'kernels', `${name}-${key}`);
   const stamp = path.join(outDir, '.done');
-  const result = (release) => ({
+  const result = () => ({
     name,
-    version: release,
+    version: JSON.parse(fs.readFileSync(stamp, 'utf8')).version,
     vmlinuz: path.join(outDir, 'bzImage'),
     config: path.join(outDir, 'config'),
     modules: false,
     key,
   });
-  if (fs.existsSync(stamp)) return result(JSON.parse(fs.readFileSync(stamp, 'utf8')).version);
+  if (fs.existsSync(stamp)) return result();
 
   const missing = missingBuildPackages();
   if (missing.length) {
@@ -204,34 +274,38 @@ function ensureCustomKernel({ name = 'vfio-7.3', log = () => {} } = {}) {
   }
   const src = ensureSource(pkg, version, series, log);
 
-  // One build dir per kernel and source version, whatever the key: kbuild
-  // tracks config and command-line changes per file, so a changed fragment
-  // rebuilds incrementally. (Its path must stay put: kbuild records absolute
-  // paths, and a renamed build dir rebuilds everything.)
-  const buildDir = path.join(cacheDir, 'kernel-build', version, name);
+  // One build dir per source version and base kernel, whatever the key or
+  // variant: kbuild tracks config and command-line changes per file, so a
+  // changed fragment, or a variant after its base (and back), rebuilds
+  // incrementally. (Its path must stay put: kbuild records absolute paths,
+  // and a renamed build dir rebuilds everything.)
+  const buildDir = path.join(cacheDir, 'kernel-build', version, fragments[0].name);
   fs.mkdirSync(buildDir, { recursive: true });
+  withBuildLock(buildDir, name, log, () => {
+    if (fs.existsSync(stamp)) return; // built by the process we waited for
+    const names = fragments.map((f) => path.basename(f.path)).join(' + ');
+    log(`kernel ${name}: configuring ${pkg} ${version} (tinyconfig + ${names}) in ${buildDir}`);
+    const make = (...args) => run('make', ['-C', src, `O=${buildDir}`, ...args]);
+    make('tinyconfig');
+    run(path.join(src, 'scripts', 'kconfig', 'merge_config.sh'), ['-m', '-O', buildDir, path.join(buildDir, '.config'), ...fragments.map((f) => f.path)], { cwd: src });
+    make('olddefconfig');
+    checkConfig(wantedConfig(fragments), fs.readFileSync(path.join(buildDir, '.config'), 'utf8'), fragments.map((f) => f.path));
 
-  log(`kernel ${name}: configuring ${pkg} ${version} (tinyconfig + ${path.basename(fragment)})`);
-  const make = (...args) => run('make', ['-C', src, `O=${buildDir}`, ...args]);
-  make('tinyconfig');
-  run(path.join(src, 'scripts', 'kconfig', 'merge_config.sh'), ['-m', '-O', buildDir, path.join(buildDir, '.config'), fragment], { cwd: src });
-  make('olddefconfig');
-  checkConfig(fragmentText, fs.readFileSync(path.join(buildDir, '.config'), 'utf8'), fragment);
+    const jobs = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+    const logPath = path.join(buildDir, 'build.log');
+    log(`kernel ${name}: make -j${jobs} bzImage (about 10 minutes on 2 idle cores the first time, a minute or two after a small config change or another variant of ${fragments[0].name}; log: ${logPath})`);
+    const seconds = makeWithProgress(src, [`O=${buildDir}`, `LOCALVERSION=${localversion}`, `-j${jobs}`, 'bzImage'], logPath, `kernel ${name}`, log);
+    const release = fs.readFileSync(path.join(buildDir, 'include', 'config', 'kernel.release'), 'utf8').trim();
 
-  const jobs = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
-  const logPath = path.join(buildDir, 'build.log');
-  log(`kernel ${name}: make -j${jobs} bzImage (about 10 minutes on 2 idle cores the first time; log: ${logPath})`);
-  const seconds = makeWithProgress(src, [`O=${buildDir}`, `LOCALVERSION=${localversion}`, `-j${jobs}`, 'bzImage'], logPath, `kernel ${name}`, log);
-  const release = fs.readFileSync(path.join(buildDir, 'include', 'config', 'kernel.release'), 'utf8').trim();
-
-  // Copy out, stamp last: a half-written cache entry never looks valid.
-  fs.rmSync(outDir, { recursive: true, force: true });
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.copyFileSync(path.join(buildDir, 'arch', 'x86', 'boot', 'bzImage'), path.join(outDir, 'bzImage'));
-  fs.copyFileSync(path.join(buildDir, '.config'), path.join(outDir, 'config'));
-  fs.writeFileSync(stamp, JSON.stringify({ version: release, source: `${pkg} ${version}`, key, buildSeconds: Math.round(seconds) }) + '\n');
-  log(`kernel ${name}: ${release} built in ${Math.round(seconds)} s`);
-  return result(release);
+    // Copy out, stamp last: a half-written cache entry never looks valid.
+    fs.rmSync(outDir, { recursive: true, force: true });
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.copyFileSync(path.join(buildDir, 'arch', 'x86', 'boot', 'bzImage'), path.join(outDir, 'bzImage'));
+    fs.copyFileSync(path.join(buildDir, '.config'), path.join(outDir, 'config'));
+    fs.writeFileSync(stamp, JSON.stringify({ version: release, source: `${pkg} ${version}`, key, buildSeconds: Math.round(seconds) }) + '\n');
+    log(`kernel ${name}: ${release} built in ${Math.round(seconds)} s`);
+  });
+  return result();
 }
 
-module.exports = { ensureCustomKernel, BUILD_PACKAGES, checkConfig, parseConfig };
+module.exports = { ensureCustomKernel, BUILD_PACKAGES, checkConfig, parseConfig, wantedConfig, fragmentChain, cacheKey, FRAGMENTS_DIR };

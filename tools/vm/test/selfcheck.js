@@ -7,7 +7,12 @@ const { commandLine, parseEnv, shQuote, hostTmpTops } = require('../lib/job');
 const { qemuArgs } = require('../lib/qemu');
 const { jobOutput } = require('../lib/run');
 const { PROFILES } = require('../lib/profiles');
-const { MATRIX, KERNELS, getBoot, entryName } = require('../lib/kernels');
+const { MATRIX, KERNELS, BACKENDS, getBoot, entryName } = require('../lib/kernels');
+const { fragmentChain, wantedConfig, cacheKey, checkConfig, FRAGMENTS_DIR } = require('../lib/custom-kernel');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 
 const tests = {
   'a single argument is a shell command line'() {
@@ -62,13 +67,74 @@ const tests = {
   },
   'kernels: every matrix entry is a kernel and a boot it has; capabilities follow the boot'() {
     for (const e of MATRIX) assert.ok(getBoot(e.kernel, e.boot), entryName(e));
-    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu', 'vfio-7.3+sriov']);
+    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu', 'vfio-7.3+sriov', 'compat-7.3']);
     for (const e of MATRIX) assert.ok(PROFILES[e.profile], `${entryName(e)}: profile ${e.profile}`);
+    for (const e of MATRIX.filter((m) => m.backends)) {
+      assert.ok(e.backends.length > 0 && e.backends.every((x) => BACKENDS.includes(x)), `${entryName(e)}: backends ${e.backends}`);
+    }
     assert.throws(() => getBoot('debian-6.1', 'noiommu'), /has no "noiommu" boot/);
     assert.throws(() => getBoot('debian-9.9'), /unknown kernel/);
     assert.deepEqual(getBoot('vfio-7.3', 'noiommu').caps, ['cdev', 'iommufd', 'kvm', 'mtty', 'noiommu']);
     assert.deepEqual(getBoot('vfio-7.3', 'iommu').caps, [...KERNELS['vfio-7.3'].caps].sort());
     assert.ok(!getBoot('debian-7.3', 'nointremap').caps.includes('iommu'));
+  },
+  'kernels: a custom kernel comes after the kernel its fragment builds on, and compat-7.3 has both container capabilities'() {
+    const names = Object.keys(KERNELS);
+    for (const [name, k] of Object.entries(KERNELS).filter(([, x]) => x.source.custom)) {
+      const chain = fragmentChain(k.source.custom, name.split('-').pop(), FRAGMENTS_DIR);
+      for (const base of chain.slice(0, -1)) assert.ok(names.indexOf(base.name) < names.indexOf(name), `${base.name} before ${name}`);
+    }
+    assert.deepEqual(getBoot('compat-7.3', 'iommu').caps, ['cdev', 'compat', 'iommu', 'iommufd', 'kvm', 'mtty']);
+  },
+  'custom kernels: compat-7.3 is vfio-7.3 merged with its overrides'() {
+    const chain = fragmentChain('compat-7.3', '7.3', FRAGMENTS_DIR);
+    assert.deepEqual(chain.map((f) => f.name), ['vfio-7.3', 'compat-7.3']);
+    const base = wantedConfig(chain.slice(0, 1));
+    const merged = wantedConfig(chain);
+    assert.equal(base.get('VFIO_CONTAINER'), 'y');
+    assert.equal(base.get('IOMMUFD_VFIO_CONTAINER'), 'n');
+    assert.equal(merged.get('VFIO_CONTAINER'), 'n');
+    assert.equal(merged.get('VFIO_IOMMU_TYPE1'), 'n');
+    assert.equal(merged.get('IOMMUFD_VFIO_CONTAINER'), 'y');
+    // Everything else is the base's.
+    const changed = [...merged].filter(([sym, v]) => base.get(sym) !== v).map(([sym]) => sym).sort();
+    assert.deepEqual(changed, ['IOMMUFD_VFIO_CONTAINER', 'VFIO_CONTAINER', 'VFIO_IOMMU_TYPE1']);
+    assert.equal(merged.size, base.size);
+    // checkConfig holds a .config to the merged wishes, not to one fragment's.
+    const config = [...merged].map(([sym, v]) => (v === 'n' ? `# CONFIG_${sym} is not set` : `CONFIG_${sym}=${v}`)).join('\n');
+    checkConfig(merged, config, ['x']);
+    assert.throws(() => checkConfig(merged, config.replace('CONFIG_IOMMUFD_VFIO_CONTAINER=y', ''), ['a', 'b']),
+      /a \+ b asks for[^]*CONFIG_IOMMUFD_VFIO_CONTAINER: asked y, got n/);
+  },
+  'custom kernels: the cache key covers every fragment of the chain; a lone fragment keys as it always did'() {
+    const [base, variant] = fragmentChain('compat-7.3', '7.3', FRAGMENTS_DIR);
+    // vfio-7.3's key before variants existed: its text, the source version, RECIPE 1.
+    const old = crypto.createHash('sha256').update(base.text).update('\0').update('v1').update('\0').update('1').digest('hex').slice(0, 16);
+    assert.equal(cacheKey([base], 'v1'), old);
+    const key = cacheKey([base, variant], 'v1');
+    assert.notEqual(key, old);
+    assert.notEqual(cacheKey([{ ...base, text: `${base.text}#\n` }, variant], 'v1'), key);
+    assert.notEqual(cacheKey([base, { ...variant, text: `${variant.text}#\n` }], 'v1'), key);
+    assert.notEqual(cacheKey([base, variant], 'v2'), key);
+  },
+  'custom kernels: a base that is missing, of another series, or circular is refused'() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vm-fragments-'));
+    try {
+      const write = (name, text) => fs.writeFileSync(path.join(dir, `${name}.config`), text);
+      write('a-7.3', '# base: gone-7.3\nCONFIG_X=y\n');
+      assert.throws(() => fragmentChain('a-7.3', '7.3', dir), /a-7\.3\.config names base gone-7\.3, which has no fragment/);
+      write('b-7.3', '# base: c-6.1\n');
+      assert.throws(() => fragmentChain('b-7.3', '7.3', dir), /builds on c-6\.1, not a kernel of the same source \(7\.3\)/);
+      write('d-7.3', '# base: e-7.3\n');
+      write('e-7.3', '# base: d-7.3\n');
+      assert.throws(() => fragmentChain('d-7.3', '7.3', dir), /name each other as base: d-7\.3 -> e-7\.3 -> d-7\.3/);
+      assert.throws(() => fragmentChain('nope-7.3', '7.3', dir), /no config fragment for kernel nope-7\.3/);
+      // "# base:" counts on the first line only.
+      write('f-7.3', '# about\n# base: gone-7.3\n');
+      assert.deepEqual(fragmentChain('f-7.3', '7.3', dir).map((f) => f.name), ['f-7.3']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   },
   'folders under the host /tmp are carried into the guest by their top folder'() {
     assert.deepEqual(hostTmpTops(['/tmp/ci/packages/x', '/tmp/ci/.cache/vm/runs/1', '/work/main', undefined, '/tmpfoo/a']), ['/tmp/ci']);

@@ -21,6 +21,15 @@
 // VFIO_GUEST_IOMMU=container (entry name suffixed '@container'), so the
 // same public API is seen to behave the same on both backends.
 //
+// An entry with `backends: ['container']` (kernels.js; compat-7.3, whose
+// /dev/vfio/vfio is iommufd's emulation) tests one backend: it boots once,
+// with VFIO_GUEST_IOMMU=container, and runs the files that need nothing
+// (capabilities) and those whose `@guest-backends` line names the
+// container: the backend-neutral ones, and the container files that hold on
+// any container (`// @guest-backends container`). The other files, written
+// for VFIO's own container or for iommufd's API, stay with the entries that
+// test both backends.
+//
 // VFIO_GUEST_KERNELS (e.g. "debian-6.1,vfio-7.3/noiommu") picks entries;
 // VFIO_GUEST_FILES (e.g. "iommufd,dma-irq") picks test files (while working on them);
 // VFIO_GUEST_QEMU (host | 11.1) runs every entry on that QEMU (to compare);
@@ -46,8 +55,12 @@ function testFiles() {
     if (!m) throw new Error(`${f}: the first line must declare its needs: // @guest-needs <capabilities> (or "(none...)")`);
     const needs = m[1].startsWith('(') ? [] : m[1].split(/\s+/).filter(Boolean);
     const second = fs.readFileSync(path.join(sourceDir, f), 'utf8').split('\n')[1];
-    const bothBackends = /^\/\/ @guest-backends container iommufd$/.test(second);
-    return { file: f.replace(/\.ts$/, '.js'), needs, bothBackends };
+    const b = /^\/\/ @guest-backends\s+(.*)$/.exec(second);
+    const backends = b ? b[1].split(/\s+/).filter(Boolean) : [];
+    const unknown = backends.filter((x) => !vm.BACKENDS.includes(x));
+    if (unknown.length) throw new Error(`${f}: unknown backend ${unknown.join(' ')} on its @guest-backends line (known: ${vm.BACKENDS.join(' ')})`);
+    const bothBackends = vm.BACKENDS.every((x) => backends.includes(x));
+    return { file: f.replace(/\.ts$/, '.js'), needs, backends, bothBackends };
   });
 }
 
@@ -73,7 +86,8 @@ function runEntry(entry, files, env, pass = '') {
   const harnessTap = path.join(results, `guest-${slug}-harness.tap`);
   fs.rmSync(tap, { force: true });
   fs.rmSync(harnessTap, { force: true });
-  console.log(`\n=== guest ${name}: ${files.length} files ===`);
+  const backend = env.find((e) => e.startsWith('VFIO_GUEST_IOMMU='));
+  console.log(`\n=== guest ${name}: ${files.length} files${backend ? ` (${backend})` : ''} ===`);
   const guestCommand = [
     'node', '--test', '--test-concurrency=1',
     '--test-reporter=spec', '--test-reporter-destination=stdout',
@@ -101,6 +115,26 @@ function runEntry(entry, files, env, pass = '') {
   return { name, ...counts, seconds };
 }
 
+/**
+ * The guest boots of one matrix entry: [{ entry, pass, env, files }]. An
+ * entry tests the IOMMU backends its `backends` lists (default: both).
+ */
+function passesOf(entry, files) {
+  const caps = [...vm.getBoot(entry.kernel, entry.boot).caps, ...vm.getProfile(entry.profile).caps];
+  const runs = files.filter((f) => f.needs.every((n) => caps.includes(n)));
+  if (entry.backends && entry.backends.length === 1) {
+    const [backend] = entry.backends;
+    const mine = runs.filter((f) => f.needs.length === 0 || f.backends.includes(backend));
+    return [{ entry, pass: '', env: [`VFIO_GUEST_IOMMU=${backend}`], files: mine.map((f) => f.file) }];
+  }
+  const neutral = runs.filter((f) => f.bothBackends);
+  const passes = [{ entry, pass: '', env: [], files: runs.map((f) => f.file) }];
+  if (caps.includes('iommufd') && neutral.length > 0) {
+    passes.push({ entry, pass: '@container', env: ['VFIO_GUEST_IOMMU=container'], files: neutral.map((f) => f.file) });
+  }
+  return passes;
+}
+
 function main() {
   if (!fs.existsSync(path.join(packageDir, testsDir))) {
     console.error(`${testsDir} is missing: run \`pnpm run build:guest\` first`);
@@ -111,16 +145,7 @@ function main() {
   const files = testFiles().filter((f) => !only || only.some((o) => f.file === `${o}.test.js`));
   const entries = selectedEntries();
   // Which file runs where, before anything boots.
-  const plan = entries.flatMap((e) => {
-    const caps = [...vm.getBoot(e.kernel, e.boot).caps, ...vm.getProfile(e.profile).caps];
-    const runs = files.filter((f) => f.needs.every((n) => caps.includes(n)));
-    const passes = [{ entry: e, pass: '', env: [], files: runs.map((f) => f.file) }];
-    const neutral = runs.filter((f) => f.bothBackends);
-    if (caps.includes('iommufd') && neutral.length > 0) {
-      passes.push({ entry: e, pass: '@container', env: ['VFIO_GUEST_IOMMU=container'], files: neutral.map((f) => f.file) });
-    }
-    return passes;
-  });
+  const plan = entries.flatMap((e) => passesOf(e, files));
   console.log('guest suite plan (file: needs -> entries where it runs):');
   for (const f of files) {
     const on = plan.filter((p) => p.files.includes(f.file)).map((p) => vm.entryName(p.entry) + p.pass);

@@ -22,6 +22,18 @@ const nic = (model, slot) => ({
   qemu: ['-netdev', `user,id=net_${model},restrict=on`, '-device', `${model},netdev=net_${model},bus=pcie.0,addr=0x${slot.toString(16)}`],
 });
 
+// An ivshmem-plain device on the root bus at slot `slot` (hex) whose BAR2
+// is a RAM backend of `size` (QEMU's size syntax: '4G').
+const ivshmem = (role, size, slot) => ({
+  role,
+  model: 'ivshmem-plain',
+  slotPath: `${slot.toString(16).padStart(2, '0')}.0`,
+  qemu: [
+    '-object', `memory-backend-ram,id=mem_${role},size=${size},share=on`,
+    '-device', `ivshmem-plain,memdev=mem_${role},bus=pcie.0,addr=0x${slot.toString(16)}`,
+  ],
+});
+
 const PROFILES = {
   // The demo: one edu device on the root bus (DMA engine, MSI, INTx, no reset).
   // caps: what the profile adds to a kernel's capabilities (kernels.js), so
@@ -77,6 +89,22 @@ const PROFILES = {
     devices: [
       { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
       nic('igb', 0x7),
+    ],
+  },
+
+  // GPU-sized BARs (issue #12): ivshmem-plain shows its memory backend as
+  // BAR2, 64-bit prefetchable, of the backend's size. memory-backend-ram
+  // allocates lazily, so QEMU holds only the pages the guest touches. The
+  // firmware places both BARs (4 GiB and 16 GiB, each aligned to its size)
+  // in q35's 64-bit PCI hole above RAM, 32 GiB by default. edu is there for
+  // the files every entry runs (capabilities.test.ts).
+  bigbar: {
+    description: 'edu, and ivshmem-plain devices with a 4 GiB and a 16 GiB BAR2',
+    caps: ['bigbar'],
+    devices: [
+      { ...edu('edu', 'pcie.0', '0x3'), slotPath: '03.0' },
+      ivshmem('ivshmem-4g', '4G', 0x8),
+      ivshmem('ivshmem-16g', '16G', 0x9),
     ],
   },
 };

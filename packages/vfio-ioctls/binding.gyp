@@ -14,7 +14,8 @@
         "native/memfd.cc",
         "native/mmap.cc",
         "native/mmio.cc",
-        "native/poller.cc"
+        "native/poller.cc",
+        "native/stream.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

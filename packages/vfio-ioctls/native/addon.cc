@@ -64,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEventfd(env, exports);
   InitMemfd(env, exports);
   InitPoller(env, exports);
+  InitStream(env, exports);
   return exports;
 }
 

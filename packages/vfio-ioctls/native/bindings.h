@@ -12,5 +12,6 @@ void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, ad
 void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite
 void InitMemfd(Napi::Env env, Napi::Object exports);    // memfd
 void InitPoller(Napi::Env env, Napi::Object exports);   // poll
+void InitStream(Napi::Env env, Napi::Object exports);   // read, write
 
 }  // namespace vfio

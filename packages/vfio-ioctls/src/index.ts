@@ -23,6 +23,13 @@ export {
 } from './device/device';
 export { Region, type RegionCapabilities, type SparseMmapArea } from './device/region';
 export { RegionMapping, MmioWindow } from './device/region-mapping';
+export { deviceFeatureNames, type DeviceFeatureName, type DeviceFeatures, type FeatureSupport, type MigrationFlags } from './device/features';
+export { Migration } from './device/migration';
+export { migrationStates, type MigrationState } from './device/migration-path';
+export { MigrationSession, type MigrationSessionKind, type MigrationStreamOptions, type PrecopyInfo } from './device/migration-stream';
+export { Ioeventfd, type IoeventfdOptions } from './device/ioeventfd';
+export { LowPowerWakeup } from './device/low-power';
+export { DmaLogging, type DmaLoggingOptions, type DmaLogRange, type DmaLogReportOptions } from './device/dma-logging';
 export type { IrqInfo } from './abi/irq-info';
 export { Interrupts, type InterruptEvent } from './device/interrupts';
 export { DmaBuffer, type DmaBufferOptions } from './dma/dma-buffer';

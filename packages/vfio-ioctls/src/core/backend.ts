@@ -54,6 +54,14 @@ export interface Backend {
   pread(fd: number, buffer: Uint8Array, offset: bigint): number;
   /** pwrite(2) from `buffer`; returns the byte count. */
   pwrite(fd: number, buffer: Uint8Array, offset: bigint): number;
+  /**
+   * read(2) into `buffer` at the file's own position; returns the byte
+   * count (0 at end of file). For stream fds such as a migration data fd,
+   * where pread answers ESPIPE.
+   */
+  read(fd: number, buffer: Uint8Array): number;
+  /** write(2) from `buffer` at the file's own position; returns the byte count. */
+  write(fd: number, buffer: Uint8Array): number;
 
   /** mmap(2) MAP_SHARED of `length` (at most MAX_MAPPING_LENGTH) bytes of `fd` at `offset`, as an external ArrayBuffer. */
   mmap(fd: number, length: number, prot: number, offset: bigint): ArrayBuffer;

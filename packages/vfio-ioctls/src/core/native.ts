@@ -94,6 +94,8 @@ export const nativeBackend: Backend = {
   ioctl: (fd: number, request: number, arg?: number | Uint8Array): number => native().ioctl(fd, request, arg),
   pread: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pread(fd, buffer, offset),
   pwrite: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pwrite(fd, buffer, offset),
+  read: (fd: number, buffer: Uint8Array): number => native().read(fd, buffer),
+  write: (fd: number, buffer: Uint8Array): number => native().write(fd, buffer),
 
   mmap: (fd: number, length: number, prot: number, offset: bigint): ArrayBuffer =>
     native().mmap(fd, length, prot, offset),

@@ -11,6 +11,12 @@ import type { ArgBuffer } from '../abi/arg-buffer';
 import { probeRegion, unmapRegion, type Region, type RegionHost } from './region';
 import { illegalConstructor } from '../core/illegal-constructor';
 import { checkBoolean, checkInteger, checkOptions, checkString, checkUuid, optionKeys, rangeError, typeError } from '../core/validate';
+import { featureArgWith } from '../abi/feature-args';
+import { checkFeatureName, featureFlags, featureIoctl, getFeature, listFeatures, migrationFlags, probeFeature, setFeature, type DeviceFeatureName, type DeviceFeatures } from './features';
+import { endMigrationSession, newMigration, type Migration } from './migration';
+import { openIoeventfd, type Ioeventfd, type IoeventfdOptions } from './ioeventfd';
+import { enterLowPower, enterLowPowerWithWakeup, exitLowPower, type LowPowerHost, type LowPowerWakeup } from './low-power';
+import { startDmaLogging, type DmaLogging, type DmaLoggingOptions } from './dma-logging';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -138,6 +144,12 @@ export class Device extends FdHandle implements RegionHost {
   #irqInfoArg: ArgBuffer | undefined;
   /** What this device's Interrupts may do to it; never reachable from the Device. */
   readonly #irqPort: IrqPort;
+  /** What the feature helpers (migration, low power, ioeventfds, DMA logging) may do to this device. */
+  readonly #featurePort: LowPowerHost & { region(index: number): Region | undefined };
+  #migration: Migration | undefined;
+  readonly #ioeventfds = new Set<Ioeventfd>();
+  #dmaLog: DmaLogging | undefined;
+  #wakeup: LowPowerWakeup | undefined;
 
   static {
     construct = (context, fd, name, info, links) => new Device(constructKey, context, fd, name, info, links);
@@ -153,6 +165,16 @@ export class Device extends FdHandle implements RegionHost {
     this.group = links.group;
     this.#owner = links.owner;
     this.#iommu = links.iommu;
+    const device = this;
+    this.#featurePort = {
+      get fd() {
+        return device.fd;
+      },
+      name,
+      context,
+      mappedRegions: () => (this.#regions ? [...this.#regions.values()] : []),
+      region: (index) => this.region(index),
+    };
     this.#irqPort = {
       name,
       context,
@@ -313,6 +335,150 @@ export class Device extends FdHandle implements RegionHost {
   }
 
   /**
+   * Probes every VFIO_DEVICE_FEATURE (PROBE with GET, and with SET) and
+   * returns what the device offers: the supported features with their
+   * accesses, and typed answers (the migration flags, DMA logging, low
+   * power, bus master, VF token).
+   */
+  features(): DeviceFeatures {
+    this.assertOpen();
+    return listFeatures(this.#featurePort);
+  }
+
+  /**
+   * Whether the device offers `feature` (VFIO_DEVICE_FEATURE PROBE), or
+   * that access to it.
+   * @throws RangeError for an unknown feature name; VfioError for a probe
+   *   answer other than ENOTTY, EINVAL or EOPNOTSUPP.
+   */
+  probeFeature(feature: DeviceFeatureName, access?: 'get' | 'set'): boolean {
+    const name = checkFeatureName('feature', feature);
+    if (access !== undefined && access !== 'get' && access !== 'set') throw rangeError('access', `must be 'get' or 'set', got ${JSON.stringify(access)}`, 'ERR_INVALID_ARG_VALUE');
+    return probeFeature(this.#featurePort, name, access);
+  }
+
+  /**
+   * GET of `feature` with `size` bytes of data (the feature's struct, see
+   * vfio.h); returns the bytes the kernel wrote.
+   * @throws VfioError naming the feature and the kernel's answer.
+   */
+  getFeature(feature: DeviceFeatureName, size: number): Uint8Array {
+    return getFeature(this.#featurePort, checkFeatureName('feature', feature), size);
+  }
+
+  /**
+   * SET of `feature` with `data` (the feature's struct; none for
+   * LOW_POWER_ENTRY, LOW_POWER_EXIT, DMA_LOGGING_STOP). The typed methods
+   * (migration, enterLowPower, ...) keep the library's bookkeeping; this
+   * raw form does not.
+   * @throws VfioError naming the feature and the kernel's answer.
+   */
+  setFeature(feature: DeviceFeatureName, data?: Uint8Array): void {
+    setFeature(this.#featurePort, checkFeatureName('feature', feature), data);
+  }
+
+  /**
+   * Migration v2 of the device: its state machine, data sessions and
+   * stop-copy size (see {@link Migration}).
+   * @throws VfioError ERR_VFIO_UNSUPPORTED when the device cannot migrate.
+   */
+  get migration(): Migration {
+    this.assertOpen();
+    if (!this.#migration) {
+      const flags = migrationFlags(this.#featurePort);
+      if (!flags) {
+        throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.name} cannot migrate (VFIO_DEVICE_FEATURE MIGRATION answers ENOTTY)`, {
+          operation: 'VFIO_DEVICE_FEATURE',
+          device: this.name,
+          hint: 'only devices with a migration driver (a vendor vfio-pci variant, the mtty sample) can migrate',
+        });
+      }
+      this.#migration = newMigration(this.#featurePort, flags);
+    }
+    return this.#migration;
+  }
+
+  /**
+   * Starts the device's own DMA logging (DMA_LOGGING_START) over
+   * `options.ranges`; one log at a time, stopped with the device.
+   * @throws RangeError for empty, overlapping or misaligned ranges;
+   *   VfioError from the kernel (ENOTTY: the device has no DMA logging).
+   */
+  startDmaLogging(options: DmaLoggingOptions): DmaLogging {
+    this.assertOpen();
+    if (this.#dmaLog?.active) {
+      throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.name} is already logging its DMA`, {
+        operation: 'VFIO_DEVICE_FEATURE', device: this.name, hint: 'stop() the running log first: the uAPI allows one at a time',
+      });
+    }
+    this.#dmaLog = startDmaLogging(this.#featurePort, options, (log) => {
+      if (this.#dmaLog === log) this.#dmaLog = undefined;
+    });
+    return this.#dmaLog;
+  }
+
+  /**
+   * Registers a write of `options.value` (`options.width` bytes) at
+   * `options.offset` of BAR `options.region`, made by the kernel each time
+   * the returned ioeventfd's eventfd is signalled (VFIO_DEVICE_IOEVENTFD).
+   * @throws RangeError for a region that is not a BAR of the device, an
+   *   offset past it or not aligned to the width, a value wider than it;
+   *   VfioError from the kernel.
+   */
+  ioeventfd(options: IoeventfdOptions): Ioeventfd {
+    this.assertOpen();
+    const ioeventfd = openIoeventfd(this.#featurePort, options, (closed) => this.#ioeventfds.delete(closed));
+    this.#ioeventfds.add(ioeventfd);
+    return ioeventfd;
+  }
+
+  /** The ioeventfds registered and not closed. */
+  ioeventfds(): readonly Ioeventfd[] {
+    return [...this.#ioeventfds];
+  }
+
+  /**
+   * LOW_POWER_ENTRY: lets the kernel put the device in a low power state
+   * (D3) until it is used; any access brings it back.
+   * @throws VfioError ERR_VFIO_BUFFER_MAPPED while a region is mapped (the
+   *   kernel would revoke the mapping under the program); EINVAL when low
+   *   power is already entered.
+   */
+  enterLowPower(): void {
+    enterLowPower(this.#featurePort);
+  }
+
+  /**
+   * LOW_POWER_ENTRY_WITH_WAKEUP: as enterLowPower(), with an eventfd the
+   * kernel signals when the device wakes (which also ends low power).
+   * @throws as enterLowPower().
+   */
+  enterLowPowerWithWakeup(): LowPowerWakeup {
+    const wakeup = enterLowPowerWithWakeup(this.#featurePort);
+    // A wake-up ended the previous entry: its eventfd has served.
+    this.#wakeup?.close();
+    this.#wakeup = wakeup;
+    return wakeup;
+  }
+
+  /** LOW_POWER_EXIT (harmless when not entered); closes the wake-up eventfd. */
+  exitLowPower(): void {
+    exitLowPower(this.#featurePort);
+    this.#wakeup?.close();
+    this.#wakeup = undefined;
+  }
+
+  /**
+   * BUS_MASTER: sets or clears the device's bus mastering where the bus
+   * has no in-band control (CDX devices). A PCI device's bus master bit is
+   * PCI_COMMAND_MASTER in its config space, and the kernel answers ENOTTY.
+   */
+  setBusMaster(enabled: boolean): void {
+    const op = checkBoolean('enabled', enabled) ? b.VFIO_DEVICE_FEATURE_SET_MASTER : b.VFIO_DEVICE_FEATURE_CLEAR_MASTER;
+    featureIoctl(this.#featurePort, 'BUS_MASTER', 'set', featureArgWith(featureFlags('BUS_MASTER', 'set'), b.vfio_device_feature_bus_master, { op }));
+  }
+
+  /**
    * Resets the device (VFIO_DEVICE_RESET).
    * @throws VfioError ERR_VFIO_UNSUPPORTED, before any syscall, when the device
    *   reports no reset method (VFIO_DEVICE_FLAGS_RESET unset, as for QEMU's edu).
@@ -327,6 +493,8 @@ export class Device extends FdHandle implements RegionHost {
       });
     }
     this.#ioctl('VFIO_DEVICE_RESET', () => this.backend.ioctl(fd, b.VFIO_DEVICE_RESET));
+    // A reset returns a migratable device to RUNNING: its data session is over.
+    if (this.#migration) endMigrationSession(this.#migration, 'the device was reset');
   }
 
   /**
@@ -433,7 +601,15 @@ export class Device extends FdHandle implements RegionHost {
 
   protected override releaseDependents(): void {
     const regions = this.#regions ? [...this.#regions.values()] : [];
+    const migration = this.#migration;
+    const dmaLog = this.#dmaLog;
+    const wakeup = this.#wakeup;
     runAll([
+      // What the feature helpers hold first: the data session, the DMA log, ioeventfds, the wake-up eventfd.
+      ...(migration ? [() => endMigrationSession(migration, 'the device was closed')] : []),
+      ...(dmaLog ? [() => dmaLog.stop()] : []),
+      ...[...this.#ioeventfds].map((ioeventfd) => () => ioeventfd.close()),
+      ...(wakeup ? [() => wakeup.close()] : []),
       ...this.interrupts().map((irqs) => () => irqs.disable()),
       ...regions.map((region) => () => unmapRegion(region)),
     ]);

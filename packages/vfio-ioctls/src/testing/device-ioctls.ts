@@ -1,7 +1,7 @@
 import {
-  scalarCodec, vfio_device_feature, vfio_device_info, vfio_irq_info, vfio_irq_set, vfio_region_info,
+  scalarCodec, vfio_device_info, vfio_irq_info, vfio_irq_set, vfio_region_info,
   vfio_region_info_cap_sparse_mmap, vfio_region_info_cap_type,
-  VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET,
+  VFIO_DEVICE_FEATURE, VFIO_DEVICE_IOEVENTFD,
   VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO,
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_PCI_HOT_RESET, VFIO_DEVICE_RESET,
   VFIO_DEVICE_SET_IRQS, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
@@ -12,11 +12,12 @@ import { checkArgsz, decodeFixed, offsetOfEnd, pointerArg, writeBack } from './a
 import { buildChain, headerOnly, placeChain, type CapEntry } from './capabilities';
 import { Errno } from './errno';
 import type { FakeDevice } from './fake-device';
+import type { FeatureContext } from './fake-features';
 import type { EventfdLookup } from './fake-irqs';
 import { hotReset, hotResetInfo, type HotResetContext } from './hot-reset';
 import { VFIO_PCI_OFFSET_SHIFT } from './offsets';
 
-export interface DeviceIoctlContext extends HotResetContext {
+export interface DeviceIoctlContext extends HotResetContext, FeatureContext {
   eventfd: EventfdLookup;
 }
 
@@ -31,10 +32,12 @@ export function deviceIoctl(device: FakeDevice, request: number, arg: number | U
       // edu and many devices have no reset method; vfio-pci then refuses.
       if (!device.spec.reset) throw new Errno('EINVAL');
       device.didReset();
+      device.features.reset();
       return 0;
     case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: return hotResetInfo(device, pointerArg(arg), ctx);
     case VFIO_DEVICE_PCI_HOT_RESET: return hotReset(device, pointerArg(arg), ctx);
-    case VFIO_DEVICE_FEATURE: return feature(pointerArg(arg));
+    case VFIO_DEVICE_FEATURE: return device.features.ioctl(pointerArg(arg), ctx);
+    case VFIO_DEVICE_IOEVENTFD: return device.features.ioeventfds.ioctl(pointerArg(arg), ctx.eventfd);
     default: throw new Errno('ENOTTY');
   }
 }
@@ -112,18 +115,6 @@ function setIrqs(device: FakeDevice, bytes: Uint8Array, lookup: EventfdLookup): 
   }
   device.irqs.set({ flags: hdr.flags, index: hdr.index, start: hdr.start, count: hdr.count, data }, lookup);
   return 0;
-}
-
-function feature(bytes: Uint8Array): number {
-  const minsz = offsetOfEnd(vfio_device_feature, 'flags');
-  const hdr = decodeFixed(vfio_device_feature, bytes);
-  checkArgsz(bytes, hdr.argsz, minsz);
-  const known = VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE;
-  if (hdr.flags & ~known) throw new Errno('EINVAL');
-  const getAndSet = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET;
-  if (!(hdr.flags & VFIO_DEVICE_FEATURE_PROBE) && (hdr.flags & getAndSet) === getAndSet) throw new Errno('EINVAL');
-  // Plain vfio-pci offers no migration, DMA logging or other feature here.
-  throw new Errno('ENOTTY');
 }
 
 function isSingleBit(n: number): boolean {

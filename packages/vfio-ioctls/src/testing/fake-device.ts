@@ -3,6 +3,7 @@ import {
   VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 } from 'vfio-bindings';
 import { Errno } from './errno';
+import { FakeDeviceFeatures } from './fake-features';
 import { FakeIrqs } from './fake-irqs';
 import { FakeRegion } from './fake-region';
 import { writeConfigHeader } from './pci-config';
@@ -33,6 +34,8 @@ export class FakeDevice {
   /** The spec the device was made from (defaults filled in). */
   readonly spec: Readonly<Required<Pick<FakeDeviceSpec, 'vendor' | 'device' | 'class' | 'reset'>>> & FakeDeviceSpec;
   /** @internal */ readonly irqs: FakeIrqs;
+  /** Migration, DMA logging, low power and ioeventfds, as the spec declares them. */
+  readonly features: FakeDeviceFeatures;
   /** @internal */ openFiles = 0;
   private readonly regions = new Map<number, FakeRegion>();
   private readonly readHooks = new Map<number, MmioReadHook>();
@@ -56,6 +59,11 @@ export class FakeDevice {
     }
     this.irqs = new FakeIrqs(spec.irqs ?? [{ index: VFIO_PCI_INTX_IRQ_INDEX, count: 1 }, { index: VFIO_PCI_MSI_IRQ_INDEX, count: 1 }]);
     writeConfigHeader(this.regionBytes(VFIO_PCI_CONFIG_REGION_INDEX), this.spec, this.irqs.info(VFIO_PCI_INTX_IRQ_INDEX).count > 0);
+    this.features = new FakeDeviceFeatures(spec, {
+      region: (index) => this.regionBytes(index),
+      regionSize: (index) => this.regions.get(index)?.size ?? 0,
+      writeRegister: (index, offset, width, value) => this.writeRegister(index, offset, width, value),
+    }, pageSize);
   }
 
   /** Whether any fd (or mapping) of the device is open. */
@@ -140,6 +148,7 @@ export class FakeDevice {
   /** Device DMA write of `data` at `iova`, through the IOMMU (throws on an IOMMU fault). */
   dmaWrite(iova: bigint, data: Uint8Array): void {
     this.host.dmaView(this, iova, data.length, true).set(data);
+    this.features.dmaLog?.dirty(iova, BigInt(data.length));
   }
 
   /** @internal */

@@ -12,6 +12,7 @@ import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
 import { cdevIoctl, checkAccess } from './fake-cdev';
 import { FakeMemfd, MEMFD_NAME_MAX, MemfdMappings } from './fake-memfd';
+import type { FakeMigrationFile } from './fake-migration';
 import { VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from './offsets';
 import { resolveOptions, type ResolvedOptions } from './options';
 import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from './types';
@@ -247,6 +248,7 @@ export class FakeKernel implements Backend {
           if (file.file.cdev) return cdevIoctl(file.file, file.file.cdev, request, arg, this.machine.iommufd.cdevContext());
           return deviceIoctl(file.file.device, request, arg, this.machine.deviceContext);
         case 'iommufd': return file.iommufd.ioctl(request, arg);
+        case 'migration': return file.migration.ioctl(request, arg);
         default: throw new Errno('ENOTTY');
       }
     });
@@ -261,6 +263,20 @@ export class FakeKernel implements Backend {
   pwrite(fd: number, buffer: Uint8Array, offset: bigint): number {
     const at = this.ioArgs(fd, buffer, offset);
     return this.syscall({ syscall: 'pwrite', fd }, () => this.regionIo(fd, buffer, at, true));
+  }
+
+  /** read(2): migration data fds only (no other fake file is read without an offset). */
+  read(fd: number, buffer: Uint8Array): number {
+    fdArg(fd);
+    bytesArg(buffer, 'buffer');
+    return this.syscall({ syscall: 'read', fd }, () => this.streamFile(fd).read(buffer));
+  }
+
+  /** write(2): migration data fds only. */
+  write(fd: number, buffer: Uint8Array): number {
+    fdArg(fd);
+    bytesArg(buffer, 'buffer');
+    return this.syscall({ syscall: 'write', fd }, () => this.streamFile(fd).write(buffer));
   }
 
   // ---- Backend: memory ----
@@ -437,6 +453,13 @@ export class FakeKernel implements Backend {
       throw kernelError(errno, name);
     }
     return asSyscall(name, body);
+  }
+
+  /** The data session behind `fd`; other files are not modelled for read/write (EINVAL). */
+  private streamFile(fd: number): FakeMigrationFile {
+    const file = this.machine.file(fd);
+    if (file.kind !== 'migration') throw new Errno('EINVAL');
+    return file.migration;
   }
 
   private ioArgs(fd: number, buffer: Uint8Array, offset: bigint): bigint {

@@ -8,6 +8,7 @@ import { FakeAddressSpace } from './fake-memory';
 import type { FakeRegion } from './fake-region';
 import { FdTable, type DeviceFile, type OpenFile } from './fd-table';
 import { IommufdSide } from './iommufd-side';
+import { userBytes } from './user-memory';
 import type { ResolvedOptions } from './options';
 import type { FakeDeviceSpec, FakeDmaMapping } from './types';
 
@@ -159,6 +160,8 @@ export class FakeMachine {
 
   readonly deviceContext: DeviceIoctlContext = {
     eventfd: (fd) => this.eventfdOf(fd),
+    installMigrationFile: (migration) => this.fds.install({ kind: 'migration', path: 'anon_inode:[fake_mig]', migration }),
+    userBytes: (address, length, write) => userBytes(this.memory, address, length, write),
     deviceAt: (address) => this.devices.get(address),
     groupOfFd: (fd) => {
       const file = this.file(fd);
@@ -197,7 +200,10 @@ export class FakeMachine {
     const { device, group } = file;
     device.openFiles--;
     // vfio-pci's last close turns every interrupt off and drops the eventfds.
-    if (device.openFiles === 0) device.irqs.disableAll();
+    if (device.openFiles === 0) {
+      device.irqs.disableAll();
+      device.features.closed();
+    }
     if (file.cdev) return this.iommufd.cdevReleased(file, file.cdev);
     const container = group.container;
     group.deviceFileClosed();

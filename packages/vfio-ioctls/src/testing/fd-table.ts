@@ -5,6 +5,7 @@ import type { FakeEventfd } from './fake-eventfd';
 import type { FakeGroup } from './fake-group';
 import type { FakeIommufd } from './fake-iommufd';
 import type { FakeMemfd } from './fake-memfd';
+import type { FakeMigrationFile } from './fake-migration';
 
 /** An open device file; live mmaps hold it open after its fd is closed, as a vma holds its file. */
 export interface DeviceFile {
@@ -22,6 +23,7 @@ export type OpenFile =
   | { kind: 'eventfd'; path: string; eventfd: FakeEventfd }
   | { kind: 'iommufd'; path: string; iommufd: FakeIommufd }
   | { kind: 'memfd'; path: string; memfd: FakeMemfd }
+  | { kind: 'migration'; path: string; migration: FakeMigrationFile } // a data session (fake-migration.ts)
   | { kind: 'pagemap'; path: string }; // /proc/self/pagemap (fake-physical-memory.ts)
 
 // 0, 1 and 2 are the standard streams in any real process.

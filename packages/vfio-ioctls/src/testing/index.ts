@@ -7,6 +7,11 @@ export { FakeKernel } from './fake-kernel';
 export { FakeDevice } from './fake-device';
 export type { FakePoller } from './fake-eventfd';
 export type { FaultSpec } from './faults';
+export type { FakeMigration, FakeMigrationFile, FakeMigrationSpec } from './fake-migration';
+export type { FakeDeviceFeatures } from './fake-features';
+export type { FakeDmaLog } from './fake-dma-log';
+export type { FakeLowPower } from './fake-low-power';
+export type { FakeIoeventfds, FakeIoeventfdState } from './fake-ioeventfd';
 export type {
   FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeIrqSpec, FakeIrqState, FakeKernelOptions, FakeRegionSpec,
   MmioReadHook, MmioWriteHook,

@@ -1,4 +1,5 @@
 /** Public descriptions of the fake hardware, as a test writes them. */
+import type { FakeMigrationSpec } from './fake-migration';
 
 /** One region of a fake device (a BAR, the ROM, config space, or a device-specific region). */
 export interface FakeRegionSpec {
@@ -52,6 +53,12 @@ export interface FakeDeviceSpec {
    * ENODEV, as on a root bus.
    */
   hotResetDependents?: string[];
+  /** The device can migrate (VFIO_DEVICE_FEATURE_MIGRATION and its states); absent: ENOTTY, as plain vfio-pci. */
+  migration?: FakeMigrationSpec;
+  /** The device logs its DMA writes (VFIO_DEVICE_FEATURE_DMA_LOGGING_*); default false. */
+  dmaLogging?: boolean;
+  /** vfio-pci's LOW_POWER_ENTRY, LOW_POWER_ENTRY_WITH_WAKEUP and LOW_POWER_EXIT (Linux >= 6.0); default true. */
+  lowPower?: boolean;
 }
 
 /** Knobs of the fake IOMMU and platform. */

@@ -15,7 +15,7 @@ import * as b from 'vfio-bindings';
 import { Container, Group, Iommufd, VfioError } from 'vfio-ioctls';
 import { device, trackResources } from './helpers';
 
-const KNOWN = ['iommu', 'compat', 'iommufd', 'cdev', 'noiommu', 'mtty', 'kvm', 'suite', 'igb'];
+const KNOWN = ['iommu', 'compat', 'iommufd', 'cdev', 'noiommu', 'mtty', 'kvm', 'suite', 'igb', 'bigbar'];
 const promised = (process.env.VFIO_VM_CAPS ?? '').split(',').filter(Boolean);
 const where = `${process.env.VFIO_VM_KERNEL} (${process.env.VFIO_VM_KERNEL_RELEASE}), boot ${process.env.VFIO_VM_BOOT}`;
 const { keep, assertNoLeaks } = trackResources();
@@ -142,6 +142,11 @@ test('suite: the suite profile\'s devices (edu, e1000e, nvme, two edu in one gro
 
 test('igb: the SR-IOV profile\'s igb (QEMU 11.1)', () => {
   matches('igb', roles().includes('igb'), `roles: ${roles().join(' ')}`);
+});
+
+test('bigbar: the bigbar profile\'s ivshmem devices with 4 GiB and 16 GiB BARs', () => {
+  const both = ['ivshmem-4g', 'ivshmem-16g'].every((r) => roles().includes(r));
+  matches('bigbar', both, `roles: ${roles().join(' ')}`);
 });
 
 test('no fd left open', () => assertNoLeaks());

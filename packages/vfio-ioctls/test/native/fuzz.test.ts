@@ -7,12 +7,16 @@ import { packageRoot, removeTempDirs, tempDir } from './helpers';
 // hostile values by fuzz-child.js in a child process: a crash there is a
 // signal here, so it fails the test instead of killing the runner. Each
 // seed runs twice: with every entry point under an address-space cap
-// (ulimit -v), so that a size allocDma rightly accepts (it populates what
+// (ulimit -v, 768 MiB above a bare node's), so that a size allocDma rightly accepts (it populates what
 // it maps) fails with ENOMEM rather than filling the machine's memory; and
 // without allocDma and without the cap, so that file mappings of 4 GiB and
 // more (address space only) reach the code that turns them into buffers.
 
-const ADDRESS_SPACE_KIB = 1536 * 1024;
+/** The cap: what a bare node process reserves, plus 768 MiB for the fuzzer's allocations. */
+function addressSpaceKib(): number {
+  const probe = spawnSync(process.execPath, ['-e', 'console.log(/VmSize:\\s+(\\d+)/.exec(require("fs").readFileSync("/proc/self/status", "utf8"))[1])'], { encoding: 'utf8' });
+  return Number(probe.stdout.trim()) + 768 * 1024;
+}
 
 afterAll(removeTempDirs);
 
@@ -31,7 +35,7 @@ function fuzz(seed: number, calls: number, capped: boolean): Outcome {
   fs.ftruncateSync(fd, 17 * 2 ** 30); // sparse: offsets past 2^32 and 2^34 exist
   fs.closeSync(fd);
   const child = path.join(__dirname, 'fuzz-child.js');
-  const cap = capped ? `ulimit -v ${ADDRESS_SPACE_KIB} && ` : '';
+  const cap = capped ? `ulimit -v ${addressSpaceKib()} && ` : '';
   const args = [child, packageRoot, String(seed), String(calls), file, ...(capped ? [] : ['no-alloc'])];
   const result = spawnSync('/bin/sh', ['-c', `${cap}exec "$@"`, 'sh', process.execPath, ...args], {
     encoding: 'utf8',

@@ -88,6 +88,7 @@ function probe(env: CommandEnv, address: string, choice: IommuChoice) {
       device: { flags: device.info.flags, flagNames: flagNames(device.info.flags, DEVICE_FLAGS), numRegions: device.info.numRegions, numIrqs: device.info.numIrqs },
       regions: [...device.regions.values()].map((r) => regionJson(r, device.info.pci)),
       irqs: Array.from({ length: device.info.numIrqs }, (_, i) => irqJson(device, i)).filter((q) => q !== undefined),
+      features: featuresJson(device),
       iommu: iommuJson(device),
       hotReset: hotResetJson(device),
     };
@@ -133,6 +134,45 @@ function irqJson(device: Device, index: number) {
   }
   const name = (device.info.pci ? PCI_IRQ_NAMES[index] : undefined) ?? `irq ${index}`;
   return { index, name, count: irq.count, flags: irq.flags, flagNames: flagNames(irq.flags, IRQ_FLAGS) };
+}
+
+/**
+ * What VFIO_DEVICE_FEATURE offers (device.features() probes each one); a
+ * kernel that refuses the probing itself (an errno other than "no such
+ * feature") leaves it unknown rather than failing info.
+ */
+function featuresJson(device: Device) {
+  let features;
+  try {
+    features = device.features();
+  } catch (error) {
+    if (isErrno(error)) return null;
+    throw error;
+  }
+  const { migration } = features;
+  return {
+    supported: features.supported.map(({ name, get, set }) => ({ name, get, set })),
+    migration: migration ? { stopCopy: migration.stopCopy, p2p: migration.p2p, preCopy: migration.preCopy, flags: migration.bits } : null,
+    dmaLogging: features.dmaLogging,
+    lowPower: features.lowPower,
+    lowPowerWakeup: features.lowPowerWakeup,
+    busMaster: features.busMaster,
+    vfToken: features.vfToken,
+  };
+}
+
+function featuresLine(f: Report['features']): string {
+  if (f === null) return 'features: unknown (the kernel refused VFIO_DEVICE_FEATURE)';
+  const names: string[] = [];
+  if (f.migration) {
+    const extras = [f.migration.p2p ? 'p2p' : '', f.migration.preCopy ? 'pre-copy' : ''].filter(Boolean);
+    names.push(`migration${extras.length ? ` (${extras.join(', ')})` : ''}`);
+  }
+  if (f.dmaLogging) names.push('DMA logging');
+  if (f.lowPower) names.push(f.lowPowerWakeup ? 'low power (with wakeup)' : 'low power');
+  if (f.busMaster) names.push('bus master');
+  if (f.vfToken) names.push('VF token');
+  return `features: ${names.join(', ') || 'none'}`;
 }
 
 /** The backend the device was opened through, and what its IOMMU reports. */
@@ -192,6 +232,7 @@ function render(r: Report, env: CommandEnv): string[] {
     `${style('bold', r.address)}  ${r.vendorDevice}  class ${hex(r.class, 6)}  driver ${r.driver}  ${via}`,
     `device: ${r.device.flagNames.join(' ') || 'no flags'}${r.device.flagNames.includes('reset') ? '' : ' (no reset)'}, ${r.device.numRegions} region indexes, ${r.device.numIrqs} IRQ indexes`,
   ];
+  lines.push(featuresLine(r.features));
   if (r.sriov?.role === 'pf') lines.push(`SR-IOV: physical function, ${r.sriov.numVfs} of ${r.sriov.totalVfs} VFs enabled${r.sriov.vfs.length ? `: ${r.sriov.vfs.join(', ')}` : ''}`);
   if (r.sriov?.role === 'vf') lines.push(`SR-IOV: virtual function${r.sriov.index === null ? '' : ` ${r.sriov.index}`} of ${r.sriov.pf}`);
   lines.push('', style('bold', 'regions:'));
@@ -230,13 +271,14 @@ function regionCaps(g: ReturnType<typeof regionJson>): string {
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'a device as VFIO reports it: backend, regions, IRQs, IOMMU, hot reset, SR-IOV',
+  summary: 'a device as VFIO reports it: backend, features, regions, IRQs, IOMMU, hot reset, SR-IOV',
   usage: 'vfio info [--iommu auto|iommufd|container|noiommu] <pci-address>',
   description: `Opens the device the way a program does (Device.open: iommufd with the
 device's cdev where the kernel has both, the container otherwise) and prints
-the backend used, the device's flags, regions, IRQs, the IOMMU's page sizes
-and IOVA ranges (and the container's type, or iommufd's hardware), which
-devices a hot reset would reset, and its SR-IOV relations (PF and VFs).
+the backend used, the device's flags, its VFIO_DEVICE_FEATUREs (migration,
+DMA logging, low power, ...), regions, IRQs, the IOMMU's page sizes and IOVA
+ranges (and the container's type, or iommufd's hardware), which devices a
+hot reset would reset, and its SR-IOV relations (PF and VFs).
 Everything is closed again. Needs the device on vfio-pci and access to
 /dev/vfio (and /dev/iommu).`,
   options: {

@@ -20,6 +20,7 @@ test('text: backend, flags, regions with capabilities, IRQs, IOMMU and hot reset
   expect(r.stdout.split('\n')).toEqual([
     '0000:01:00.0  1b36:0010  class 010802  driver vfio-pci  IOMMU group 8 (/dev/vfio/8)',
     'device: reset pci, 10 region indexes, 5 IRQ indexes',
+    'features: low power (with wakeup)',
     '',
     'regions:',
     '  index  name             size    access           capabilities',
@@ -45,6 +46,24 @@ test('text: backend, flags, regions with capabilities, IRQs, IOMMU and hot reset
   ]);
 });
 
+test('features: what VFIO_DEVICE_FEATURE offers, typed and by uAPI name', async () => {
+  // VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY
+  kernel.addDevice({ address: '0000:05:00.0', group: 12, migration: { flags: 0x7 }, dmaLogging: true, lowPower: false });
+  const r = await run(['info', '05:00.0'], { context });
+  expect(r.stdout.split('\n')[2]).toBe('features: migration (p2p, pre-copy), DMA logging');
+  const { features } = JSON.parse((await run(['info', '--json', '05:00.0'], { context })).stdout);
+  expect(features).toMatchObject({
+    migration: { stopCopy: true, p2p: true, preCopy: true, flags: '0x7' },
+    dmaLogging: true, lowPower: false, lowPowerWakeup: false, busMaster: false, vfToken: false,
+  });
+  const names = features.supported.map((f: { name: string }) => f.name);
+  expect(names).toEqual(expect.arrayContaining(['MIGRATION', 'MIG_DEVICE_STATE', 'DMA_LOGGING_START']));
+  expect(names).not.toContain('LOW_POWER_ENTRY');
+  expect(features.supported.find((f: { name: string }) => f.name === 'MIG_DEVICE_STATE')).toEqual({ name: 'MIG_DEVICE_STATE', get: true, set: true });
+  kernel.addDevice({ address: '0000:05:00.1', group: 13, lowPower: false });
+  expect((await run(['info', '05:00.1'], { context })).stdout.split('\n')[2]).toBe('features: none');
+});
+
 test('a device without reset or hot reset says so', async () => {
   const r = await run(['info', '0000:00:03.0'], { context });
   expect(r.code).toBe(0);
@@ -62,6 +81,7 @@ test('--json: every number checkable, 64-bit values as 0x strings', async () => 
     group: { id: 8, node: '/dev/vfio/8' },
     sriov: null,
     device: { flags: 3, flagNames: ['reset', 'pci'], numRegions: 10, numIrqs: 5 },
+    features: { migration: null, dmaLogging: false, lowPower: true, lowPowerWakeup: true, busMaster: false, vfToken: false },
     iommu: {
       backend: 'container', pageSizes: '0x40201000',
       iovaRanges: [{ start: '0x0', end: '0xfedfffff' }, { start: '0xfef00000', end: '0x7fffffffff' }],

@@ -67,9 +67,10 @@ const examples: Record<string, () => Promise<unknown[]>> = {
     put(`${pf}/sriov_numvfs`, '1\n');
     link(`${pf}/virtfn0`, deviceDir(kernel, '0000:01:00.0'));
     link(`${deviceDir(kernel, '0000:01:00.0')}/physfn`, pf);
+    kernel.addDevice({ address: '0000:05:00.0', group: 12, migration: { flags: 0x7 }, dmaLogging: true });
     const cdevs = testMachine({ deviceCdevs: true });
     try {
-      return [await json(['info', '00:03.0']), await json(['info', '01:00.0']), await json(['info', '01:00.0'], cdevs.context)];
+      return [await json(['info', '00:03.0']), await json(['info', '01:00.0']), await json(['info', '05:00.0']), await json(['info', '01:00.0'], cdevs.context)];
     } finally {
       cdevs.kernel.dispose();
     }

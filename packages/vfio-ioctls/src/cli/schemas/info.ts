@@ -23,6 +23,15 @@ export const infoSchema: JsonSchema = {
     group: record({ id: nullable(integer), node: nullable(string) }),
     sriov,
     device: record({ flags: integer, flagNames: names, numRegions: integer, numIrqs: integer }),
+    features: nullable(record({
+      supported: arrayOf(record({ name: string, get: boolean, set: boolean })),
+      migration: nullable(record({ stopCopy: boolean, p2p: boolean, preCopy: boolean, flags: hex64 })),
+      dmaLogging: boolean,
+      lowPower: boolean,
+      lowPowerWakeup: boolean,
+      busMaster: boolean,
+      vfToken: boolean,
+    }, 'what VFIO_DEVICE_FEATURE offers (names are the uAPI\'s VFIO_DEVICE_FEATURE_<name>); null when the kernel refused to be asked')),
     regions: arrayOf(record({
       index: integer,
       name: string,

@@ -4,6 +4,7 @@
  */
 import { bindCommand, unbindCommand } from './bind';
 import type { Command } from './command';
+import { doctorCommand } from './doctor';
 import { infoCommand } from './info';
 import { listCommand } from './list';
 
@@ -12,4 +13,5 @@ export const commands: Readonly<Record<string, Command>> = {
   info: infoCommand,
   bind: bindCommand,
   unbind: unbindCommand,
+  doctor: doctorCommand,
 };

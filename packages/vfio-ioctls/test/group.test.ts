@@ -1,5 +1,5 @@
 import * as b from 'vfio-bindings';
-import { Container, Group } from '../src';
+import { Container, DmaBuffer, Group } from '../src';
 import { EDU, EDU2, GROUP, expectNothingLeft, kernel } from './helpers';
 
 describe('Group.open', () => {
@@ -181,6 +181,61 @@ describe('Group.attach / detach', () => {
     group.detach();
     expect(device.closed).toBe(true);
     expect(group.devices()).toEqual([]);
+  });
+
+  test('the last group out unmaps everything before UNSET_CONTAINER (iommufd compat keeps mappings past it); an earlier one does not', () => {
+    const { fake, env } = kernel([
+      { address: EDU, group: 5 },
+      { address: EDU2, group: 6 },
+    ]);
+    using container = Container.open(env);
+    using g5 = Group.open(5, env);
+    using g6 = Group.open(6, env);
+    g5.attach(container);
+    g6.attach(container);
+    using buffer = DmaBuffer.alloc(4096, env);
+    const mapping = container.map(buffer, { iova: 0x40_0000n });
+    const requests = (from: number) => fake.calls.slice(from).filter((c) => c.syscall === 'ioctl').map((c) => c.request! >>> 0);
+    let from = fake.calls.length;
+    g5.detach();
+    expect(requests(from)).toEqual([b.VFIO_GROUP_UNSET_CONTAINER >>> 0]);
+    expect(mapping.mapped).toBe(true);
+    from = fake.calls.length;
+    g6.detach();
+    // (CHECK_EXTENSION(VFIO_UNMAP_ALL) may come first: the unmap asks once per container.)
+    expect(requests(from).filter((r) => r !== b.VFIO_CHECK_EXTENSION >>> 0)).toEqual([b.VFIO_IOMMU_UNMAP_DMA >>> 0, b.VFIO_GROUP_UNSET_CONTAINER >>> 0]);
+    expect(mapping.mapped).toBe(false);
+    expect(fake.dmaMappings()).toEqual([]);
+  });
+
+  test('a failed unmap before the last UNSET_CONTAINER is reported and the group stays attached with its mapping', () => {
+    const { fake, env } = kernel();
+    using container = Container.open(env);
+    using group = Group.open(GROUP, env);
+    group.attach(container);
+    using buffer = DmaBuffer.alloc(4096, env);
+    const mapping = container.map(buffer, { iova: 0x40_0000n });
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_IOMMU_UNMAP_DMA, errno: 'EIO' });
+    expect(() => group.detach()).toThrow(expect.objectContaining({ code: 'EIO', operation: 'VFIO_IOMMU_UNMAP_DMA' }));
+    expect(group.container).toBe(container);
+    expect(mapping.mapped).toBe(true);
+    mapping.unmap();
+  });
+
+  test('opening a device asks the IOVA ranges again (compat adds the MSI window then, not at attach)', () => {
+    const { fake, env } = kernel();
+    using container = Container.open(env);
+    using group = Group.open(GROUP, env);
+    group.attach(container);
+    const infos = () => fake.calls.filter((c) => c.request === b.VFIO_IOMMU_GET_INFO).length;
+    container.iovaRanges();
+    const before = infos();
+    container.iovaRanges();
+    expect(infos()).toBe(before);
+    using device = group.openDevice(EDU);
+    container.iovaRanges();
+    expect(infos()).toBeGreaterThan(before); // GET_INFO asks twice per refresh (argsz, then the capability chain)
+    expect(device.closed).toBe(false);
   });
 
   test('UNSET_CONTAINER failure is reported and the group stays attached', () => {

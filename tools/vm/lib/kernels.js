@@ -90,6 +90,10 @@ const MATRIX = [
   { kernel: 'vfio-7.3', boot: 'iommu', profile: 'suite' },
   { kernel: 'vfio-7.3', boot: 'noiommu', profile: 'suite' },
   { kernel: 'vfio-7.3', boot: 'iommu', profile: 'sriov' },
+  // Without interrupt remapping: what the doctor finds and the files that need no IOMMU mapping.
+  { kernel: 'vfio-7.3', boot: 'nointremap', profile: 'suite' },
+  // BARs of 4 GiB and 16 GiB (ivshmem-plain), for the files that need them.
+  { kernel: 'vfio-7.3', boot: 'iommu', profile: 'bigbar' },
   { kernel: 'compat-7.3', boot: 'iommu', profile: 'suite', backends: ['container'] },
 ];
 

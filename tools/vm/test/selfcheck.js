@@ -67,7 +67,7 @@ const tests = {
   },
   'kernels: every matrix entry is a kernel and a boot it has; capabilities follow the boot'() {
     for (const e of MATRIX) assert.ok(getBoot(e.kernel, e.boot), entryName(e));
-    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu', 'vfio-7.3+sriov', 'compat-7.3']);
+    assert.deepEqual(MATRIX.map(entryName), ['debian-6.1', 'debian-7.3', 'vfio-7.3', 'vfio-7.3/noiommu', 'vfio-7.3+sriov', 'vfio-7.3/nointremap', 'vfio-7.3+bigbar', 'compat-7.3']);
     for (const e of MATRIX) assert.ok(PROFILES[e.profile], `${entryName(e)}: profile ${e.profile}`);
     for (const e of MATRIX.filter((m) => m.backends)) {
       assert.ok(e.backends.length > 0 && e.backends.every((x) => BACKENDS.includes(x)), `${entryName(e)}: backends ${e.backends}`);

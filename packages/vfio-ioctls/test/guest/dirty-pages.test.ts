@@ -15,11 +15,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Container, DmaBuffer, Group, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, GUEST_CAPS, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 const PAGE = 4096n;
-const compat = (process.env.VFIO_VM_CAPS ?? '').split(',').includes('compat');
+const compat = GUEST_CAPS.includes('compat');
 
 function attachedEdu(): { container: Container; mmio: RegionMapping } {
   const edu = device('edu');

@@ -17,13 +17,13 @@ import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { Group } from 'vfio-ioctls';
 import type * as DoctorModule from '../../dist/cli/doctor';
-import { device, trackResources } from './helpers';
+import { device, GUEST_CAPS, trackResources } from './helpers';
 
 // dist-guest/test/guest -> dist/cli/doctor
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { runDoctor, renderDoctorText } = require(resolve(__dirname, '../../../dist/cli/doctor')) as typeof DoctorModule;
 
-const caps = (process.env.VFIO_VM_CAPS ?? '').split(',').filter(Boolean);
+const caps = GUEST_CAPS;
 const boot = process.env.VFIO_VM_BOOT ?? 'iommu';
 const where = `${process.env.VFIO_VM_KERNEL} boot ${boot} (caps ${caps.join(',')})`;
 /** The test bed's IOMMU is there in every boot but the no-IOMMU one; 'iommu' promises it usable (remapping on). */

@@ -18,6 +18,9 @@ import { EDU_DMA_BUFFER, EDU_ID, EDU_REG } from 'vfio-ioctls/testing';
  */
 export const GUEST_IOMMU = (process.env.VFIO_GUEST_IOMMU ?? 'auto') as IommuChoice;
 
+/** The capabilities the harness promises for this entry ($VFIO_VM_CAPS, see tools/vm/lib/kernels.js). */
+export const GUEST_CAPS: readonly string[] = (process.env.VFIO_VM_CAPS ?? '').split(',').filter(Boolean);
+
 /** Device.open through {@link GUEST_IOMMU}. */
 export function openDevice(address: string): Device {
   return Device.open(address, { iommu: GUEST_IOMMU });

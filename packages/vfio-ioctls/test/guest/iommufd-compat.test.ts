@@ -194,22 +194,23 @@ test('before a device joins, nothing is reserved: a mapping over the MSI window 
   container.close();
 });
 
-test('the compat IOAS lives with the container fd: a mapping outlives the last group\'s detach', () => {
+test("the compat IOAS lives with the container fd, so the library unmaps before the last group's detach: nothing outlives it", () => {
   const { container, group } = attached();
   const dev = keep(group.openDevice(edu.address));
   const buffer = keep(DmaBuffer.alloc(4096));
   const iova = 0x40_0000n;
-  container.map(buffer, { iova });
+  const mapping = container.map(buffer, { iova });
   assert.equal(dev.closed, false);
-  // type1 releases its IOMMU, mappings and all, when the last group leaves
-  // (and the library, which tracks type1, forgets them); iommufd keeps the
-  // compat IOAS until the container fd closes.
+  // type1 releases its IOMMU, mappings and all, when the last group leaves;
+  // iommufd keeps the compat IOAS (and what it maps) until the container fd
+  // closes, so a device opened later could still reach the freed buffer.
+  // The library unmaps first (UNMAP_DMA ALL), then detaches.
   group.detach();
+  assert.equal(mapping.mapped, false);
   assert.equal(container.iommuType, undefined);
-  group.attach(container);
-  assert.equal(rawUnmap(container, iova, 4096n), 4096n, 'the kernel still had the mapping');
-  assert.equal(rawUnmap(container, iova, 4096n), 0n);
   buffer.close();
+  group.attach(container);
+  assert.equal(rawUnmap(container, iova, 4096n), 0n, 'the kernel holds nothing at the old IOVA');
   group.close();
   container.close();
 });

@@ -345,8 +345,13 @@ export class Container extends FdHandle implements IommuContext {
     this.#dma.invalidateGeometry();
   }
 
+  /** @internal Group.openDevice() reports here: a device's reserved regions may have joined the IOVA ranges. */
+  devicesChanged(): void {
+    this.#dma.invalidateGeometry();
+  }
+
   /**
-   * @internal Group.detach() reports here. With the last group gone the
+   * @internal Group.detach() reports here (after unmapping everything when it is the last group). With the last group gone the
    * kernel releases the IOMMU, and with it every DMA mapping and the type.
    */
   removeGroup(group: Group): void {

@@ -194,6 +194,11 @@ export class Group extends FdHandle {
     const container = this.#container;
     if (!container) return;
     this.closeDevices();
+    // The last group out unmaps everything first. VFIO's own container drops
+    // the mappings with the IOMMU at UNSET_CONTAINER; iommufd's compatibility
+    // container (IOMMUFD_VFIO_CONTAINER) keeps them in its IOAS, where a
+    // device opened later would still reach memory the library had freed.
+    if (container.groups().length === 1) container.unmapAll();
     const fd = this.fd;
     this.ioctl('VFIO_GROUP_UNSET_CONTAINER', () => this.backend.ioctl(fd, b.VFIO_GROUP_UNSET_CONTAINER));
     this.#container = undefined;
@@ -257,6 +262,8 @@ export class Group extends FdHandle {
     }
     const device = wrapDevice(deviceFd, deviceName, this);
     this.#devices.add(new WeakRef(device));
+    // iommufd's compatibility container adds a device's reserved regions (its MSI window) when the device opens, not when its group attaches.
+    this.#container.devicesChanged();
     return device;
   }
 

@@ -21,7 +21,7 @@ export {
   type HotResetDevice,
   type HotResetInfo,
 } from './device/device';
-export { Region, type RegionCapabilities, type SparseMmapArea } from './device/region';
+export { Region, type RegionCapabilities, type RegionMapOptions, type SparseMmapArea } from './device/region';
 export { RegionMapping, MmioWindow } from './device/region-mapping';
 export { deviceFeatureNames, type DeviceFeatureName, type DeviceFeatures, type FeatureSupport, type MigrationFlags } from './device/features';
 export { Migration } from './device/migration';

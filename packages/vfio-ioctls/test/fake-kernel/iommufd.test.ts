@@ -45,8 +45,8 @@ describe('/dev/iommu: the ioctl protocol', () => {
     kernel.ioctl(iommufd, b.IOMMU_IOAS_ALLOC, ok);
     expect(b.iommu_ioas_alloc.decode(ok).out_ioas_id).toBe(1);
     expect(thrown(() => kernel.ioctl(iommufd, b.IOMMU_IOAS_ALLOC, 0))).toMatchObject({ code: 'EFAULT' });
-    // HWPT_ALLOC and VFIO's compat ioctls are not modelled: ENOTTY, as for any unknown command.
-    expect(thrown(() => kernel.ioctl(iommufd, b.IOMMU_HWPT_ALLOC, new Uint8Array(64)))).toMatchObject({ code: 'ENOTTY' });
+    // vIOMMUs and VFIO's compat ioctls are not modelled: ENOTTY, as for any unknown command.
+    expect(thrown(() => kernel.ioctl(iommufd, b.IOMMU_VIOMMU_ALLOC, new Uint8Array(64)))).toMatchObject({ code: 'ENOTTY' });
     expect(thrown(() => kernel.ioctl(iommufd, b.VFIO_GET_API_VERSION))).toMatchObject({ code: 'ENOTTY' });
     kernel.close(iommufd);
     kernel.dispose();

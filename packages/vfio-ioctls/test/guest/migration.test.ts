@@ -1,4 +1,4 @@
-// @guest-needs mtty
+// @guest-needs iommu mtty suite
 /**
  * Migration v2 on the mtty sample driver (samples/vfio-mdev/mtty.c): two
  * dual-port mtty devices created through sysfs; the first put into a known

@@ -127,6 +127,26 @@ describe('low power', () => {
     expect(fake.device(EDU)!.features.lowPower!.entered).toBe(true);
   });
 
+  test('mapping a region exits low power first (a mapping made in low power faults with SIGBUS on access)', () => {
+    const { fake, env } = kernel();
+    using device = Device.open(EDU, env);
+    const model = fake.device(EDU)!.features.lowPower!;
+    device.enterLowPowerWithWakeup();
+    expect(model.entered).toBe(true);
+    const from = fake.calls.length;
+    const mapping = device.region(0)!.map();
+    const order = fake.calls.slice(from).map((c) => c.syscall);
+    expect(order.indexOf('ioctl')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('ioctl')).toBeLessThan(order.indexOf('mmap'));
+    expect(model.entered).toBe(false);
+    expect(model.hasWakeup).toBe(false);
+    mapping.unmap();
+    // Not in low power: mapping asks nothing more of the kernel.
+    const again = fake.calls.length;
+    device.region(0)!.map().unmap();
+    expect(fake.calls.slice(again).map((c) => c.syscall)).not.toContain('ioctl');
+  });
+
   test('with a wake-up eventfd: the kernel signals it when the device wakes, and exit closes it', async () => {
     const { fake, env } = kernel();
     const device = Device.open(EDU, env);

@@ -8,7 +8,7 @@ import type { IommuContext } from '../iommu/context';
 import { enableInterrupts, type Interrupts, type IrqPort } from './interrupts';
 import { fillIrqInfoArg, irqIndexLabel, newIrqInfoArg, readIrqInfo, type IrqInfo } from '../abi/irq-info';
 import type { ArgBuffer } from '../abi/arg-buffer';
-import { probeRegion, unmapRegion, type Region, type RegionHost } from './region';
+import { probeRegion, setBeforeMap, unmapRegion, type Region, type RegionHost } from './region';
 import { illegalConstructor } from '../core/illegal-constructor';
 import { checkBoolean, checkInteger, checkOptions, checkString, checkUuid, optionKeys, rangeError, typeError } from '../core/validate';
 import { featureArgWith } from '../abi/feature-args';
@@ -150,6 +150,8 @@ export class Device extends FdHandle implements RegionHost {
   readonly #ioeventfds = new Set<Ioeventfd>();
   #dmaLog: DmaLogging | undefined;
   #wakeup: LowPowerWakeup | undefined;
+  /** Low power entered (LOW_POWER_ENTRY*) and not exited through this handle. */
+  #lowPower = false;
 
   static {
     construct = (context, fd, name, info, links) => new Device(constructKey, context, fd, name, info, links);
@@ -184,6 +186,9 @@ export class Device extends FdHandle implements RegionHost {
         this.#interrupts.delete(irqs);
       },
     };
+    setBeforeMap(this, () => {
+      if (this.#lowPower) this.exitLowPower();
+    });
   }
 
   /**
@@ -439,13 +444,16 @@ export class Device extends FdHandle implements RegionHost {
 
   /**
    * LOW_POWER_ENTRY: lets the kernel put the device in a low power state
-   * (D3) until it is used; any access brings it back.
+   * (D3) until it is used; any access brings it back. Mapping a region
+   * exits low power first (LOW_POWER_EXIT): a mapping made while it is
+   * entered would fault with SIGBUS on its first access.
    * @throws VfioError ERR_VFIO_BUFFER_MAPPED while a region is mapped (the
    *   kernel would revoke the mapping under the program); EINVAL when low
    *   power is already entered.
    */
   enterLowPower(): void {
     enterLowPower(this.#featurePort);
+    this.#lowPower = true;
   }
 
   /**
@@ -458,12 +466,14 @@ export class Device extends FdHandle implements RegionHost {
     // A wake-up ended the previous entry: its eventfd has served.
     this.#wakeup?.close();
     this.#wakeup = wakeup;
+    this.#lowPower = true;
     return wakeup;
   }
 
   /** LOW_POWER_EXIT (harmless when not entered); closes the wake-up eventfd. */
   exitLowPower(): void {
     exitLowPower(this.#featurePort);
+    this.#lowPower = false;
     this.#wakeup?.close();
     this.#wakeup = undefined;
   }

@@ -16,6 +16,19 @@ export interface RegionHost {
   readonly name: string;
 }
 
+/**
+ * What must happen before a region of `host` is mapped, set by its device:
+ * leaving low power (a mapping made while low power is entered faults with
+ * SIGBUS on its first access). Kept off the RegionHost interface so that
+ * Device's public surface stays free of collaborator methods.
+ */
+const beforeMapOf = new WeakMap<RegionHost, () => void>();
+
+/** @internal The device registers what map() must do first. */
+export function setBeforeMap(host: RegionHost, hook: () => void): void {
+  beforeMapOf.set(host, hook);
+}
+
 /** An mmappable part of a region (SPARSE_MMAP capability), relative to the region. */
 export interface SparseMmapArea {
   /** Offset of the area within the region. */
@@ -219,6 +232,7 @@ export class Region {
     const { backend } = this.#host.context;
     const page = BigInt(backend.pageSize());
     const spans = windowSpans(this.#mapParts(checkOptions('options', options, mapOptionKeys), page), page);
+    beforeMapOf.get(this.#host)?.();
     const prot = (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0);
     const windows: MmioWindowSpec[] = [];
     try {

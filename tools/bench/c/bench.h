@@ -46,4 +46,45 @@ static inline void print_samples(const char *op, unsigned batch,
 /* Keeps a loaded value alive so -O2 cannot drop the loop that produced it. */
 static volatile uint64_t bench_sink;
 
+/* One measurable operation of a program. setup, when there is one, runs
+ * before the op's first sample and is not timed; it may be called again
+ * for another op sharing it, so it must be idempotent. */
+struct bench_op {
+	const char *name;
+	void (*fn)(void);
+	void (*setup)(void);
+};
+
+/* Runs one OP:BATCH:SAMPLES:WARMUP spec against a program's op table and
+ * prints its samples (ns per op). */
+static inline void bench_run(const char *spec, const struct bench_op *ops, size_t nops)
+{
+	char name[64];
+	unsigned batch, nsamples, warmup;
+	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch) {
+		fprintf(stderr, "bad op spec %s (want OP:BATCH:SAMPLES:WARMUP)\n", spec);
+		exit(1);
+	}
+	for (size_t k = 0; k < nops; k++) {
+		if (strcmp(ops[k].name, name))
+			continue;
+		if (ops[k].setup)
+			ops[k].setup();
+		double *samples = calloc(nsamples ? nsamples : 1, sizeof *samples);
+		for (unsigned s = 0; s < warmup + nsamples; s++) {
+			uint64_t t0 = now_ns();
+			for (unsigned i = 0; i < batch; i++)
+				ops[k].fn();
+			uint64_t t1 = now_ns();
+			if (s >= warmup)
+				samples[s - warmup] = (double)(t1 - t0) / batch;
+		}
+		print_samples(name, batch, samples, nsamples);
+		free(samples);
+		return;
+	}
+	fprintf(stderr, "unknown op %s\n", name);
+	exit(1);
+}
+
 #endif

@@ -11,6 +11,7 @@
  * what the DMA ops call (VFIO_IOMMU_MAP_DMA / UNMAP_DMA on the container,
  * IOMMU_IOAS_MAP / UNMAP on the IOAS); every other op is the same ioctl,
  * pread or load on the device fd either way.
+ * The dirty ops (VFIO_IOMMU_DIRTY_PAGES over 1 GiB) are the container's only.
  * Prints one JSON line per OP (see bench.h); ns per operation.
  */
 #include "vfio_cdev.h"
@@ -141,45 +142,97 @@ static void setup_irq(void)
 	CHECK(ioctl(dev.device, VFIO_DEVICE_SET_IRQS, &req));
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} ops[] = {
-	{ "region-info", op_region_info }, { "irq-info", op_irq_info },
-	{ "dma-4k", op_dma_4k },           { "dma-2m", op_dma_2m },
-	{ "mmio-read32", op_mmio_read32 }, { "mmio-write32", op_mmio_write32 },
-	{ "pread-4", op_pread_4 },         { "pwrite-4", op_pwrite_4 },
-	{ "pread-4k", op_pread_4k },       { "pwrite-4k", op_pwrite_4k },
-	{ "irq-latency", op_irq },         { "irq-rate", op_irq },
-};
+/* Dirty page tracking (VFIO_IOMMU_DIRTY_PAGES, type1 only): 1 GiB mapped
+ * as one mapping at 1 GiB of IOVA (clear of edu's MSI window and of the
+ * DMA rows' IOVA), tracking started; set up once, before the first dirty
+ * op, and left until the program ends (the dirty ops run last, so no
+ * map/unmap row pays for tracking). Type1 cannot see a device's writes:
+ * every page of the mapping is reported dirty at every report. */
+#define DIRTY_IOVA (1ull << 30)
+#define DIRTY_SIZE (1ull << 30)
+#define DIRTY_PAGE 4096ull
+#define DIRTY_PAGES (DIRTY_SIZE / DIRTY_PAGE)
+static void *dirty_mem;
+static uint64_t dirty_bitmap[DIRTY_PAGES / 64]; /* 32 KiB: one bit per page */
 
-static void run(const char *spec)
+static void dirty_setup(void)
 {
-	char name[64];
-	unsigned batch, nsamples, warmup;
-	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch) {
-		fprintf(stderr, "bad op spec %s (want OP:BATCH:SAMPLES:WARMUP)\n", spec);
+	if (dirty_mem)
+		return;
+	if (dev.container < 0) {
+		fprintf(stderr, "dirty ops need the container backend (VFIO_IOMMU_DIRTY_PAGES is type1's)\n");
 		exit(1);
 	}
-	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-		if (strcmp(ops[k].name, name))
-			continue;
-		double *samples = calloc(nsamples ? nsamples : 1, sizeof *samples);
-		for (unsigned s = 0; s < warmup + nsamples; s++) {
-			uint64_t t0 = now_ns();
-			for (unsigned i = 0; i < batch; i++)
-				ops[k].fn();
-			uint64_t t1 = now_ns();
-			if (s >= warmup)
-				samples[s - warmup] = (double)(t1 - t0) / batch;
-		}
-		print_samples(name, batch, samples, nsamples);
-		free(samples);
-		return;
-	}
-	fprintf(stderr, "unknown op %s\n", name);
-	exit(1);
+	dirty_mem = alloc_pinned(DIRTY_SIZE);
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof map,
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)dirty_mem, .iova = DIRTY_IOVA, .size = DIRTY_SIZE,
+	};
+	CHECK(ioctl(dev.container, VFIO_IOMMU_MAP_DMA, &map));
+	struct vfio_iommu_type1_dirty_bitmap start = { .argsz = sizeof start, .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START };
+	CHECK(ioctl(dev.container, VFIO_IOMMU_DIRTY_PAGES, &start));
 }
+
+/* GET_BITMAP of the whole mapping into the zeroed bitmap, as a VMM asks
+ * for it at each migration pass. */
+static void dirty_get(void)
+{
+	memset(dirty_bitmap, 0, sizeof dirty_bitmap);
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap head;
+		struct vfio_iommu_type1_dirty_bitmap_get get;
+	} req = {
+		.head = { .argsz = sizeof req, .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP },
+		.get = {
+			.iova = DIRTY_IOVA, .size = DIRTY_SIZE,
+			.bitmap = { .pgsize = DIRTY_PAGE, .size = sizeof dirty_bitmap, .data = (__u64 *)dirty_bitmap },
+		},
+	};
+	CHECK(ioctl(dev.container, VFIO_IOMMU_DIRTY_PAGES, &req));
+}
+
+static void op_dirty_ioctl(void)
+{
+	dirty_get();
+	bench_sink = dirty_bitmap[0];
+}
+
+/* The report counted: the least a caller does with it. Time the right
+ * thing or nothing: every page must be there. */
+static void op_dirty_count(void)
+{
+	dirty_get();
+	uint64_t n = 0;
+	for (size_t i = 0; i < sizeof dirty_bitmap / sizeof dirty_bitmap[0]; i++)
+		n += (uint64_t)__builtin_popcountll(dirty_bitmap[i]);
+	if (n != DIRTY_PAGES) {
+		fprintf(stderr, "GET_BITMAP reported %llu dirty pages of %llu\n", (unsigned long long)n, DIRTY_PAGES);
+		exit(2);
+	}
+	bench_sink = n;
+}
+
+static void dirty_teardown(void)
+{
+	if (!dirty_mem)
+		return;
+	struct vfio_iommu_type1_dirty_bitmap stop = { .argsz = sizeof stop, .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP };
+	CHECK(ioctl(dev.container, VFIO_IOMMU_DIRTY_PAGES, &stop));
+	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof unmap, .iova = DIRTY_IOVA, .size = DIRTY_SIZE };
+	CHECK(ioctl(dev.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	munmap(dirty_mem, DIRTY_SIZE);
+}
+
+static const struct bench_op ops[] = {
+	{ "region-info", op_region_info, NULL }, { "irq-info", op_irq_info, NULL },
+	{ "dma-4k", op_dma_4k, NULL },           { "dma-2m", op_dma_2m, NULL },
+	{ "mmio-read32", op_mmio_read32, NULL }, { "mmio-write32", op_mmio_write32, NULL },
+	{ "pread-4", op_pread_4, NULL },         { "pwrite-4", op_pwrite_4, NULL },
+	{ "pread-4k", op_pread_4k, NULL },       { "pwrite-4k", op_pwrite_4k, NULL },
+	{ "irq-latency", op_irq, NULL },         { "irq-rate", op_irq, NULL },
+	{ "dirty-1g", op_dirty_count, dirty_setup }, { "dirty-1g-ioctl", op_dirty_ioctl, dirty_setup },
+};
 
 int main(int argc, char **argv)
 {
@@ -195,7 +248,8 @@ int main(int argc, char **argv)
 	dma_2m = alloc_pinned(2u << 20);
 	setup_irq();
 	for (int i = 4; i < argc; i++)
-		run(argv[i]);
+		bench_run(argv[i], ops, sizeof ops / sizeof ops[0]);
+	dirty_teardown();
 	close(irq_efd);
 	vdev_close(&dev);
 	return 0;

@@ -19,6 +19,7 @@ async function runGuestParts(opts, log) {
     '--out', outFile, '--rounds', opts.rounds, '--samples', opts.samples, '--warmup', opts.warmup, '--soak-cycles', opts.soakCycles,
     '--backends', opts.backends.join(','), '--soak-backends', opts.soakBackends.join(','),
   ];
+  if (opts.only) args.push('--only', opts.only.join(','));
   if (!opts.soak) args.push('--no-soak');
   if (!opts.ops) args.push('--soak-only');
   if (opts.profile) args.push('--profile-dir', path.join(resultsDir, 'profile'));

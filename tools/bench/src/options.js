@@ -1,6 +1,6 @@
 'use strict';
 // Command-line flags of `pnpm --filter bench run bench`.
-const { BACKENDS } = require('./guest/ops');
+const { BACKENDS, checkOnly } = require('./guest/ops');
 
 const USAGE = `usage: node tools/bench/src/cli.js [options]
   --host-only         only the host parts (codecs, addon FIONREAD); no guest boot
@@ -14,6 +14,9 @@ const USAGE = `usage: node tools/bench/src/cli.js [options]
   --soak-backends LIST  backends of the soak runs (default container,iommufd:
                       3 container runs, ~1 h under TCG, and 1 iommufd run)
   --soak-cycles N     cycles of each soak (default 10000)
+  --only LIST         only the guest rows whose id starts with one of these
+                      words (e.g. mig,dirty: issue 13's migration and dirty
+                      bitmap rows); host rows are not filtered (--guest-only)
   --no-soak           skip the leak/soak runs
   --profile           profile the guest's library rounds (node:inspector) and
                       list the top functions by self time
@@ -48,7 +51,10 @@ function parseOptions(argv) {
     else if (a === '--backends') o.backends = list(i++, a);
     else if (a === '--soak-backends') o.soakBackends = list(i++, a);
     else if (a === '--soak-cycles') o.soakCycles = num(i++, a);
-    else if (a === '--no-soak') o.soak = false;
+    else if (a === '--only') {
+      o.only = (argv[++i] ?? '').split(',');
+      checkOnly(o.only);
+    } else if (a === '--no-soak') o.soak = false;
     else if (a === '--profile') o.profile = true;
     else if (a === '--soak-only') o.ops = false;
     else if (a === '--no-readme') o.readme = false;
@@ -58,7 +64,7 @@ function parseOptions(argv) {
       process.exit(0);
     } else throw new Error(`unknown option ${a}\n${USAGE}`);
   }
-  o.full = o.host && o.guest && o.soak && o.ops && !o.profile;
+  o.full = o.host && o.guest && o.soak && o.ops && !o.profile && !o.only;
   return o;
 }
 

@@ -1,11 +1,14 @@
 'use strict';
-// Figures the issue asks for that are not a plain library/C ratio: mapped
-// MMIO against the pread path (why mapping matters), and interrupts per
-// second from the closed-loop measurement.
+// Figures the issues ask for that are not a plain library/C ratio: mapped
+// MMIO against the pread path (why mapping matters), interrupts per second
+// from the closed-loop measurement, and (issue 13) the migration save as
+// bytes/s and its data fd read to the end (the save cycle minus the same
+// arcs without the read).
 const { fmtNs } = require('../report');
 const { verdict, TARGETS } = require('../targets');
 
-function derive(measurements) {
+/** `migrationBytes`: MIG_DATA_SIZE of the saved device (every save read exactly that). */
+function derive(measurements, { migrationBytes } = {}) {
   const m = Object.fromEntries(measurements.map((x) => [x.id, x]));
   const out = [];
   for (const [mmio, pio, what] of [['mmio-read32', 'pread-4', 'read32'], ['mmio-write32', 'pwrite-4', 'write32']]) {
@@ -43,6 +46,53 @@ function derive(measurements) {
       verdict: '',
     });
   }
+  out.push(...deriveMigration(m, migrationBytes));
+  return out;
+}
+
+const rate = (bytes, ns) => {
+  const perSec = (bytes * 1e9) / ns;
+  return perSec >= 1e6 ? `${(perSec / 1e6).toFixed(2)} MB/s` : `${(perSec / 1e3).toFixed(1)} kB/s`;
+};
+
+function deriveMigration(m, bytes) {
+  const cycle = m['mig-save-cycle'];
+  const arcs = m['mig-save-arcs'];
+  const out = [];
+  if (!cycle || !bytes) return out;
+  out.push({
+    id: 'mig-save-rate',
+    item: 13,
+    bytes,
+    where: 'guest',
+    label: `migration save cycle as a rate (${bytes} B of mtty state per save: a fixed cost, not a link speed)`,
+    value: (bytes * 1e9) / cycle.js.median, // bytes/s
+    cValue: (bytes * 1e9) / cycle.c.median,
+    baselineText: `C: ${rate(bytes, cycle.c.median)}, ${Math.round(1e9 / cycle.c.median)} saves/s`,
+    libraryText: `library: ${rate(bytes, cycle.js.median)}, ${Math.round(1e9 / cycle.js.median)} saves/s`,
+    valueText: `${(cycle.c.median / cycle.js.median).toPrecision(2)} of C's rate`,
+    target: null,
+    verdict: '',
+  });
+  if (!arcs) return out;
+  // Medians subtracted: two noisy figures, so the difference is rough.
+  const read = (side) => cycle[side].median - arcs[side].median;
+  const text = (side) => (read(side) > 0 ? `${fmtNs(read(side))} (${rate(bytes, read(side))})` : `${fmtNs(read(side))} (below the noise)`);
+  const readViaCall = m['mig-save-cycle-read'] ? m['mig-save-cycle-read'].js.median - arcs.js.median : null;
+  out.push({
+    id: 'mig-read-to-end',
+    item: 13,
+    bytes,
+    where: 'guest',
+    label: 'migration data fd read to its end (save cycle minus arcs only, medians)',
+    value: read('js'),
+    cValue: read('c'),
+    baselineText: `C: ${text('c')}`,
+    libraryText: `library: stream ${text('js')}${readViaCall == null ? '' : `; read() loop ${fmtNs(readViaCall)}`}`,
+    valueText: read('c') > 0 ? `${(read('js') / read('c')).toFixed(2)}x` : '-',
+    target: null,
+    verdict: '',
+  });
   return out;
 }
 

@@ -8,6 +8,10 @@ module.exports = {
   EDU_IRQ_ACK: 0x64,
   EDU_SCRATCH: 0x1000, // past the registers: reads all-ones, writes ignored
   DMA_IOVA: 0x100000n,
+  // The dirty rows' mapping: 1 GiB at 1 GiB of IOVA, clear of DMA_IOVA and of
+  // the MSI window at 0xfee00000 (the same as c/vfio_bench.c).
+  DIRTY_IOVA: 1n << 30n,
+  DIRTY_SIZE: 1n << 30n,
   PCI_COMMAND: 4,
   PCI_COMMAND_MASTER: 4, // MSI is a memory write: QEMU drops it without bus mastering
 };

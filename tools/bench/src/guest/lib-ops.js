@@ -36,7 +36,52 @@ function openRig(dev, backend) {
   return { opened, iommu: opened.iommu, device, bar0, mmio, irqs, nextInterrupt, buf4k, buf2m };
 }
 
+/**
+ * The dirty rows' state, made before the first of them (not timed): 1 GiB
+ * DmaBuffer mapped as one mapping at DIRTY_IOVA, tracking started (the
+ * order of c/vfio_bench.c), and for the addon floor the same GET_BITMAP
+ * argument the library builds, encoded once, with a bitmap from the addon.
+ */
+function setupDirty(rig) {
+  if (rig.dirty) return;
+  const { iommu } = rig;
+  if (iommu.kind !== 'container') throw new Error(`the dirty rows need the container backend (type1's VFIO_IOMMU_DIRTY_PAGES), not ${iommu.kind}`);
+  const native = addon();
+  const buffer = DmaBuffer.alloc(Number(edu.DIRTY_SIZE));
+  const dirty = { buffer, mapping: iommu.map(buffer, { iova: edu.DIRTY_IOVA }) };
+  rig.dirty = dirty;
+  iommu.startDirtyTracking();
+  // Time the right thing or nothing: type1 reports the whole mapping dirty.
+  const runs = iommu.dirtyPages(edu.DIRTY_IOVA, edu.DIRTY_SIZE);
+  if (runs.length !== 1 || runs[0].iova !== edu.DIRTY_IOVA || runs[0].size !== edu.DIRTY_SIZE) {
+    throw new Error(`dirtyPages of the 1 GiB mapping gave ${JSON.stringify(runs, (k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}, not one run of all of it`);
+  }
+  const pageSize = 4096n;
+  const bitmapBytes = Number(edu.DIRTY_SIZE / pageSize / 8n);
+  dirty.bitmapMemory = native.allocDma(bitmapBytes);
+  dirty.bitmap = new Uint8Array(dirty.bitmapMemory);
+  const head = b.vfio_iommu_type1_dirty_bitmap.size;
+  dirty.arg = new Uint8Array(head + b.vfio_iommu_type1_dirty_bitmap_get.size);
+  b.vfio_iommu_type1_dirty_bitmap.encode({ argsz: dirty.arg.length, flags: b.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP }, dirty.arg, 0);
+  b.vfio_iommu_type1_dirty_bitmap_get.encode(
+    { iova: edu.DIRTY_IOVA, size: edu.DIRTY_SIZE, bitmap: { pgsize: pageSize, size: BigInt(bitmapBytes), data: native.addressOf(dirty.bitmapMemory) } },
+    dirty.arg,
+    head,
+  );
+}
+
+function closeDirty(rig) {
+  const { dirty, iommu } = rig;
+  if (!dirty) return;
+  if (iommu.dirtyTracking) iommu.stopDirtyTracking();
+  dirty.mapping?.unmap();
+  dirty.buffer.close();
+  if (dirty.bitmapMemory) addon().freeDma(dirty.bitmapMemory);
+  rig.dirty = undefined;
+}
+
 function closeRig(rig) {
+  closeDirty(rig);
   if (rig.rawBar) addon().munmap(rig.rawBar);
   rig.irqs.close();
   rig.mmio.unmap();
@@ -68,6 +113,8 @@ function rowFunctions(rig) {
   const rawBar = rig.rawBar ?? (rig.rawBar = native.mmap(fd, 4096, 3, bar0.offset));
   // Container.map or Ioas.map: the same call on either backend.
   const mapUnmap = (buffer) => () => iommu.map(buffer, { iova: edu.DMA_IOVA }).unmap();
+  const DIRTY_PAGES = b.VFIO_IOMMU_DIRTY_PAGES;
+  const containerFd = iommu.kind === 'container' ? iommu.fd : -1;
   const interrupt = async () => {
     const done = rig.nextInterrupt();
     mmio.write32(edu.EDU_IRQ_RAISE, 1);
@@ -91,8 +138,18 @@ function rowFunctions(rig) {
     'addon-mmio-read32': () => (sink ^= native.mmioRead32(rawBar, edu.EDU_ID)),
     'irq-latency': interrupt,
     'irq-rate': interrupt,
+    'dirty-1g': () => (sink ^= iommu.dirtyPages(edu.DIRTY_IOVA, edu.DIRTY_SIZE).length),
+    'dirty-1g-ioctl': () => {
+      const { bitmap, arg } = rig.dirty;
+      bitmap.fill(0); // the kernel's bitmap arrives zeroed, as C's memset
+      native.ioctl(containerFd, DIRTY_PAGES, arg);
+      sink ^= bitmap[0];
+    },
   };
 }
+
+/** Untimed preparation a row needs before its first sample. */
+const SETUPS = { 'dirty-1g': setupDirty, 'dirty-1g-ioctl': setupDirty };
 
 /** One round of `ops` (all of one backend: ops.js opsFor). */
 async function runLibraryRound(dev, o, backend, ops) {
@@ -103,7 +160,9 @@ async function runLibraryRound(dev, o, backend, ops) {
     const out = {};
     for (const op of ops) {
       const plan = { batch: op.batch, samples: o.samples * (op.samplesFactor ?? 1), warmup: o.warmup };
-      const fn = fns[op.id.replace(/@.*$/, '')];
+      const base = op.id.replace(/@.*$/, '');
+      SETUPS[base]?.(rig);
+      const fn = fns[base];
       const samples = op.async ? await measureAsync(fn, plan) : measureSync(fn, plan);
       out[op.id] = { batch: op.batch, samples };
     }

@@ -8,8 +8,9 @@ const cprog = require('../c-programs');
 const { alternate } = require('../alternate');
 const { compare } = require('../compare');
 const { describeHere } = require('../machine');
-const { GUEST_OPS, BACKENDS, opsFor, cOpOf } = require('./ops');
+const { GUEST_OPS, MTTY_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
 const { runLibraryRound } = require('./lib-ops');
+const { createMtty, runMigrationCRound, runMigrationLibraryRound } = require('./migration-ops');
 const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
 const { profiled } = require('./profiler');
@@ -28,6 +29,7 @@ function args(argv) {
     else if (a === '--soak-cycles') o.soakCycles = Number(argv[++i]);
     else if (a === '--backends') o.backends = argv[++i].split(',');
     else if (a === '--soak-backends') o.soakBackends = argv[++i].split(',');
+    else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--malloc-stats') process.env.BENCH_MALLOC_STATS = argv[++i];
     else throw new Error(`guest: unknown argument ${a}`);
   }
@@ -66,10 +68,16 @@ function runCRound(dev, o, backend, ops) {
   return Object.fromEntries(ops.map((op) => [op.id, byC[cOpOf(op)]]));
 }
 
-/** Runs `side(backend, ops)` for each backend in turn; one record of all rows. */
-async function eachBackend(backends, side) {
+/**
+ * Runs `side(backend, ops)` for each backend with rows selected (--only);
+ * one record of all rows.
+ */
+async function eachBackend(backends, only, side) {
   const out = {};
-  for (const backend of backends) Object.assign(out, await side(backend, opsFor(backend)));
+  for (const backend of backends) {
+    const ops = onlyRows(opsFor(backend), only);
+    if (ops.length) Object.assign(out, await side(backend, ops));
+  }
   return out;
 }
 
@@ -79,32 +87,45 @@ async function main() {
   const backends = availableBackends(dev, o.backends);
   const soakBackends = availableBackends(dev, o.soakBackends);
   log(`edu at ${dev.address}, group ${dev.groupPath}, cdev ${dev.cdev}; ${o.rounds} rounds on ${backends.join(' and ')}`);
-  // Each round: C then library on every backend. The device is closed
-  // between any two of them (a cdev bound to an iommufd and the group path
-  // exclude each other).
-  const pooled = await alternate(
-    o.ops ? o.rounds : 0,
-    (r) =>
-      eachBackend(backends, (backend, ops) => {
-        log(`round ${r + 1}: C, ${backend}`);
-        return runCRound(dev, o, backend, ops);
+  // The migration rows' mtty device, made for this run and removed after it.
+  const mttyOps = o.ops ? onlyRows(MTTY_OPS, o.only) : [];
+  const mtty = mttyOps.length ? createMtty() : null;
+  if (mtty) log(`mtty-2 ${mtty.uuid}, group ${mtty.groupPath}, MIG_DATA_SIZE ${mtty.dataSize} bytes`);
+  // Each round: C then library on every backend, then on the mtty device.
+  // The device is closed between any two of them (a cdev bound to an
+  // iommufd and the group path exclude each other).
+  let pooled;
+  try {
+    pooled = await alternate(
+      o.ops ? o.rounds : 0,
+      async (r) => ({
+        ...(await eachBackend(backends, o.only, (backend, ops) => {
+          log(`round ${r + 1}: C, ${backend}`);
+          return runCRound(dev, o, backend, ops);
+        })),
+        ...(mtty ? (log(`round ${r + 1}: C, mtty`), runMigrationCRound(mtty, o, mttyOps)) : {}),
       }),
-    (r) =>
-      eachBackend(backends, (backend, ops) => {
-        log(`round ${r + 1}: library, ${backend}`);
-        const run = () => runLibraryRound(dev, o, backend, ops);
-        return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
+      async (r) => ({
+        ...(await eachBackend(backends, o.only, (backend, ops) => {
+          log(`round ${r + 1}: library, ${backend}`);
+          const run = () => runLibraryRound(dev, o, backend, ops);
+          return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
+        })),
+        ...(mtty ? (log(`round ${r + 1}: library, mtty`), await runMigrationLibraryRound(mtty, o, mttyOps)) : {}),
       }),
-  );
-  // Each iommufd row right below its container row.
+    );
+  } finally {
+    mtty?.remove();
+  }
+  // Each iommufd row right below its container row; the migration rows last.
   const order = (op) => GUEST_OPS.findIndex((g) => g.id === op.id.replace(/@.*$/, ''));
-  const rows = backends.flatMap(opsFor).sort((x, y) => order(x) - order(y));
+  const rows = [...backends.flatMap(opsFor).sort((x, y) => order(x) - order(y)), ...MTTY_OPS];
   const measurements = rows.filter((op) => pooled[op.id]).map((op) =>
     compare({ id: op.id, item: op.item, label: op.label, where: 'guest', target: op.target, c: pooled[op.id].baseline, js: pooled[op.id].library }),
   );
   const soak = o.soak ? await runSoaks(dev, o.soakCycles, soakBackends, log) : null;
   const machine = { ...describeHere(), kernel: dev.kernel };
-  const out = { machine, measurements, derived: derive(measurements), soak };
+  const out = { machine, measurements, derived: derive(measurements, { migrationBytes: mtty?.dataSize }), soak };
   fs.writeFileSync(o.out, JSON.stringify(out) + '\n');
   log(`wrote ${o.out}`);
 }

@@ -10,7 +10,7 @@ const { compare } = require('../compare');
 const { describeHere } = require('../machine');
 const { GUEST_OPS, MTTY_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
 const { runLibraryRound } = require('./lib-ops');
-const { createMtty, runMigrationCRound, runMigrationLibraryRound } = require('./migration-ops');
+const { hasMtty, createMtty, runMigrationCRound, runMigrationLibraryRound } = require('./migration-ops');
 const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
 const { profiled } = require('./profiler');
@@ -88,7 +88,11 @@ async function main() {
   const soakBackends = availableBackends(dev, o.soakBackends);
   log(`edu at ${dev.address}, group ${dev.groupPath}, cdev ${dev.cdev}; ${o.rounds} rounds on ${backends.join(' and ')}`);
   // The migration rows' mtty device, made for this run and removed after it.
-  const mttyOps = o.ops ? onlyRows(MTTY_OPS, o.only) : [];
+  let mttyOps = o.ops ? onlyRows(MTTY_OPS, o.only) : [];
+  if (mttyOps.length && !hasMtty()) {
+    log('no mtty sample on this kernel (/sys/class/mdev_bus/mtty): the migration rows are skipped');
+    mttyOps = [];
+  }
   const mtty = mttyOps.length ? createMtty() : null;
   if (mtty) log(`mtty-2 ${mtty.uuid}, group ${mtty.groupPath}, MIG_DATA_SIZE ${mtty.dataSize} bytes`);
   // Each round: C then library on every backend, then on the mtty device.

@@ -13,6 +13,9 @@ const { cOpOf } = require('./ops');
 
 const MTTY_TYPE = '/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2';
 
+/** Whether this kernel has the mtty sample (vfio-7.3 builds it in; Debian's kernels do not). */
+const hasMtty = () => fs.existsSync(MTTY_TYPE);
+
 /**
  * Creates a dual-port mtty mdev; returns its UUID, sysfs path, group node,
  * MIG_DATA_SIZE (what each save must read) and remove().
@@ -88,4 +91,4 @@ async function runMigrationLibraryRound(mtty, o, ops) {
   }
 }
 
-module.exports = { createMtty, runMigrationCRound, runMigrationLibraryRound };
+module.exports = { hasMtty, createMtty, runMigrationCRound, runMigrationLibraryRound };

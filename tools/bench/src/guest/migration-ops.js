@@ -13,7 +13,7 @@ const { cOpOf } = require('./ops');
 
 const MTTY_TYPE = '/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2';
 
-/** Whether this kernel has the mtty sample (vfio-7.3 builds it in; Debian's kernels do not). */
+/** Whether this kernel has the mtty sample (vfio-7.3 and compat-7.3 build it in; Debian's kernels do not). */
 const hasMtty = () => fs.existsSync(MTTY_TYPE);
 
 /**

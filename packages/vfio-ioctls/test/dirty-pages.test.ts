@@ -53,6 +53,40 @@ describe('dirty bitmaps', () => {
   });
 });
 
+describe('dirty bitmaps against a bit-by-bit decoder', () => {
+  /** The plain reading of the bitmap: one bit at a time. */
+  function naive(bitmap: Uint8Array, base: bigint, pages: number) {
+    const out: { iova: bigint; size: bigint }[] = [];
+    for (let p = 0; p < pages; p++) {
+      if (!((bitmap[p >> 3] >> (p & 7)) & 1)) continue;
+      const last = out[out.length - 1];
+      if (last && last.iova + last.size === base + BigInt(p) * PAGE) last.size += PAGE;
+      else out.push({ iova: base + BigInt(p) * PAGE, size: PAGE });
+    }
+    return out;
+  }
+
+  test('random bitmaps, with clean and dirty stretches of whole words, and odd lengths', () => {
+    let seed = 0x2026;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let round = 0; round < 200; round++) {
+      const pages = 1 + Math.floor(random() * 700);
+      const bitmap = new Uint8Array(Number(dirtyBitmapBytes(BigInt(pages))));
+      let dirty = random() < 0.5;
+      for (let p = 0; p < pages; p++) {
+        if (random() < 0.03) dirty = !dirty;
+        if (dirty) bitmap[p >> 3] |= 1 << (p & 7);
+      }
+      expect(dirtyRanges(bitmap, 0x8000_0000n, PAGE, BigInt(pages))).toEqual(naive(bitmap, 0x8000_0000n, pages));
+    }
+  });
+
+  test('1 GiB of 4 KiB pages all dirty is one run', () => {
+    const pages = (1n << 30n) / PAGE;
+    expect(dirtyRanges(new Uint8Array(Number(dirtyBitmapBytes(pages))).fill(0xff), 0n, PAGE, pages)).toEqual([{ iova: 0n, size: 1n << 30n }]);
+  });
+});
+
 describe('Container dirty page tracking', () => {
   test('start, report, stop: type1 reports every page of each mapping in the range dirty', () => {
     const { fake, env, container, group } = attached();

@@ -74,6 +74,8 @@ export class MigrationSession extends FdHandle {
   #writable: Writable | undefined;
   /** A stream read that found no data in PRE_COPY, waiting to be tried again. */
   #waiting: number | undefined;
+  /** Where reads land before the bytes read are copied out to the stream. */
+  #scratch: Uint8Array | undefined;
   readonly #onClosed: () => void;
 
   static {
@@ -241,7 +243,12 @@ export class MigrationSession extends FdHandle {
   #fill(size: number): void {
     const stream = this.#readable!;
     if (this.closed) return;
-    const buffer = new Uint8Array(Math.min(Math.max(size, 1), MAX_CHUNK));
+    // One scratch buffer per session, and a copy of just what was read: a
+    // fresh zero-filled chunk per read(2) cost most of a small save (the
+    // bench: mtty's 96-byte save took 3 ms through the stream, 0.3 ms by read()).
+    const want = Math.min(Math.max(size, 1), MAX_CHUNK);
+    if (!this.#scratch || this.#scratch.length < want) this.#scratch = new Uint8Array(want);
+    const buffer = this.#scratch.subarray(0, want);
     let count: number;
     try {
       count = this.read(buffer);
@@ -250,7 +257,7 @@ export class MigrationSession extends FdHandle {
       return;
     }
     if (count > 0) {
-      stream.push(buffer.subarray(0, count));
+      stream.push(buffer.slice(0, count));
     } else if (this.#complete || this.#state === 'STOP_COPY') {
       stream.push(null);
     } else {

@@ -21,22 +21,27 @@ export function dirtyBitmapBytes(pages: bigint): bigint {
 export function dirtyRanges(bitmap: Uint8Array, base: bigint, pageSize: bigint, pages: bigint): DirtyRange[] {
   const ranges: DirtyRange[] = [];
   const count = Number(pages);
+  const view = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
   let runStart = -1;
   const close = (end: number) => {
     ranges.push({ iova: base + BigInt(runStart) * pageSize, size: BigInt(end - runStart) * pageSize });
     runStart = -1;
   };
-  for (let byte = 0; byte * 8 < count; byte++) {
-    const bits = bitmap[byte];
-    // Whole bytes of one value need no bit walk (the common case: all clean or all dirty).
-    if (bits === 0 && runStart < 0) continue;
-    if (bits === 0xff && runStart >= 0 && byte * 8 + 8 <= count) continue;
-    for (let bit = 0; bit < 8 && byte * 8 + bit < count; bit++) {
-      const page = byte * 8 + bit;
-      const dirty = (bits >> bit) & 1;
-      if (dirty && runStart < 0) runStart = page;
-      else if (!dirty && runStart >= 0) close(page);
+  let page = 0;
+  while (page < count) {
+    // Whole 32-bit words of one value need no bit walk: all clean or all
+    // dirty is the common case (type1 reports every mapped page dirty).
+    if (page % 32 === 0 && page + 32 <= count) {
+      const word = view.getUint32(page / 8, true);
+      if ((word === 0 && runStart < 0) || (word === 0xffff_ffff && runStart >= 0)) {
+        page += 32;
+        continue;
+      }
     }
+    const dirty = (bitmap[page >> 3] >> (page & 7)) & 1;
+    if (dirty && runStart < 0) runStart = page;
+    else if (!dirty && runStart >= 0) close(page);
+    page++;
   }
   if (runStart >= 0) close(count);
   return ranges;

@@ -7,17 +7,8 @@
 import * as b from 'vfio-bindings';
 import { Device, DmaBuffer, VfioError } from '../src';
 import type { FakeDeviceSpec } from '../src/testing';
-import { EDU, GROUP, expectNothingLeft, ioctls, kernel, tick } from './helpers';
+import { EDU, GROUP, expectNothingLeft, ioctls, kernel, tick, thrownVfio as thrown } from './helpers';
 
-function thrown(fn: () => unknown): VfioError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof VfioError) return error;
-    throw error;
-  }
-  throw new Error('no error');
-}
 
 const RWM = b.VFIO_REGION_INFO_FLAG_READ | b.VFIO_REGION_INFO_FLAG_WRITE | b.VFIO_REGION_INFO_FLAG_MMAP;
 const WITH_BARS: FakeDeviceSpec = {

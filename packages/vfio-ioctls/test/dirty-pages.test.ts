@@ -6,7 +6,7 @@
 import * as b from 'vfio-bindings';
 import { Container, DmaBuffer, Group, VfioError } from '../src';
 import { dirtyBitmapBytes, dirtyRanges } from '../src/dma/dirty-bitmap';
-import { GROUP, expectNothingLeft, kernel } from './helpers';
+import { GROUP, expectNothingLeft, kernel, thrown } from './helpers';
 
 const PAGE = 4096n;
 
@@ -18,14 +18,6 @@ function attached(options?: { type1Only?: boolean }) {
   return { ...k, container, group };
 }
 
-function thrown(fn: () => unknown): Record<string, unknown> {
-  try {
-    fn();
-  } catch (error) {
-    return error as Record<string, unknown>;
-  }
-  throw new Error('expected the call to throw');
-}
 
 const dirtyCalls = (fake: ReturnType<typeof kernel>['fake']) =>
   fake.calls.filter((c) => c.syscall === 'ioctl' && c.request! >>> 0 === b.VFIO_IOMMU_DIRTY_PAGES >>> 0).length;

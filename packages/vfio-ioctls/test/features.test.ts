@@ -2,7 +2,7 @@
 import * as b from 'vfio-bindings';
 import { Device, VfioError } from '../src';
 import type { FakeDeviceSpec } from '../src/testing';
-import { EDU, GROUP, expectNothingLeft, ioctls, kernel } from './helpers';
+import { EDU, GROUP, expectNothingLeft, ioctls, kernel, thrownVfio as thrown } from './helpers';
 
 const MIGRATABLE: FakeDeviceSpec = {
   address: EDU, group: GROUP, reset: true,
@@ -10,15 +10,6 @@ const MIGRATABLE: FakeDeviceSpec = {
   dmaLogging: true,
 };
 
-function thrown(fn: () => unknown): VfioError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof VfioError) return error;
-    throw error;
-  }
-  throw new Error('no error');
-}
 
 describe('features()', () => {
   test('a plain vfio-pci device: low power only', () => {

@@ -1,6 +1,6 @@
 /** Shared set-up for the tests that run against the fake kernel. */
 import { FakeKernel, type FakeDevice, type FakeDeviceSpec, type FakeKernelOptions } from '../src/testing';
-import type { Backend, VfioOptions } from '../src';
+import { VfioError, type Backend, type VfioOptions } from '../src';
 
 export const EDU = '0000:00:03.0';
 export const EDU2 = '0000:00:04.0';
@@ -55,4 +55,21 @@ export function wrap(fake: FakeKernel, overrides: Partial<Backend>): Backend {
     if (typeof value === 'function' && name !== 'constructor') bound[name] = (value as (...a: unknown[]) => unknown).bind(fake);
   }
   return { ...(bound as unknown as Backend), ...overrides };
+}
+
+/** The error `fn` throws, for assertions on its fields; fails the test when it throws nothing. */
+export function thrown(fn: () => unknown): Record<string, unknown> {
+  try {
+    fn();
+  } catch (error) {
+    return error as Record<string, unknown>;
+  }
+  throw new Error('expected the call to throw');
+}
+
+/** The VfioError `fn` throws; anything else it throws, or nothing, fails the test. */
+export function thrownVfio(fn: () => unknown): VfioError {
+  const error = thrown(fn);
+  if (error instanceof VfioError) return error;
+  throw error;
 }

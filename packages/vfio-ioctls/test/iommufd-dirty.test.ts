@@ -8,7 +8,7 @@
 import * as b from 'vfio-bindings';
 import { Device, DmaBuffer, Hwpt, Iommufd, VfioError, type RegionMapping } from '../src';
 import { emulateEdu, EDU_DMA_BUFFER, EDU_REG, type FakeKernelOptions } from '../src/testing';
-import { EDU, EDU2, GROUP, expectNothingLeft, kernel } from './helpers';
+import { EDU, EDU2, GROUP, expectNothingLeft, kernel, thrown } from './helpers';
 
 const PAGE = 0x1000n;
 const BASE = 0x10_0000n;
@@ -34,14 +34,6 @@ function eduDma(mmio: RegionMapping, iova: bigint, count: number, toRam: boolean
   mmio.write64(EDU_REG.DMA_CMD, toRam ? 3n : 1n);
 }
 
-function thrown(fn: () => unknown): Record<string, unknown> {
-  try {
-    fn();
-  } catch (error) {
-    return error as Record<string, unknown>;
-  }
-  throw new Error('expected the call to throw');
-}
 
 function requests(fake: ReturnType<typeof setUp>['fake'], from: number, request: number): number {
   return fake.calls.slice(from).filter((c) => c.syscall === 'ioctl' && c.request! >>> 0 === request >>> 0).length;

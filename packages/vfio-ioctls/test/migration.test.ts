@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import * as b from 'vfio-bindings';
 import { Device, VfioError, type MigrationSession } from '../src';
 import type { FakeDeviceSpec } from '../src/testing';
-import { EDU, EDU2, expectNothingLeft, kernel, tick } from './helpers';
+import { EDU, EDU2, expectNothingLeft, kernel, tick, thrownVfio as thrown } from './helpers';
 
 const ALL = b.VFIO_MIGRATION_STOP_COPY | b.VFIO_MIGRATION_P2P | b.VFIO_MIGRATION_PRE_COPY;
 const STATE_BYTES = 0x2000;
@@ -35,15 +35,6 @@ function pair(flags = ALL, precopyEnd?: 'ENOMSG' | 'eof') {
   return { ...k, source, target, pattern };
 }
 
-function thrown(fn: () => unknown): VfioError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof VfioError) return error;
-    throw error;
-  }
-  throw new Error('no error');
-}
 
 /** The next 'error' event of a stream. */
 async function nextError(emitter: NodeJS.EventEmitter): Promise<unknown> {

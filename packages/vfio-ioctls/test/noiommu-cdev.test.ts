@@ -7,7 +7,7 @@
  */
 import * as b from 'vfio-bindings';
 import { Device, DmaBuffer, Ioas, Iommufd, NoIommu, physicalSegments, VfioError } from '../src';
-import { EDU, expectNothingLeft, kernel } from './helpers';
+import { EDU, expectNothingLeft, kernel, thrown } from './helpers';
 
 const PAGE = 4096;
 
@@ -16,14 +16,6 @@ function noiommuKernel(options: { deviceCdevs?: boolean } = {}) {
   return { ...k, env: { ...k.env, iommufdPath: k.fake.iommuPath } };
 }
 
-function thrown(fn: () => unknown): Record<string, unknown> {
-  try {
-    fn();
-  } catch (error) {
-    return error as Record<string, unknown>;
-  }
-  throw new Error('expected the call to throw');
-}
 
 const getPaCalls = (fake: ReturnType<typeof kernel>['fake']) =>
   fake.calls.filter((c) => c.syscall === 'ioctl' && c.request! >>> 0 === b.IOMMU_IOAS_NOIOMMU_GET_PA >>> 0).length;

@@ -1,16 +1,8 @@
 import { DmaBuffer, NoIommu, physicalAddress, physicalSegments, VfioError } from '../src';
-import { expectNothingLeft, kernel } from './helpers';
+import { expectNothingLeft, kernel, thrown } from './helpers';
 
 const PAGE = 4096;
 
-function thrown(fn: () => unknown): Record<string, unknown> {
-  try {
-    fn();
-  } catch (error) {
-    return error as Record<string, unknown>;
-  }
-  throw new Error('expected the call to throw');
-}
 
 describe('NoIommu', () => {
   test('map() refuses with the no-IOMMU error naming the physical-address API', () => {

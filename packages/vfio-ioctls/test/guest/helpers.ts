@@ -201,3 +201,12 @@ export function openEdu(keep: <T extends { close(): void }>(handle: T) => T): { 
   config.writeUint16(PCI_COMMAND, config.readUint16(PCI_COMMAND) | PCI_COMMAND_MASTER);
   return { dev, mmio: dev.region(0)!.map() };
 }
+
+/** Starts one edu DMA transfer (`command`: 0 to the device, EDU.DMA_TO_RAM from it) and waits for the start bit to clear. */
+export async function eduDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
+  mmio.write64(EDU.DMA_SRC, src);
+  mmio.write64(EDU.DMA_DST, dst);
+  mmio.write64(EDU.DMA_COUNT, count);
+  mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
+  await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
+}

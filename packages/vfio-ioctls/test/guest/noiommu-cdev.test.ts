@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { Device, DmaBuffer, Ioas, physicalSegments, type DmaMapping, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, eduDma } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
@@ -54,13 +54,6 @@ function mappedPageWithinMask(ioas: Ioas): { mapping: DmaMapping; offset: number
   assert.fail(`no page below edu's DMA mask (0x${limit.toString(16)}) in ${(MAX_CHUNKS * CHUNK) >> 20} MiB of mapped buffers`);
 }
 
-async function dma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
-  mmio.write64(EDU.DMA_SRC, src);
-  mmio.write64(EDU.DMA_DST, dst);
-  mmio.write64(EDU.DMA_COUNT, count);
-  mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-  await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-}
 
 test("iommu 'noiommu' opens the noiommu-vfioN cdev bound to an IOAS: no group, the device's iommu is the Ioas", () => {
   const edu = device('edu');
@@ -101,8 +94,8 @@ test('DMA round trip with the physical addresses the IOAS answers: RAM to edu an
   const bytes = mapping.buffer.bytes;
   for (let i = 0; i < half; i++) bytes[offset + i] = (i * 29 + 3) & 0xff;
   bytes.fill(0, offset + half, offset + 2 * half);
-  await dma(mmio, physical, BigInt(EDU.BUFFER), half, 0);
-  await dma(mmio, BigInt(EDU.BUFFER), physical + BigInt(half), half, EDU.DMA_TO_RAM);
+  await eduDma(mmio, physical, BigInt(EDU.BUFFER), half, 0);
+  await eduDma(mmio, BigInt(EDU.BUFFER), physical + BigInt(half), half, EDU.DMA_TO_RAM);
   assert.deepEqual(bytes.subarray(offset + half, offset + 2 * half), bytes.subarray(offset, offset + half));
   mapping.unmap();
 });

@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Container, Device, DmaBuffer, Group, NoIommu, physicalAddress, physicalSegments, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsVfio, trackResources, eduDma } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
@@ -63,14 +63,6 @@ function pageWithinMask(): { buffer: DmaBuffer; offset: number; physical: bigint
   assert.fail(`no page below edu's DMA mask (0x${limit.toString(16)}) in ${(MAX_CHUNKS * CHUNK) >> 20} MiB of DMA buffers`);
 }
 
-/** Starts one edu DMA transfer and waits for the start bit to clear. */
-async function dma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
-  mmio.write64(EDU.DMA_SRC, src);
-  mmio.write64(EDU.DMA_DST, dst);
-  mmio.write64(EDU.DMA_COUNT, count);
-  mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-  await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-}
 
 test('edu opened through its noiommu group reports a NoIommu context: no IOVA space, nothing mapped, map() refused clearly', () => {
   const { dev } = openNoIommuEdu();
@@ -112,8 +104,8 @@ test('DMA round trip with physical addresses: RAM to edu and back', async () => 
   const bytes = buffer.bytes;
   for (let i = 0; i < half; i++) bytes[offset + i] = (i * 13 + 5) & 0xff;
   bytes.fill(0, offset + half, offset + 2 * half);
-  await dma(mmio, physical, BigInt(EDU.BUFFER), half, 0);
-  await dma(mmio, BigInt(EDU.BUFFER), physical + BigInt(half), half, EDU.DMA_TO_RAM);
+  await eduDma(mmio, physical, BigInt(EDU.BUFFER), half, 0);
+  await eduDma(mmio, BigInt(EDU.BUFFER), physical + BigInt(half), half, EDU.DMA_TO_RAM);
   assert.deepEqual(bytes.subarray(offset + half, offset + 2 * half), bytes.subarray(offset, offset + half));
 
   buffer.close();

@@ -1,7 +1,8 @@
 /**
  * The layering of src/ (see DESIGN.md): runtime imports point down
  * core <- abi <- dma <- iommu, device <- open.ts <- index.ts <- cli/, iommu and
- * device never import each other, and nothing forms an import cycle at run
+ * device never import each other, unsafe/ (like testing/) stands apart on
+ * core and dma, and nothing forms an import cycle at run
  * time. Type-only imports are erased by the compiler and do not count.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -60,6 +61,8 @@ const allowed: Record<string, string[]> = {
   open: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device'],
   index: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device', 'open'],
   testing: ['core', 'abi'],
+  // vfio-ioctls/unsafe: raw syscalls and DmaBuffer addresses, beside the safe API; the main entry does not import it.
+  unsafe: ['core', 'dma'],
   // The `vfio` command sits on top of everything; nothing imports it.
   cli: ['core', 'abi', 'dma', 'discovery', 'iommu', 'device', 'open', 'index'],
 };
@@ -83,6 +86,12 @@ describe('src layout', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  test('nothing outside unsafe/ imports it, not even for types: the main entry point never reaches it', () => {
+    const importers = files.filter((file) => layerOf(file) !== 'unsafe'
+      && /(?:from|require\()\s*'(?:\.{1,2}\/)+(?:[\w-]+\/)*unsafe(?:\/[\w-]*)?'/.test(readFileSync(file, 'utf8')));
+    expect(importers.map((file) => relative(src, file))).toEqual([]);
   });
 
   test('no import cycle at run time', () => {

@@ -166,6 +166,23 @@ describe('the packed packages', () => {
     expect(npx.stdout).toMatch(/^usage: vfio <command>/);
   });
 
+  it('vfio-ioctls/unsafe resolves from the install and runs on the prebuilt addon; the main entry has none of it', () => {
+    const result = runNode(['-e', `
+      const unsafe = require('vfio-ioctls/unsafe');
+      const ioctls = require('vfio-ioctls');
+      const fd = unsafe.eventfd(1);
+      unsafe.eventfdWrite(fd, 2n);
+      const count = unsafe.eventfdRead(fd);
+      unsafe.close(fd);
+      const buffer = ioctls.DmaBuffer.alloc(4096);
+      const aligned = unsafe.addressOf(buffer) % 4096n === 0n;
+      buffer.close();
+      console.log(JSON.stringify({ count: String(count), aligned, inMain: ['ioctl', 'mmap', 'addressOf'].filter((name) => name in ioctls) }));
+    `]);
+    expect(result).toMatchObject({ status: 0, stderr: '' });
+    expect(JSON.parse(result.stdout)).toEqual({ count: '3', aligned: true, inMain: [] });
+  });
+
   it('both package entry points load', () => {
     const result = runNode(['-e', `
       const bindings = require('vfio-bindings');

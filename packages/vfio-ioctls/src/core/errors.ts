@@ -163,3 +163,12 @@ export function closedError(what: string): VfioError {
 export function regionAccessError(index: number, device: string, what: 'read' | 'write'): VfioError {
   return new VfioError('ERR_VFIO_UNSUPPORTED', `region ${index} of ${device} does not allow ${what}`, { device });
 }
+
+/** The error a wait rejects with when its AbortSignal fires: Node's AbortError shape (code ABORT_ERR), the signal's reason as cause. */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted') as Error & { code: string; cause: unknown };
+  error.name = 'AbortError';
+  error.code = 'ABORT_ERR';
+  error.cause = signal.reason;
+  return error;
+}

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { bindings as b } from '../abi/structs';
 import type { Poller } from '../core/backend';
 import { kernelCall, type VfioContext } from '../core/context';
-import { closedError, VfioError } from '../core/errors';
+import { abortError, closedError, VfioError } from '../core/errors';
 import { runAll } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
 import type { IrqInfo } from '../abi/irq-info';
@@ -390,14 +390,6 @@ function pollCallback(target: PollTarget, i: number): (error: Error | null) => v
     const irqs = target.strong ?? target.weak?.deref();
     if (irqs) deliver(irqs, i, error);
   };
-}
-
-function abortError(signal: AbortSignal): Error {
-  const error = new Error('The operation was aborted') as Error & { code: string; cause: unknown };
-  error.name = 'AbortError';
-  error.code = 'ABORT_ERR';
-  error.cause = signal.reason;
-  return error;
 }
 
 /** The async iterator behind Interrupts.events(): a queue fed by the emitter. */

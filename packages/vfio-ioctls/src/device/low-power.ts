@@ -9,7 +9,7 @@
 import { featureArg, featureArgWith } from '../abi/feature-args';
 import { bindings as b } from '../abi/structs';
 import { kernelCall, type VfioContext } from '../core/context';
-import { VfioError } from '../core/errors';
+import { abortError, VfioError } from '../core/errors';
 import { FdHandle } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
 import type { Poller } from '../core/backend';
@@ -117,14 +117,6 @@ export class LowPowerWakeup extends FdHandle {
     this.#poller.close();
     this.#poller = undefined;
   }
-}
-
-function abortError(signal: AbortSignal): Error {
-  const error = new Error('The operation was aborted') as Error & { code: string; cause: unknown };
-  error.name = 'AbortError';
-  error.code = 'ABORT_ERR';
-  error.cause = signal.reason;
-  return error;
 }
 
 /** Low power is refused while a region is mapped: the kernel would turn each access of the mapping into a SIGBUS. */

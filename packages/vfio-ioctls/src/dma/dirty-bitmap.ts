@@ -5,6 +5,8 @@
  * n % 8 of byte n / 8 on the little-endian machines Linux VFIO runs on.
  */
 
+import { hex, rangeError } from '../core/validate';
+
 /** A run of dirty pages. */
 export interface DirtyRange {
   iova: bigint;
@@ -56,4 +58,17 @@ export function mergeRuns(runs: DirtyRange[]): DirtyRange[] {
     else out.push({ ...run });
   }
   return out;
+}
+
+/**
+ * Checks a dirty-report range before the kernel: a non-zero whole number
+ * of pages (`unit` names the page in messages) inside the 64-bit IOVA
+ * space. Returns its last IOVA.
+ */
+export function checkDirtyRange(start: bigint, length: bigint, page: bigint, unit: string): bigint {
+  if (length === 0n || length % page !== 0n) throw rangeError('size', `must be a non-zero multiple of ${unit} (${hex(page)}), got ${hex(length)}`, 'ERR_VFIO_MISALIGNED');
+  if (start % page !== 0n) throw rangeError('iova', `must be a multiple of ${unit} (${hex(page)}), got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
+  const end = start + length - 1n;
+  if (end > 0xffff_ffff_ffff_ffffn) throw rangeError('size', `runs past the end of the IOVA space (iova ${hex(start)} + ${hex(length)})`);
+  return end;
 }

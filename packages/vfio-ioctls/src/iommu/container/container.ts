@@ -12,7 +12,7 @@ import type { Group } from './group';
 import { FdHandle, runAll } from '../../core/handle';
 import type { IommuContext } from '../context';
 import { checkInteger, checkU64, hex, rangeError } from '../../core/validate';
-import { mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
+import { checkDirtyRange, mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
 import { dirtyPagesFlagArg, readDirtyBitmap } from './dirty-pages';
 
 /** What VFIO_IOMMU_GET_INFO reports, capabilities decoded. */
@@ -266,11 +266,9 @@ export class Container extends FdHandle implements IommuContext {
     const start = checkU64('iova', iova);
     const length = checkU64('size', size);
     this.assertIommu('VFIO_IOMMU_DIRTY_PAGES');
-    const page = this.pageSizes() & -this.pageSizes();
-    if (length === 0n || length % page !== 0n) throw rangeError('size', `must be a non-zero multiple of the IOMMU page (${hex(page)}), got ${hex(length)}`, 'ERR_VFIO_MISALIGNED');
-    if (start % page !== 0n) throw rangeError('iova', `must be a multiple of the IOMMU page (${hex(page)}), got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
-    const end = start + length - 1n;
-    if (end > 0xffff_ffff_ffff_ffffn) throw rangeError('size', `runs past the end of the IOVA space (iova ${hex(start)} + ${hex(length)})`);
+    const sizes = this.pageSizes();
+    const page = sizes & -sizes;
+    const end = checkDirtyRange(start, length, page, 'the IOMMU page');
     const cut = this.mappings().find((m) => (m.iova < start && m.end >= start) || (m.iova <= end && m.end > end));
     if (cut) throw rangeError('iova', `[${hex(start)}, ${hex(end)}] cuts the mapping at ${hex(cut.iova)} (${hex(cut.size)} bytes); cover whole mappings`, 'ERR_VFIO_DMA_PARTIAL');
     if (!this.#dirtyTracking) {

@@ -2,8 +2,8 @@ import { bindings as b } from '../../abi/structs';
 import { encodeSized, withUserMemory } from '../../abi/iommufd-args';
 import { closedError } from '../../core/errors';
 import { runAll } from '../../core/handle';
-import { checkBoolean, checkOptions, checkU64, hex, rangeError, typeError } from '../../core/validate';
-import { dirtyBitmapBytes, dirtyRanges, mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
+import { checkBoolean, checkOptions, checkU64, typeError } from '../../core/validate';
+import { checkDirtyRange, dirtyBitmapBytes, dirtyRanges, mergeRuns, type DirtyRange } from '../../dma/dirty-bitmap';
 
 import { attachCdev } from './cdev';
 import type { Ioas } from './ioas';
@@ -136,10 +136,7 @@ export class Hwpt implements Disposable {
     this.assertOpen();
     const sizes = this.ioas.pageSizes();
     const page = sizes & -sizes;
-    if (length === 0n || length % page !== 0n) throw rangeError('size', `must be a non-zero multiple of the IOAS's IOVA alignment (${hex(page)}), got ${hex(length)}`, 'ERR_VFIO_MISALIGNED');
-    if (start % page !== 0n) throw rangeError('iova', `must be a multiple of the IOAS's IOVA alignment (${hex(page)}), got ${hex(start)}`, 'ERR_VFIO_MISALIGNED');
-    const end = start + length - 1n;
-    if (end > 0xffff_ffff_ffff_ffffn) throw rangeError('size', `runs past the end of the IOVA space (iova ${hex(start)} + ${hex(length)})`);
+    const end = checkDirtyRange(start, length, page, "the IOAS's IOVA alignment");
     const pieces = this.ioas.mappings()
       .filter((m) => m.iova <= end && m.end >= start)
       .map((m) => ({ iova: m.iova > start ? m.iova : start, last: m.end < end ? m.end : end }))

@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Container, DmaBuffer, Group, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, GUEST_CAPS, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, GUEST_CAPS, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources , eduDma } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 const PAGE = 4096n;
@@ -49,11 +49,7 @@ test(compat ? "iommufd's compatibility container has no dirty tracking: ENOTTY, 
     assert.equal(migration.pageSizes & -migration.pageSizes, PAGE);
     container.startDirtyTracking();
     // edu writes its device buffer into the second page of the first mapping.
-    mmio.write64(EDU.DMA_SRC, BigInt(EDU.BUFFER));
-    mmio.write64(EDU.DMA_DST, 0x100_0000n + PAGE);
-    mmio.write64(EDU.DMA_COUNT, 256n);
-    mmio.write64(EDU.DMA_CMD, BigInt(EDU.DMA_START | EDU.DMA_TO_RAM));
-    await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
+    await eduDma(mmio, BigInt(EDU.BUFFER), 0x100_0000n + PAGE, 256, EDU.DMA_TO_RAM);
     const expected = [{ iova: 0x100_0000n, size: 4n * PAGE }, { iova: 0x100_0000n + 16n * PAGE, size: 2n * PAGE }];
     assert.deepEqual(container.dirtyPages(0x100_0000n, 32n * PAGE), expected);
     assert.deepEqual(container.dirtyPages(0x100_0000n, 32n * PAGE), expected, 'type1 reports mapped pages dirty again');

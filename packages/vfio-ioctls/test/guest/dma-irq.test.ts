@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
-import { Container, Device, DmaBuffer, DmaMapping, Interrupts, IovaAllocator, type InterruptEvent, type RegionMapping } from 'vfio-ioctls';
+import { Device, DmaBuffer, DmaMapping, Interrupts, IovaAllocator, type InterruptEvent } from 'vfio-ioctls';
 import { EduDevice } from '../../examples/edu-driver';
 import {
   assertNoInterrupt,
@@ -21,24 +21,13 @@ import {
   throwsVfio,
   trackResources,
   waitFor,
-  openDevice
+  openDevice,
+  startEduDma,
+  eduDmaDone,
 } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
-/** Opens edu with BAR0 mapped and bus mastering on (DMA needs it). */
-/** Starts one edu DMA transfer. */
-function startDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): void {
-  mmio.write64(EDU.DMA_SRC, src);
-  mmio.write64(EDU.DMA_DST, dst);
-  mmio.write64(EDU.DMA_COUNT, count);
-  mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-}
-
-/** Waits for edu to clear the DMA command's start bit (the transfer is done). */
-function dmaDone(mmio: RegionMapping): Promise<void> {
-  return waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-}
 
 test('DmaBuffer: page-rounded, zeroed, closable when unmapped', () => {
   const buffer = keep(DmaBuffer.alloc(100));
@@ -78,10 +67,10 @@ test('DMA round trip through the IOMMU: RAM to edu and back', async () => {
   const half = EDU.MAX_TRANSFER;
   const bytes = buffer.bytes;
   for (let i = 0; i < half; i++) bytes[i] = (i * 7 + 3) & 0xff;
-  startDma(mmio, mapping.iova, BigInt(EDU.BUFFER), half, 0);
-  await dmaDone(mmio);
-  startDma(mmio, BigInt(EDU.BUFFER), mapping.iova + BigInt(half), half, EDU.DMA_TO_RAM);
-  await dmaDone(mmio);
+  startEduDma(mmio, mapping.iova, BigInt(EDU.BUFFER), half, 0);
+  await eduDmaDone(mmio);
+  startEduDma(mmio, BigInt(EDU.BUFFER), mapping.iova + BigInt(half), half, EDU.DMA_TO_RAM);
+  await eduDmaDone(mmio);
   assert.deepEqual(bytes.subarray(half, 2 * half), bytes.subarray(0, half));
 
   mapping.unmap();
@@ -115,11 +104,11 @@ test('DMA at a chosen IOVA, completion signalled by MSI; unmapAll', async () => 
   // these bytes (it saw the zero page before allocDma populated its pages).
   crypto.getRandomValues(source.bytes);
   const size = 1024;
-  startDma(mmio, from.iova, BigInt(EDU.BUFFER), size, EDU.DMA_IRQ);
+  startEduDma(mmio, from.iova, BigInt(EDU.BUFFER), size, EDU.DMA_IRQ);
   await nextInterrupt(irqs);
   assert.equal(mmio.read32(EDU.IRQ_STATUS) & EDU.IRQ_DMA, EDU.IRQ_DMA);
   mmio.write32(EDU.IRQ_ACK, EDU.IRQ_DMA);
-  startDma(mmio, BigInt(EDU.BUFFER), to.iova, size, EDU.DMA_TO_RAM | EDU.DMA_IRQ);
+  startEduDma(mmio, BigInt(EDU.BUFFER), to.iova, size, EDU.DMA_TO_RAM | EDU.DMA_IRQ);
   await nextInterrupt(irqs);
   mmio.write32(EDU.IRQ_ACK, EDU.IRQ_DMA);
   assert.deepEqual(target.bytes.subarray(0, size), source.bytes.subarray(0, size));

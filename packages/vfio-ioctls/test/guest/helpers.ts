@@ -202,11 +202,31 @@ export function openEdu(keep: <T extends { close(): void }>(handle: T) => T): { 
   return { dev, mmio: dev.region(0)!.map() };
 }
 
-/** Starts one edu DMA transfer (`command`: 0 to the device, EDU.DMA_TO_RAM from it) and waits for the start bit to clear. */
-export async function eduDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
+/** Starts one edu DMA transfer (`command`: 0 to the device, EDU.DMA_TO_RAM from it; | EDU.DMA_IRQ to be interrupted when done). */
+export function startEduDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): void {
   mmio.write64(EDU.DMA_SRC, src);
   mmio.write64(EDU.DMA_DST, dst);
   mmio.write64(EDU.DMA_COUNT, count);
   mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-  await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
+}
+
+/** Waits for edu to clear the DMA command's start bit (the transfer is done). */
+export function eduDmaDone(mmio: RegionMapping): Promise<void> {
+  return waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
+}
+
+/** One edu DMA transfer, waited for. */
+export async function eduDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
+  startEduDma(mmio, src, dst, count, command);
+  await eduDmaDone(mmio);
+}
+
+/** 256 bytes RAM -> edu's buffer -> RAM 1 KiB further, through whatever maps `iova` for the device; asserts they arrive. */
+export async function eduRoundTrip(mmio: RegionMapping, iova: bigint, bytes: Uint8Array): Promise<void> {
+  const pattern = Uint8Array.from({ length: 256 }, (_, i) => (i * 13 + 5) & 0xff);
+  bytes.set(pattern, 0);
+  bytes.fill(0, 1024, 1024 + 256);
+  await eduDma(mmio, iova, BigInt(EDU.BUFFER), 256, 0);
+  await eduDma(mmio, BigInt(EDU.BUFFER), iova + 1024n, 256, EDU.DMA_TO_RAM);
+  assert.deepEqual(bytes.subarray(1024, 1024 + 256), pattern);
 }

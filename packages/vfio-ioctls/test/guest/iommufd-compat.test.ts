@@ -23,7 +23,7 @@ import { basename } from 'node:path';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
 import { Container, Device, DmaBuffer, Group, VfioContext, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources , eduDma } from './helpers';
 
 const edu = device('edu');
 const { backend } = VfioContext.from();
@@ -114,14 +114,6 @@ function openEduOnContainer(): { dev: Device; container: Container; mmio: Region
   return { dev, container: dev.iommu, mmio: dev.region(0)!.map() };
 }
 
-/** One edu DMA transfer, waited for. */
-async function eduDma(mmio: RegionMapping, src: bigint, dst: bigint, count: number, command: number): Promise<void> {
-  mmio.write64(EDU.DMA_SRC, src);
-  mmio.write64(EDU.DMA_DST, dst);
-  mmio.write64(EDU.DMA_COUNT, count);
-  mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-  await waitFor('the edu DMA to finish', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-}
 
 test('DMA through the emulated container: an edu round trip; the pin shows in VmPin, not VmLck', async () => {
   const { dev, container, mmio } = openEduOnContainer();

@@ -9,8 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Device, DmaBuffer, Hwpt, Iommufd, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources, waitFor } from './helpers';
+import { Device, DmaBuffer, Hwpt, Iommufd } from 'vfio-ioctls';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, throwsVfio, trackResources , eduRoundTrip } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
@@ -24,22 +24,6 @@ function eduOnIoas() {
   return { iommufd, ioas, dev, mmio: dev.region(0)!.map() };
 }
 
-/** 256 bytes RAM -> edu's buffer -> RAM 1 KiB further, through whatever page table maps `iova` for the device. */
-async function eduRoundTrip(mmio: RegionMapping, iova: bigint, bytes: Uint8Array): Promise<void> {
-  const pattern = Uint8Array.from({ length: 256 }, (_, i) => (i * 13 + 5) & 0xff);
-  bytes.set(pattern, 0);
-  bytes.fill(0, 1024, 1024 + 256);
-  const transfer = async (src: bigint, dst: bigint, command: number) => {
-    mmio.write64(EDU.DMA_SRC, src);
-    mmio.write64(EDU.DMA_DST, dst);
-    mmio.write64(EDU.DMA_COUNT, 256);
-    mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-    await waitFor('edu DMA', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-  };
-  await transfer(iova, BigInt(EDU.BUFFER), 0);
-  await transfer(BigInt(EDU.BUFFER), iova + 1024n, EDU.DMA_TO_RAM);
-  assert.deepEqual(bytes.subarray(1024, 1024 + 256), pattern);
-}
 
 test("QEMU's intel-iommu cannot track dirty pages: GET_HW_INFO says so, and HWPT_ALLOC with DIRTY_TRACKING is EOPNOTSUPP with the hint", () => {
   const { iommufd, ioas, dev } = eduOnIoas();

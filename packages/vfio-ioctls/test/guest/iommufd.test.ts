@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { test } from 'node:test';
 import { Device, DmaBuffer, Ioas, Iommufd, type RegionMapping } from 'vfio-ioctls';
-import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsArg, throwsVfio, trackResources, waitFor } from './helpers';
+import { device, EDU, PCI_COMMAND, PCI_COMMAND_MASTER, resources, throwsArg, throwsVfio, trackResources , eduRoundTrip } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 
@@ -24,22 +24,6 @@ function enableDma(dev: Device): RegionMapping {
   return dev.region(0)!.map();
 }
 
-/** RAM -> edu's buffer -> RAM at another offset, through whatever maps `iova`. */
-async function eduRoundTrip(mmio: RegionMapping, iova: bigint, bytes: Uint8Array): Promise<void> {
-  const pattern = Uint8Array.from({ length: 256 }, (_, i) => (i * 7 + 3) & 0xff);
-  bytes.set(pattern, 0);
-  bytes.fill(0, 1024, 1024 + 256);
-  const run = async (src: bigint, dst: bigint, command: number) => {
-    mmio.write64(EDU.DMA_SRC, src);
-    mmio.write64(EDU.DMA_DST, dst);
-    mmio.write64(EDU.DMA_COUNT, 256);
-    mmio.write64(EDU.DMA_CMD, EDU.DMA_START | command);
-    await waitFor('edu DMA', () => (Number(mmio.read64(EDU.DMA_CMD)) & EDU.DMA_START) === 0);
-  };
-  await run(iova, BigInt(EDU.BUFFER), 0);
-  await run(BigInt(EDU.BUFFER), iova + 1024n, EDU.DMA_TO_RAM);
-  assert.deepEqual(bytes.subarray(1024, 1024 + 256), pattern);
-}
 
 test("Device.open picks iommufd and the cdev when the kernel has both ('auto')", () => {
   const edu = device('edu');

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as b from 'vfio-bindings';
-import { Device } from 'vfio-ioctls';
 import { device, trackResources, openDevice } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();

@@ -28,6 +28,7 @@ export { Migration } from './device/migration';
 export { migrationStates, type MigrationState } from './device/migration-path';
 export { MigrationSession, type MigrationSessionKind, type MigrationStreamOptions, type PrecopyInfo } from './device/migration-stream';
 export { Ioeventfd, type IoeventfdOptions } from './device/ioeventfd';
+export { KvmVfioFile } from './device/kvm-vfio';
 export { LowPowerWakeup } from './device/low-power';
 export { DmaLogging, type DmaLoggingOptions, type DmaLogRange, type DmaLogReportOptions } from './device/dma-logging';
 export type { IrqInfo } from './abi/irq-info';

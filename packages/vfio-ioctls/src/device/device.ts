@@ -17,6 +17,7 @@ import { endMigrationSession, newMigration, type Migration } from './migration';
 import { openIoeventfd, type Ioeventfd, type IoeventfdOptions } from './ioeventfd';
 import { enterLowPower, enterLowPowerWithWakeup, exitLowPower, type LowPowerHost, type LowPowerWakeup } from './low-power';
 import { startDmaLogging, type DmaLogging, type DmaLoggingOptions } from './dma-logging';
+import { addToKvmVfio, type KvmVfioFile } from './kvm-vfio';
 
 /** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
@@ -148,6 +149,7 @@ export class Device extends FdHandle implements RegionHost {
   readonly #featurePort: LowPowerHost & { region(index: number): Region | undefined };
   #migration: Migration | undefined;
   readonly #ioeventfds = new Set<Ioeventfd>();
+  readonly #kvmFiles = new Set<KvmVfioFile>();
   #dmaLog: DmaLogging | undefined;
   #wakeup: LowPowerWakeup | undefined;
   /** Low power entered (LOW_POWER_ENTRY*) and not exited through this handle. */
@@ -443,6 +445,26 @@ export class Device extends FdHandle implements RegionHost {
   }
 
   /**
+   * Adds this device's VFIO file to the KVM VFIO device at `kvmVfioFd`
+   * (KVM_DEV_VFIO_FILE_ADD): its group's fd on the legacy container path,
+   * its own fd when it has no group (an iommufd cdev). Devices of one group
+   * share the group's entry. The device's close deletes it again.
+   * @param kvmVfioFd - from KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO) on the VM fd.
+   * @throws RangeError/TypeError for a bad fd number; VfioError from the kernel.
+   */
+  addToKvm(kvmVfioFd: number): KvmVfioFile {
+    this.assertOpen();
+    const group = this.group;
+    const link = addToKvmVfio(
+      { name: this.name, context: this.context, file: () => (group ? { fd: group.fd, kind: 'group', owner: group } : { fd: this.fd, kind: 'device', owner: this }) },
+      kvmVfioFd,
+      (closed) => this.#kvmFiles.delete(closed),
+    );
+    this.#kvmFiles.add(link);
+    return link;
+  }
+
+  /**
    * LOW_POWER_ENTRY: lets the kernel put the device in a low power state
    * (D3) until it is used; any access brings it back. Mapping a region
    * exits low power first (LOW_POWER_EXIT): a mapping made while it is
@@ -620,6 +642,8 @@ export class Device extends FdHandle implements RegionHost {
       ...(dmaLog ? [() => dmaLog.stop()] : []),
       ...[...this.#ioeventfds].map((ioeventfd) => () => ioeventfd.close()),
       ...(wakeup ? [() => wakeup.close()] : []),
+      // KVM holds a reference to the file: delete it before the fd closes.
+      ...[...this.#kvmFiles].map((link) => () => link.close()),
       ...this.interrupts().map((irqs) => () => irqs.disable()),
       ...regions.map((region) => () => unmapRegion(region)),
     ]);

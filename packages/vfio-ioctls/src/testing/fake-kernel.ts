@@ -12,6 +12,8 @@ import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
 import { cdevIoctl, checkAccess } from './fake-cdev';
 import { FakeMemfd, MEMFD_NAME_MAX, MemfdMappings } from './fake-memfd';
+import { FakeKvmVfioDevice } from './fake-kvm-vfio';
+import { userBytes } from './user-memory';
 import type { FakeMigrationFile } from './fake-migration';
 import { VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from './offsets';
 import { resolveOptions, type ResolvedOptions } from './options';
@@ -123,6 +125,23 @@ export class FakeKernel implements Backend {
     const memfd = new FakeMemfd(size, this.options.pageSize);
     const fd = this.machine.fds.install({ kind: 'memfd', path: 'memfd:fake', memfd });
     return { fd, get bytes() { return memfd.bytes; } };
+  }
+
+  /**
+   * A KVM VFIO device fd, as KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO) on a VM
+   * fd returns (no VM is modelled), for tests of Device.addToKvm. `files()`
+   * lists the paths of the VFIO files it holds; close it with close().
+   */
+  createKvmVfioDevice(): { fd: number; files(): string[] } {
+    const machine = this.machine;
+    const kvmVfio = new FakeKvmVfioDevice({
+      file: (fd) => machine.file(fd),
+      userBytes: (address, length) => userBytes(machine.memory, address, length, false),
+      hold: (file) => machine.hold(file),
+      release: (file) => machine.unhold(file),
+    });
+    const fd = machine.fds.install({ kind: 'kvm-vfio', path: 'anon_inode:kvm-vfio', kvmVfio });
+    return { fd, files: () => kvmVfio.paths() };
   }
 
   /** The contents of the memfd open at `fd` (a fresh view). */
@@ -249,6 +268,7 @@ export class FakeKernel implements Backend {
           return deviceIoctl(file.file.device, request, arg, this.machine.deviceContext);
         case 'iommufd': return file.iommufd.ioctl(request, arg);
         case 'migration': return file.migration.ioctl(request, arg);
+        case 'kvm-vfio': return file.kvmVfio.ioctl(request, arg);
         default: throw new Errno('ENOTTY');
       }
     });

@@ -34,6 +34,9 @@ export class FakeMachine {
   readonly mappings = new WeakMap<ArrayBuffer, Mapping>();
   readonly dmaBuffers = new Set<ArrayBuffer>();
   private readonly containers = new Set<FakeContainer>();
+  /** Files other kernel objects hold (hold/unhold), and those of them whose fd is closed. */
+  private readonly holds = new Map<OpenFile, number>();
+  private readonly closedWhileHeld = new Set<OpenFile>();
   // The addon's finalizer munmaps a mapping the program dropped; this does the same for the fake.
   private readonly collector = new FinalizationRegistry<{ base: bigint; file: DeviceFile; region: FakeRegion }>((held) => {
     this.memory.forget(held.base);
@@ -111,11 +114,25 @@ export class FakeMachine {
     return file.eventfd;
   }
 
-  /** close(2): the fd goes away, whatever else still holds its file. */
+  /** close(2): the fd goes away, whatever else still holds its file; the file goes with its last reference. */
   close(fd: number): void {
     const file = this.fds.remove(fd);
     if (!file) throw new Errno('EBADF');
-    this.release(file);
+    if (this.holds.has(file)) this.closedWhileHeld.add(file);
+    else this.release(file);
+  }
+
+  /** get_file by another kernel object (a KVM VFIO device): the file outlives its fd. */
+  hold(file: OpenFile): void {
+    this.holds.set(file, (this.holds.get(file) ?? 0) + 1);
+  }
+
+  /** fput of a hold: the file is released when its fd is already closed. */
+  unhold(file: OpenFile): void {
+    const left = (this.holds.get(file) ?? 1) - 1;
+    if (left > 0) return void this.holds.set(file, left);
+    this.holds.delete(file);
+    if (this.closedWhileHeld.delete(file)) this.release(file);
   }
 
   /** mmap of a device region succeeded: the mapping holds its file open, as a vma does, until munmap or collection. */
@@ -191,6 +208,9 @@ export class FakeMachine {
         break;
       case 'iommufd':
         this.iommufd.closed(file.iommufd);
+        break;
+      case 'kvm-vfio':
+        file.kvmVfio.closed();
         break;
     }
   }

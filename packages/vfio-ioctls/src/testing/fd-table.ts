@@ -4,6 +4,7 @@ import type { FakeDevice } from './fake-device';
 import type { FakeEventfd } from './fake-eventfd';
 import type { FakeGroup } from './fake-group';
 import type { FakeIommufd } from './fake-iommufd';
+import type { FakeKvmVfioDevice } from './fake-kvm-vfio';
 import type { FakeMemfd } from './fake-memfd';
 import type { FakeMigrationFile } from './fake-migration';
 
@@ -24,7 +25,8 @@ export type OpenFile =
   | { kind: 'iommufd'; path: string; iommufd: FakeIommufd }
   | { kind: 'memfd'; path: string; memfd: FakeMemfd }
   | { kind: 'migration'; path: string; migration: FakeMigrationFile } // a data session (fake-migration.ts)
-  | { kind: 'pagemap'; path: string }; // /proc/self/pagemap (fake-physical-memory.ts)
+  | { kind: 'pagemap'; path: string } // /proc/self/pagemap (fake-physical-memory.ts)
+  | { kind: 'kvm-vfio'; path: string; kvmVfio: FakeKvmVfioDevice }; // a KVM VFIO device (fake-kvm-vfio.ts)
 
 // 0, 1 and 2 are the standard streams in any real process.
 const FIRST_FD = 3;

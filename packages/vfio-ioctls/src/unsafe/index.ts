@@ -50,6 +50,12 @@ function encodedSize(request: number): number {
 /** Mappings made by mmap() here and not yet unmapped: munmap() takes no other. */
 const ownMappings = new WeakSet<ArrayBuffer>();
 
+function notOwnMapping(): TypeError {
+  const error = new TypeError('buffer must be a live mapping that vfio-ioctls/unsafe mmap() returned') as TypeError & { code: string };
+  error.code = 'ERR_INVALID_ARG_VALUE';
+  return error;
+}
+
 function backendOf(options: UnsafeOptions | undefined): Backend {
   const opts = checkOptions('options', options, unsafeOptionKeys);
   return VfioContext.from(opts.backend === undefined ? {} : { backend: opts.backend }).backend;
@@ -113,11 +119,7 @@ export function mmap(fd: number, length: number, prot: number, offset: bigint | 
  */
 export function munmap(buffer: ArrayBuffer, options?: UnsafeOptions): void {
   if (!(buffer instanceof ArrayBuffer)) throw typeError('buffer', 'an ArrayBuffer', buffer);
-  if (!ownMappings.has(buffer)) {
-    const error = new TypeError('buffer must be a live mapping that vfio-ioctls/unsafe mmap() returned') as TypeError & { code: string };
-    error.code = 'ERR_INVALID_ARG_VALUE';
-    throw error;
-  }
+  if (!ownMappings.has(buffer)) throw notOwnMapping();
   const backend = backendOf(options);
   kernelCall({ syscall: 'munmap', hint: NO_HINT }, () => backend.munmap(buffer));
   ownMappings.delete(buffer);
@@ -163,13 +165,21 @@ export function close(fd: number, options?: UnsafeOptions): void {
 }
 
 /**
- * The process (user) address of a DmaBuffer's memory, for a KVM memory slot
- * (kvm_userspace_memory_region's userspace_addr). Valid while the buffer is
- * open: close the slot before the buffer, or the guest sees freed memory.
- * @throws TypeError for anything but a DmaBuffer; VfioError ERR_VFIO_CLOSED
- *   for a closed one.
+ * The process (user) address of a DmaBuffer's memory, or of a mapping from
+ * mmap() here (a device BAR mapped through its VFIO fd), for a KVM memory
+ * slot (kvm_userspace_memory_region's userspace_addr). Valid while the
+ * buffer is open or the mapping mapped: delete the slot first, or the guest
+ * sees freed memory.
+ * @throws TypeError for anything else (an ArrayBuffer mmap() here did not
+ *   return, or one already unmapped); VfioError ERR_VFIO_CLOSED for a closed
+ *   DmaBuffer.
  */
-export function addressOf(buffer: DmaBuffer): bigint {
+export function addressOf(buffer: DmaBuffer | ArrayBuffer, options?: UnsafeOptions): bigint {
+  if (buffer instanceof ArrayBuffer) {
+    if (!ownMappings.has(buffer)) throw notOwnMapping();
+    const backend = backendOf(options);
+    return kernelCall({ syscall: 'addressOf', hint: NO_HINT }, () => backend.addressOf(buffer));
+  }
   checkInstance('buffer', buffer, DmaBuffer);
   return bufferAddress(bufferState(buffer));
 }

@@ -10,7 +10,7 @@ void InitMmap(Napi::Env env, Napi::Object exports);     // mmap, munmap, setMaxM
 void InitMmio(Napi::Env env, Napi::Object exports);     // mmioRead*/mmioWrite*
 void InitDma(Napi::Env env, Napi::Object exports);      // allocDma, freeDma, addressOf, pageSize, mlock, munlock
 void InitEventfd(Napi::Env env, Napi::Object exports);  // eventfd, eventfdRead, eventfdWrite
-void InitMemfd(Napi::Env env, Napi::Object exports);    // memfd
+void InitMemfd(Napi::Env env, Napi::Object exports);    // memfd, memfdDup
 void InitPoller(Napi::Env env, Napi::Object exports);   // poll
 void InitStream(Napi::Env env, Napi::Object exports);   // read, write
 

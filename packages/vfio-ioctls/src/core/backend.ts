@@ -31,6 +31,14 @@ export interface Poller {
   unref(): void;
 }
 
+/** What {@link Backend.memfdDup} answers. */
+export interface MemfdFile {
+  fd: number;
+  size: number;
+  pageSize: number;
+  seals: number;
+}
+
 export interface Backend {
   /**
    * True when the ArrayBuffer that mmap() returns is the device memory
@@ -97,12 +105,22 @@ export interface Backend {
   poll(fd: number, onReadable: (error: Error | null) => void): Poller;
 
   /**
-   * memfd_create(2) with MFD_CLOEXEC, then ftruncate(2) to `size` bytes
-   * (0 allowed); the fd is closed again when ftruncate fails. Returns the
-   * fd: shmem that mmap() maps MAP_SHARED and IOMMU_IOAS_MAP_FILE maps by
-   * fd. `name` (no NUL bytes, at most 249 bytes) only labels it in /proc.
+   * memfd_create(2) with MFD_CLOEXEC and MFD_ALLOW_SEALING, then
+   * ftruncate(2) to `size` bytes (0 allowed) and the F_SEAL_SHRINK seal;
+   * the fd is closed again when a step fails. Returns the fd: shmem that
+   * mmap() maps MAP_SHARED and IOMMU_IOAS_MAP_FILE maps by fd. `name` (no
+   * NUL bytes, at most 249 bytes) only labels it in /proc. `hugePageSize`
+   * (a power of two) asks for hugetlbfs pages of that size (MFD_HUGETLB):
+   * EINVAL when the kernel has no such page size, or `size` is not a
+   * multiple of it; the pages are reserved at mmap (ENOMEM: none free).
    */
-  memfd(name: string, size: number): number;
+  memfd(name: string, size: number, hugePageSize?: number): number;
+  /**
+   * A new close-on-exec fd for the file of memfd `fd` (F_DUPFD_CLOEXEC),
+   * with the file's size, page size (st_blksize) and seals (F_GET_SEALS:
+   * EINVAL for a file that is not a memfd).
+   */
+  memfdDup(fd: number): MemfdFile;
 
   /** Page-aligned, zeroed anonymous memory for DMA, as an external ArrayBuffer of `size` rounded up to whole pages (at most MAX_MAPPING_LENGTH). */
   allocDma(size: number): ArrayBuffer;

@@ -1,10 +1,10 @@
 import type { Backend } from '../core/backend';
 import { VfioError } from '../core/errors';
 import { runAll } from '../core/handle';
-import { checkAligned, checkBoolean, checkInstance, checkOptions, checkU64, hex, rangeError, typeError } from '../core/validate';
-import { bufferAddress, bufferState, DmaBuffer, unpinBuffer } from './dma-buffer';
+import { checkAligned, checkBoolean, checkInstance, checkInteger, checkOptions, checkU64, hex, rangeError, typeError } from '../core/validate';
+import { bufferAddress, bufferState, DmaBuffer, unpinBuffer, type BufferState } from './dma-buffer';
 import { IovaAllocator, type IovaRange } from './iova-allocator';
-import { markDmaMappingUnmapped, newDmaMapping, type DmaMapping } from './mapping';
+import { DmaMapping, markDmaMappingUnmapped, newDmaMapping } from './mapping';
 
 /** Options of IommuContext.map(). */
 export interface DmaMapOptions {
@@ -23,6 +23,17 @@ export interface DmaMapOptions {
    * library picks the IOVA: 2n ** 28n - 1n for a device with a 28-bit mask.
    */
   maxIova?: number | bigint;
+  /**
+   * Where the mapped part starts in the buffer, in bytes (default 0): a
+   * multiple of the IOMMU's smallest page size (and of the CPU page).
+   */
+  offset?: number;
+  /**
+   * How many bytes of the buffer to map from `offset` (default: to the
+   * buffer's end), a multiple of the same page size. With `iova`, a VMM
+   * maps a range of guest RAM at its guest physical address.
+   */
+  size?: number;
 }
 
 /** What a DmaMapping needs from the space that made it (so it cannot be unmapped through another). */
@@ -124,15 +135,19 @@ export class DmaSpace implements MappingOwner {
     buffer: DmaBuffer,
     options: DmaMapOptions | undefined,
     operation: string,
-    kernelMap: (vaddr: bigint, iova: bigint, size: bigint, read: boolean, write: boolean) => void,
+    kernelMap: (vaddr: bigint, iova: bigint, size: bigint, read: boolean, write: boolean, offset: number) => void,
   ): DmaMapping {
     checkInstance('buffer', buffer, DmaBuffer);
     let read = true;
     let write = true;
     let requested: bigint | undefined;
     let maxIova: bigint | undefined;
+    let offset: number | undefined;
+    let length: number | undefined;
     if (options !== undefined) {
-      const opts = checkOptions('options', options, ['iova', 'read', 'write', 'maxIova']);
+      const opts = checkOptions('options', options, ['iova', 'read', 'write', 'maxIova', 'offset', 'size']);
+      if (opts.offset !== undefined) offset = checkInteger('options.offset', opts.offset, 0);
+      if (opts.size !== undefined) length = checkInteger('options.size', opts.size, 1);
       if (opts.read !== undefined) read = checkBoolean('options.read', opts.read);
       if (opts.write !== undefined) write = checkBoolean('options.write', opts.write);
       if (!read && !write) throw rangeError('options', 'must allow the device to read, write or both');
@@ -143,21 +158,44 @@ export class DmaSpace implements MappingOwner {
     if (state.backend !== this.#backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the IOMMU context', buffer);
     this.#kernel.assertReady();
     const allocator = this.allocator();
-    const size = state.sizeBig;
-    checkAligned('buffer.size', size, allocator.alignment);
+    const { start, size } = checkPart(state.sizeBig, offset, length, allocator.alignment);
     const iova = requested === undefined ? this.pickIova(allocator, size, maxIova, operation) : checkIova(allocator, requested, size, maxIova);
-    const vaddr = bufferAddress(state);
-    // The kernel needs the process address aligned like the IOVA; memory
-    // from allocDma is only CPU-page aligned, less than a larger IOMMU page.
-    if (vaddr % allocator.alignment !== 0n) {
-      throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(allocator.alignment)}`, 'ERR_VFIO_MISALIGNED');
-    }
-    kernelMap(vaddr, iova, size, read, write);
+    const vaddr = alignedAddress(state, start, allocator.alignment);
+    kernelMap(vaddr, iova, size, read, write, start);
     allocator.reserve(iova, size);
     state.pins++;
-    const mapping = newDmaMapping(this, buffer, iova, size, read, write);
+    const mapping = newDmaMapping(this, buffer, iova, size, read, write, start);
     this.#mappings.add(mapping);
     return mapping;
+  }
+
+  /**
+   * Moves a live mapping onto other memory holding the same pages (a
+   * DmaBuffer.fromMemfd of the same memfd), once `kernelUpdate` has given
+   * the kernel the new process address (VFIO_DMA_MAP_FLAG_VADDR). The IOVA,
+   * size and permissions stay; the old mapping object ends (mapped: false)
+   * and its buffer is released; the new one pins `buffer`.
+   * @throws TypeError when `mapping` is not a live mapping of this space or
+   *   `buffer` not a live DmaBuffer of its backend; RangeError when
+   *   [offset, offset + mapping.size) is not inside `buffer` or misaligned.
+   */
+  rebind(mapping: DmaMapping, buffer: DmaBuffer, offset: number | undefined, kernelUpdate: (vaddr: bigint) => void): DmaMapping {
+    checkInstance('mapping', mapping, DmaMapping);
+    if (!this.#mappings.has(mapping)) throw typeError('mapping', `a live DmaMapping of ${this.#kernel.path}`, mapping);
+    checkInstance('buffer', buffer, DmaBuffer);
+    const start = offset === undefined ? 0 : checkInteger('offset', offset, 0);
+    const state = bufferState(buffer);
+    if (state.backend !== this.#backend) throw typeError('buffer', 'a DmaBuffer of the same backend as the IOMMU context', buffer);
+    const allocator = this.allocator();
+    const part = checkPart(state.sizeBig, start, Number(mapping.size), allocator.alignment, 'offset');
+    kernelUpdate(alignedAddress(state, part.start, allocator.alignment));
+    this.#mappings.delete(mapping);
+    unpinBuffer(mapping.buffer);
+    markDmaMappingUnmapped(mapping);
+    state.pins++;
+    const moved = newDmaMapping(this, buffer, mapping.iova, mapping.size, mapping.read, mapping.write, part.start);
+    this.#mappings.add(moved);
+    return moved;
   }
 
   private pickIova(allocator: IovaAllocator, size: bigint, maxIova: bigint | undefined, operation: string): bigint {
@@ -231,6 +269,32 @@ export class DmaSpace implements MappingOwner {
     unpinBuffer(mapping.buffer);
     markDmaMappingUnmapped(mapping);
   }
+}
+
+/**
+ * The part of a buffer of `total` bytes a map covers: [offset, offset +
+ * size), both multiples of the IOMMU page `alignment`, inside the buffer.
+ */
+function checkPart(total: bigint, offset: number | undefined, size: number | undefined, alignment: bigint, offsetName = 'options.offset'): { start: number; size: bigint } {
+  const start = BigInt(offset ?? 0);
+  const length = size === undefined ? total - start : BigInt(size);
+  checkAligned(offsetName, start, alignment);
+  if (size === undefined) checkAligned('buffer.size', total, alignment);
+  else checkAligned('options.size', length, alignment);
+  if (start >= total || start + length > total) {
+    throw rangeError(offsetName, `[${hex(start)}, ${hex(start + length)}) is not inside the buffer of ${hex(total)} bytes`);
+  }
+  return { start: Number(start), size: length };
+}
+
+/** The process address of byte `offset` of the buffer, checked to be aligned like the IOVA (the kernel needs both alike). */
+function alignedAddress(state: BufferState, offset: number, alignment: bigint): bigint {
+  const vaddr = bufferAddress(state) + BigInt(offset);
+  // Memory from allocDma is only CPU-page aligned, less than a larger IOMMU page.
+  if (vaddr % alignment !== 0n) {
+    throw rangeError('buffer', `memory is not aligned to the IOMMU page size ${hex(alignment)}`, 'ERR_VFIO_MISALIGNED');
+  }
+  return vaddr;
 }
 
 function checkIova(allocator: IovaAllocator, iova: bigint, size: bigint, maxIova: bigint | undefined): bigint {

@@ -5,7 +5,7 @@ import type { MappingOwner } from './dma-space';
 /** Only this module holds it: DmaMapping's constructor demands it (see illegal-constructor.ts). */
 const constructKey = Symbol('DmaMapping');
 
-type MappingArgs = [owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean];
+type MappingArgs = [owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean, offset: number];
 
 // Set by DmaMapping's static block, which may reach its private parts.
 let construct: (...args: MappingArgs) => DmaMapping;
@@ -19,10 +19,12 @@ let forgetOwner: (mapping: DmaMapping) => void;
 export class DmaMapping implements Disposable {
   /** The IO virtual address the device uses. */
   readonly iova: bigint;
-  /** Mapped bytes (the whole buffer). */
+  /** Mapped bytes (the whole buffer unless map() was given `size`). */
   readonly size: bigint;
   /** The mapped buffer. */
   readonly buffer: DmaBuffer;
+  /** Where the mapped bytes start in the buffer (map()'s `offset`; 0 for the whole buffer). */
+  readonly offset: number;
   /** The device may read the buffer. */
   readonly read: boolean;
   /** The device may write the buffer. */
@@ -36,8 +38,9 @@ export class DmaMapping implements Disposable {
     };
   }
 
-  private constructor(key: symbol, owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean) {
+  private constructor(key: symbol, owner: MappingOwner, buffer: DmaBuffer, iova: bigint, size: bigint, read: boolean, write: boolean, offset: number) {
     if (key !== constructKey) throw illegalConstructor();
+    this.offset = offset;
     this.#owner = owner;
     this.buffer = buffer;
     this.iova = iova;
@@ -77,7 +80,7 @@ export class DmaMapping implements Disposable {
 
 /**
  * @internal For dma-space.ts: a mapping the IOMMU context has already made
- * (`size` is the buffer's). Not exported from the package.
+ * of `size` bytes from `offset` in the buffer. Not exported from the package.
  */
 export function newDmaMapping(...args: MappingArgs): DmaMapping {
   return construct(...args);

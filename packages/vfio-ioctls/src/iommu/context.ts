@@ -15,6 +15,12 @@ export interface IommuContext {
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping;
   /** Unmaps every mapping made through this context. */
   unmapAll(): void;
+  /**
+   * Unmaps every mapping inside [iova, iova + size) in one kernel call
+   * (as a vIOMMU asks); a range that cuts a mapping in two is refused
+   * (ERR_VFIO_DMA_PARTIAL), as the kernel refuses it. Returns the mappings unmapped.
+   */
+  unmapRange(iova: number | bigint, size: number | bigint): DmaMapping[];
   /** The live mappings made through this context. */
   mappings(): readonly DmaMapping[];
   /** The IOVA ranges the IOMMU accepts. */

@@ -34,6 +34,11 @@ export class NoIommu implements IommuContext {
   /** Nothing is ever mapped, so there is nothing to unmap. */
   unmapAll(): void {}
 
+  /** Nothing is ever mapped: always []. */
+  unmapRange(_iova?: number | bigint, _size?: number | bigint): DmaMapping[] {
+    return [];
+  }
+
   /** Always empty. */
   mappings(): readonly DmaMapping[] {
     return [];

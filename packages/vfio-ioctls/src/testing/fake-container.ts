@@ -5,7 +5,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR,
   VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
+  VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR,
 } from 'vfio-bindings';
 import { checkArgsz, decodeFixed, offsetOfEnd, pointerArg, valueArg, writeBack } from './abi';
 import { buildChain, placeChain } from './capabilities';
@@ -93,6 +93,9 @@ export class FakeContainer {
         return this.options.type1Only ? 0 : 1;
       case VFIO_DMA_CC_IOMMU:
         return this.iommu ? 1 : 0;
+      case VFIO_UPDATE_VADDR:
+        // Asked of the IOMMU set (type1's answer; 0 before SET_IOMMU).
+        return this.iommu && this.options.updateVaddr ? 1 : 0;
       default:
         return 0;
     }
@@ -153,9 +156,14 @@ export class FakeContainer {
   private mapDma(bytes: Uint8Array, dma: DmaTable): number {
     const map = decodeFixed(vfio_iommu_type1_dma_map, bytes);
     checkArgsz(bytes, map.argsz, offsetOfEnd(vfio_iommu_type1_dma_map, 'size'));
-    const known = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
-    // Updating a vaddr (VFIO_UPDATE_VADDR) is not modelled: the flag is refused.
-    if (map.flags & ~known || map.flags & VFIO_DMA_MAP_FLAG_VADDR) throw new Errno('EINVAL');
+    const known = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | (this.options.updateVaddr ? VFIO_DMA_MAP_FLAG_VADDR : 0);
+    if (map.flags & ~known) throw new Errno('EINVAL');
+    if (map.flags & VFIO_DMA_MAP_FLAG_VADDR) {
+      // A new vaddr takes no READ/WRITE: the mapping keeps its own.
+      if (map.flags & (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) throw new Errno('EINVAL');
+      dma.updateVaddr(map.iova, map.size, map.vaddr);
+      return 0;
+    }
     dma.map(
       { iova: map.iova, size: map.size, vaddr: map.vaddr, read: !!(map.flags & VFIO_DMA_MAP_FLAG_READ), write: !!(map.flags & VFIO_DMA_MAP_FLAG_WRITE) },
       (vaddr, size) => {
@@ -171,11 +179,12 @@ export class FakeContainer {
     const minsz = offsetOfEnd(vfio_iommu_type1_dma_unmap, 'size');
     const unmap = decodeFixed(vfio_iommu_type1_dma_unmap, bytes);
     checkArgsz(bytes, unmap.argsz, minsz);
-    const known = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
+    const known = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | (this.options.updateVaddr ? VFIO_DMA_UNMAP_FLAG_VADDR : 0);
     if (unmap.flags & ~known) throw new Errno('EINVAL');
-    // Unmapping with the dirty bitmap and vaddr invalidation are not modelled.
-    if (unmap.flags & (VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_VADDR)) throw new Errno('EINVAL');
-    const size = dma.unmap(unmap.iova, unmap.size, (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0);
+    // Unmapping with the dirty bitmap is not modelled.
+    if (unmap.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) throw new Errno('EINVAL');
+    const all = (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+    const size = dma.unmap(unmap.iova, unmap.size, all, (unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR) !== 0);
     writeBack(vfio_iommu_type1_dma_unmap, { argsz: unmap.argsz, flags: unmap.flags, iova: unmap.iova, size }, bytes, minsz);
     return 0;
   }

@@ -21,6 +21,8 @@ export interface DmaTableOptions {
  */
 export class DmaTable {
   private readonly mappings: FakeDmaMapping[] = [];
+  /** Mappings whose vaddr VFIO_DMA_UNMAP_FLAG_VADDR invalidated, until MAP_DMA with FLAG_VADDR gives a new one. */
+  private readonly vaddrInvalid = new Set<FakeDmaMapping>();
 
   constructor(private readonly options: DmaTableOptions) {}
 
@@ -53,13 +55,37 @@ export class DmaTable {
     this.mappings.sort((a, b) => (a.iova < b.iova ? -1 : 1));
   }
 
+  /** Mappings whose vaddr is invalid now (the kernel's vaddr_invalid_count). */
+  get invalidVaddrs(): number {
+    return this.vaddrInvalid.size;
+  }
+
+  /**
+   * VFIO_IOMMU_MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR (vfio_dma_do_map's
+   * set_vaddr): the new process address of exactly one mapping whose vaddr
+   * was invalidated. ENOENT when nothing is mapped there, EINVAL when the
+   * range is not exactly that mapping or its vaddr is still valid.
+   */
+  updateVaddr(iova: bigint, size: bigint, vaddr: bigint): void {
+    const mask = this.options.pageSize - 1n;
+    if (size === 0n) throw new Errno('EINVAL');
+    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) throw new Errno('EOVERFLOW');
+    if (((size | iova | vaddr) & mask) !== 0n) throw new Errno('EINVAL');
+    const [dma] = this.overlapping(iova, size);
+    if (!dma) throw new Errno('ENOENT');
+    if (!this.vaddrInvalid.has(dma) || dma.iova !== iova || dma.size !== size) throw new Errno('EINVAL');
+    dma.vaddr = vaddr;
+    this.vaddrInvalid.delete(dma);
+  }
+
   /** VFIO_IOMMU_UNMAP_DMA; returns the bytes unmapped (0 when nothing was mapped there). */
-  unmap(iova: bigint, size: bigint, all: boolean): bigint {
+  unmap(iova: bigint, size: bigint, all: boolean, invalidateVaddr = false): bigint {
     const mask = this.options.pageSize - 1n;
     if ((iova & mask) !== 0n) throw new Errno('EINVAL');
+    const act = (victims: FakeDmaMapping[]) => (invalidateVaddr ? this.invalidate(victims) : this.remove(victims));
     if (all) {
       if (iova !== 0n || size !== 0n) throw new Errno('EINVAL');
-      return this.remove(this.mappings.slice());
+      return act(this.mappings.slice());
     }
     if (size === 0n || (size & mask) !== 0n || iova + size - 1n > U64_MAX) throw new Errno('EINVAL');
     const end = iova + size;
@@ -67,7 +93,7 @@ export class DmaTable {
     if (this.options.v2) {
       // TYPE1v2 never splits a mapping: a range cutting one in two is refused.
       if (hit.some((m) => m.iova < iova || m.iova + m.size > end)) throw new Errno('EINVAL');
-      return this.remove(hit);
+      return act(hit);
     }
     // TYPE1 removes whole mappings that start inside the range, and stops at
     // one that starts before it.
@@ -76,7 +102,7 @@ export class DmaTable {
       if (m.iova < iova) break;
       inside.push(m);
     }
-    return this.remove(inside);
+    return act(inside);
   }
 
   /** The mapping covering [iova, iova + length), as a device access would use it. */
@@ -86,6 +112,18 @@ export class DmaTable {
 
   clear(): void {
     this.mappings.length = 0;
+    this.vaddrInvalid.clear();
+  }
+
+  /** VFIO_DMA_UNMAP_FLAG_VADDR: all or nothing; a vaddr already invalid makes the whole call EINVAL. */
+  private invalidate(victims: FakeDmaMapping[]): bigint {
+    if (victims.some((m) => this.vaddrInvalid.has(m))) throw new Errno('EINVAL');
+    let total = 0n;
+    for (const v of victims) {
+      this.vaddrInvalid.add(v);
+      total += v.size;
+    }
+    return total;
   }
 
   private overlapping(iova: bigint, size: bigint): FakeDmaMapping[] {
@@ -96,6 +134,7 @@ export class DmaTable {
     let total = 0n;
     for (const v of victims) {
       this.mappings.splice(this.mappings.indexOf(v), 1);
+      this.vaddrInvalid.delete(v);
       total += v.size;
     }
     return total;

@@ -1,4 +1,4 @@
-import { MAX_MAPPING_LENGTH, type Backend, type Poller } from '../core/backend';
+import { MAX_MAPPING_LENGTH, type Backend, type MemfdFile, type Poller } from '../core/backend';
 import { arrayBufferArg, bytesArg, fdArg, functionArg, integerArg, notLive, uint64Arg } from './args';
 import { deviceIoctl } from './device-ioctls';
 import { asSyscall, Errno, kernelError } from './errno';
@@ -11,7 +11,7 @@ import { detach } from './fake-region';
 import { FakeSysfs } from './fake-sysfs';
 import { FaultPlan, type FaultSpec } from './faults';
 import { cdevIoctl, checkAccess } from './fake-cdev';
-import { FakeMemfd, MEMFD_NAME_MAX, MemfdMappings } from './fake-memfd';
+import { FakeHugePages, FakeMemfd, MEMFD_NAME_MAX, MemfdMappings } from './fake-memfd';
 import { FakeKvmVfioDevice } from './fake-kvm-vfio';
 import { userBytes } from './user-memory';
 import type { FakeMigrationFile } from './fake-migration';
@@ -21,7 +21,7 @@ import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from
 
 // The real syscall behind each Backend method, for the errors' `syscall`.
 const SYSCALL_NAME: Record<string, string> = {
-  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', memfd: 'memfd_create',
+  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', memfd: 'memfd_create', memfdDup: 'fcntl',
 };
 const INT32_MAX = 0x7fff_ffff;
 const OFF_T_MAX = (1n << 63n) - 1n;
@@ -58,6 +58,7 @@ export class FakeKernel implements Backend {
   private readonly mmio: FakeMmio;
   private readonly pollers = new Set<FakePoller>();
   private readonly memfdMappings: MemfdMappings;
+  private readonly hugePages: FakeHugePages;
   /**
    * Where DMA memory sits physically, mlock and /proc/self/pagemap (no-IOMMU
    * DMA); `capSysAdmin = false` hides frame numbers, `capSysRawio = false`
@@ -69,6 +70,7 @@ export class FakeKernel implements Backend {
     this.options = resolveOptions(options);
     this.machine = new FakeMachine(this.options);
     this.memfdMappings = new MemfdMappings(this.machine.memory);
+    this.hugePages = new FakeHugePages(this.options.hugePages);
     this.machine.physicalView = (physical, length) => this.physicalMemory.view(physical, length);
     this.physicalMemory = new FakePhysicalMemory(this.machine.memory, this.options.pageSize, this.options.memlockLimit);
     this.physicalMemory.pinnedPage = (vpn) => this.machine.iommufd.pinsUserPage(vpn);
@@ -123,8 +125,15 @@ export class FakeKernel implements Backend {
   createMemfd(size: number): { fd: number; readonly bytes: Uint8Array } {
     integerArg(size, 'size', 0, Number.MAX_SAFE_INTEGER);
     const memfd = new FakeMemfd(size, this.options.pageSize);
+    // Made as other programs make one: no seals.
+    memfd.seals = 0;
     const fd = this.machine.fds.install({ kind: 'memfd', path: 'memfd:fake', memfd });
     return { fd, get bytes() { return memfd.bytes; } };
+  }
+
+  /** Huge pages of `size` bytes still free in the pool (FakeKernelOptions.hugePages). */
+  hugePagesFree(size: number): number {
+    return this.hugePages.available(size);
   }
 
   /**
@@ -247,10 +256,15 @@ export class FakeKernel implements Backend {
   close(fd: number): void {
     fdArg(fd);
     // close(2) frees the fd even when it reports an error, hence the fault path closes too.
-    const closeQuietly = () => {
-      if (this.machine.fds.get(fd)) this.machine.close(fd);
+    const closeFd = () => {
+      const file = this.machine.fds.get(fd);
+      this.machine.close(fd);
+      if (file?.kind === 'memfd') file.memfd.fdClosed();
     };
-    this.syscall({ syscall: 'close', fd }, () => this.machine.close(fd), closeQuietly);
+    const closeQuietly = () => {
+      if (this.machine.fds.get(fd)) closeFd();
+    };
+    this.syscall({ syscall: 'close', fd }, closeFd, closeQuietly);
   }
 
   ioctl(fd: number, request: number, arg?: number | Uint8Array): number {
@@ -407,14 +421,33 @@ export class FakeKernel implements Backend {
 
   // ---- Backend: memfds ----
 
-  memfd(name: string, size: number): number {
+  memfd(name: string, size: number, hugePageSize?: number): number {
     if (typeof name !== 'string') throw Object.assign(new TypeError(`The "name" argument must be of type string. Received type ${name === null ? 'null' : typeof name}`), { code: 'ERR_INVALID_ARG_TYPE' });
     if (name.includes('\0')) throw Object.assign(new TypeError('The "name" argument must be a string without null bytes'), { code: 'ERR_INVALID_ARG_VALUE' });
     integerArg(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+    const huge = hugePageSize === undefined ? 0 : integerArg(hugePageSize, 'hugePageSize', 0, 2 ** 40);
+    if (huge !== 0 && (huge < 2 || (huge & (huge - 1)) !== 0)) throw new RangeError('hugePageSize must be 0 or a power of two');
     return this.syscall({ syscall: 'memfd' }, () => {
       if (Buffer.byteLength(name) > MEMFD_NAME_MAX) throw new Errno('EINVAL');
-      const memfd = new FakeMemfd(size, this.options.pageSize);
+      // No hugetlbfs mount for that page size: memfd_create answers EINVAL.
+      if (huge !== 0 && !this.hugePages.has(huge)) throw new Errno('EINVAL');
+      // hugetlbfs_setattr: ftruncate to a size that is not whole huge pages is EINVAL (the fd is closed again).
+      if (huge !== 0 && size % huge !== 0) throw kernelError('EINVAL', 'ftruncate');
+      const memfd = huge === 0 ? new FakeMemfd(size, this.options.pageSize) : new FakeMemfd(size, huge, this.hugePages);
       return this.machine.fds.install({ kind: 'memfd', path: `memfd:${name}`, memfd });
+    });
+  }
+
+  memfdDup(fd: number): MemfdFile {
+    fdArg(fd);
+    return this.syscall({ syscall: 'memfdDup', fd }, () => {
+      const file = this.machine.file(fd);
+      // F_GET_SEALS on a file that is not shmem or hugetlbfs.
+      if (file.kind !== 'memfd') throw new Errno('EINVAL');
+      const { memfd } = file;
+      const copy = this.machine.fds.install({ ...file });
+      memfd.fds++;
+      return { fd: copy, size: memfd.size, pageSize: memfd.pageSize, seals: memfd.seals };
     });
   }
 

@@ -4,6 +4,42 @@ import { detach } from './fake-region';
 
 // memfd_create refuses longer names (MFD_NAME_MAX_LEN).
 export const MEMFD_NAME_MAX = 249;
+// fcntl(F_GET_SEALS) bits.
+export const F_SEAL_SHRINK = 0x0002;
+
+/**
+ * The hugetlb pools (/sys/kernel/mm/hugepages/hugepages-NkB): a page size
+ * the kernel has, and how many of its pages are reserved and not yet taken.
+ * A hugetlbfs memfd takes its pages at mmap, as the kernel's reservation
+ * does, and gives them back when no fd or mapping holds the file.
+ */
+export class FakeHugePages {
+  private readonly free = new Map<number, number>();
+
+  constructor(pools: readonly { size: number; count: number }[]) {
+    for (const pool of pools) this.free.set(pool.size, pool.count);
+  }
+
+  has(size: number): boolean {
+    return this.free.has(size);
+  }
+
+  /** Pages of `size` still free. */
+  available(size: number): number {
+    return this.free.get(size) ?? 0;
+  }
+
+  take(size: number, pages: number): boolean {
+    const free = this.available(size);
+    if (free < pages) return false;
+    this.free.set(size, free - pages);
+    return true;
+  }
+
+  give(size: number, pages: number): void {
+    this.free.set(size, this.available(size) + pages);
+  }
+}
 
 /** A live mapping of part of a memfd (or a second one of all of it): a copy of those bytes. */
 interface Window {
@@ -28,12 +64,19 @@ interface Window {
 export class FakeMemfd {
   /** The file size (ftruncate's). */
   readonly size: number;
+  /** Seals (F_ADD_SEALS); the library's memfds are sealed against shrinking. */
+  seals = F_SEAL_SHRINK;
+  /** Open fds of the file (memfd_create's and dups); with the mappings they keep huge pages reserved. */
+  fds = 1;
+  /** Huge pages taken from the pool by the first mmap, 0 for ordinary shmem. */
+  private reservedPages = 0;
   /** The pages, whole: the file size rounded up to the page size. */
   private store: ArrayBuffer;
   private wholeMapped = false;
   private readonly windows: Window[] = [];
 
-  constructor(size: number, private readonly pageSize: number) {
+  /** `hugePages` is the pool a hugetlbfs memfd (pageSize = its huge page size) reserves from. */
+  constructor(size: number, readonly pageSize: number, private readonly hugePages?: FakeHugePages) {
     this.size = size;
     try {
       this.store = new ArrayBuffer(Math.ceil(size / pageSize) * pageSize);
@@ -55,7 +98,15 @@ export class FakeMemfd {
    */
   mmap(offset: number, length: number): ArrayBuffer {
     if (offset % this.pageSize !== 0) throw new Errno('EINVAL');
+    // hugetlbfs maps whole huge pages only (hugetlb_get_unmapped_area).
+    if (this.hugePages && length % this.pageSize !== 0) throw new Errno('EINVAL');
     if (offset + Math.ceil(length / this.pageSize) * this.pageSize > this.store.byteLength) throw new Errno('EINVAL');
+    if (this.hugePages && this.reservedPages === 0) {
+      // hugetlb_reserve_pages: the file's pages come out of the pool now, or ENOMEM.
+      const pages = this.store.byteLength / this.pageSize;
+      if (!this.hugePages.take(this.pageSize, pages)) throw new Errno('ENOMEM');
+      this.reservedPages = pages;
+    }
     if (offset === 0 && length === this.store.byteLength && !this.wholeMapped) {
       this.wholeMapped = true;
       return this.store;
@@ -71,6 +122,7 @@ export class FakeMemfd {
     if (this.wholeMapped && buffer === this.store) {
       this.store = detach(buffer);
       this.wholeMapped = false;
+      this.releaseIfUnused();
       return;
     }
     const i = this.windows.findIndex((w) => w.ref.deref() === buffer);
@@ -78,11 +130,26 @@ export class FakeMemfd {
     const [w] = this.windows.splice(i, 1);
     new Uint8Array(this.store, w.offset, buffer.byteLength).set(new Uint8Array(buffer));
     detach(buffer);
+    this.releaseIfUnused();
   }
 
   /** Forgets windows whose buffers were collected (the finalizer's munmap). */
   sweep(): void {
     for (let i = this.windows.length - 1; i >= 0; i--) if (!this.windows[i].ref.deref()) this.windows.splice(i, 1);
+    this.releaseIfUnused();
+  }
+
+  /** close(2) of one of its fds. */
+  fdClosed(): void {
+    this.fds--;
+    this.releaseIfUnused();
+  }
+
+  /** The last fd and mapping gone: the file is freed, its huge pages go back to the pool. */
+  private releaseIfUnused(): void {
+    if (this.fds > 0 || this.wholeMapped || this.windows.length > 0 || this.reservedPages === 0) return;
+    this.hugePages!.give(this.pageSize, this.reservedPages);
+    this.reservedPages = 0;
   }
 }
 

@@ -22,6 +22,8 @@ export function resolveOptions(options: FakeKernelOptions = {}): ResolvedOptions
     deviceCdevs: false,
     iommuHwInfo: 'intel-vtd',
     iommuDirtyTracking: false,
+    updateVaddr: true,
+    hugePages: [{ size: 2 * 1024 * 1024, count: 0 }, { size: 1024 * 1024 * 1024, count: 0 }],
     ...dropUndefined(options),
   };
   if (!Number.isSafeInteger(resolved.pageSize) || resolved.pageSize <= 0 || (resolved.pageSize & (resolved.pageSize - 1)) !== 0) {

@@ -106,6 +106,21 @@ export interface FakeKernelOptions {
    */
   iommuDirtyTracking?: boolean;
   /**
+   * The type1 IOMMU offers VFIO_UPDATE_VADDR (VFIO_DMA_MAP_FLAG_VADDR and
+   * VFIO_DMA_UNMAP_FLAG_VADDR, Linux >= 5.12 with no mdev in the container).
+   * Default true; false answers the extension 0 and the flags EINVAL, as
+   * iommufd's compat container does.
+   */
+  updateVaddr?: boolean;
+  /**
+   * The hugetlb pools (/sys/kernel/mm/hugepages/hugepages-NkB): each huge
+   * page size the kernel has and how many pages of it are reserved. A
+   * hugetlbfs memfd (memfd's hugePageSize) of another size is EINVAL; its
+   * mmap takes the file's pages from the pool, ENOMEM when too few are free.
+   * Default 2 MiB and 1 GiB, none reserved (a stock boot).
+   */
+  hugePages?: { size: number; count: number }[];
+  /**
    * Mappings behave as the real kernel's do for the library: plain memory
    * that it reads and writes through typed arrays (Backend.directMmio).
    * Register hooks of device models (edu) then do not run. Default false:

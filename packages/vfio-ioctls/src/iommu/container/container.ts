@@ -38,6 +38,7 @@ const MAP_DMA = b.VFIO_IOMMU_MAP_DMA;
 const UNMAP_DMA = b.VFIO_IOMMU_UNMAP_DMA;
 const MAP_READ = b.VFIO_DMA_MAP_FLAG_READ;
 const MAP_WRITE = b.VFIO_DMA_MAP_FLAG_WRITE;
+const vaddrHint = 'a new vaddr is taken only by a mapping whose vaddr was invalidated (invalidateVaddr()), for its whole IOVA range';
 
 /**
  * A VFIO container (/dev/vfio/vfio): the IOMMU context that groups attach to
@@ -231,6 +232,74 @@ export class Container extends FdHandle implements IommuContext {
   unmapAll(): void {
     this.assertOpen();
     this.#dma.unmapAll();
+  }
+
+  /**
+   * Unmaps every mapping inside [iova, iova + size) in one
+   * VFIO_IOMMU_UNMAP_DMA. A mapping that straddles an edge is refused
+   * before the kernel (ERR_VFIO_DMA_PARTIAL), which refuses it too (TYPE1v2).
+   * @returns the mappings unmapped.
+   */
+  unmapRange(iova: number | bigint, size: number | bigint): DmaMapping[] {
+    const start = checkU64('iova', iova);
+    const length = checkU64('size', size);
+    this.assertIommu('VFIO_IOMMU_UNMAP_DMA');
+    return this.#dma.unmapRange(start, length);
+  }
+
+  /**
+   * Live update, step 1: invalidates the process address of every mapping
+   * (VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR |
+   * VFIO_DMA_UNMAP_FLAG_ALL). The IOMMU keeps mapping the pinned pages, so
+   * devices go on DMAing; the kernel refuses to attach groups until every
+   * mapping has a new address ({@link Container.updateVaddr}). Needs the
+   * VFIO_UPDATE_VADDR extension (type1, Linux >= 5.12, no mdev in the container).
+   * @throws VfioError ERR_VFIO_UNSUPPORTED without VFIO_UPDATE_VADDR (iommufd's
+   *   compat container has none); the kernel's EINVAL when a vaddr is already invalid.
+   */
+  invalidateVaddr(): void {
+    this.assertUpdateVaddr();
+    const fd = this.fd;
+    const arg = encodeArg(b.vfio_iommu_type1_dma_unmap, { flags: b.VFIO_DMA_UNMAP_FLAG_VADDR | b.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n });
+    this.ioctl('VFIO_IOMMU_UNMAP_DMA', () => this.backend.ioctl(fd, b.VFIO_IOMMU_UNMAP_DMA, arg));
+  }
+
+  /**
+   * Live update, step 2: gives a mapping whose vaddr was invalidated its new
+   * process address, `buffer` from `offset` on (VFIO_IOMMU_MAP_DMA with
+   * VFIO_DMA_MAP_FLAG_VADDR). `buffer` must hold the same pages as the old
+   * one: a DmaBuffer.fromMemfd of the same memfd (the kernel cannot check;
+   * other memory would leave the device on the old pages). Returns the
+   * mapping that replaces `mapping` (same IOVA, size and permissions, now
+   * pinning `buffer`); `mapping` ends and releases its buffer, which can
+   * then be closed.
+   * @throws TypeError/RangeError for a bad mapping, buffer or offset;
+   *   VfioError ERR_VFIO_UNSUPPORTED without VFIO_UPDATE_VADDR; the kernel's
+   *   EINVAL when the mapping's vaddr is still valid (invalidateVaddr() first).
+   */
+  updateVaddr(mapping: DmaMapping, buffer: DmaBuffer, offset?: number): DmaMapping {
+    this.assertUpdateVaddr();
+    const fd = this.fd;
+    return this.#dma.rebind(mapping, buffer, offset, (vaddr) => {
+      const arg = newMapDmaArg();
+      fillMapDma(arg, b.VFIO_DMA_MAP_FLAG_VADDR, vaddr, mapping.iova, mapping.size);
+      try {
+        this.backend.ioctl(fd, MAP_DMA, arg.bytes);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        const hint = code === 'EINVAL' || code === 'ENOENT' ? vaddrHint : undefined;
+        throw VfioError.annotate(error, { syscall: 'ioctl', operation: 'VFIO_IOMMU_MAP_DMA', path: this.path, hint });
+      }
+    });
+  }
+
+  private assertUpdateVaddr(): void {
+    this.assertIommu('VFIO_CHECK_EXTENSION');
+    if (this.checkExtension(b.VFIO_UPDATE_VADDR)) return;
+    throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.path}: the IOMMU does not offer VFIO_UPDATE_VADDR`, {
+      operation: 'VFIO_CHECK_EXTENSION', path: this.path,
+      hint: 'updating DMA vaddrs needs the type1 IOMMU (Linux >= 5.12) with no mdev in the container; iommufd (and its compat container) has none: map memfd memory by fd with Ioas.mapFile instead',
+    });
   }
 
   /** Whether dirty page tracking is on (startDirtyTracking until stopDirtyTracking). */

@@ -144,7 +144,8 @@ export class Ioas implements IommuContext, Disposable {
    * Maps a memfd-backed DmaBuffer (`DmaBuffer.alloc(size, { memfd: true })`)
    * by its fd (IOMMU_IOAS_MAP_FILE, Linux >= 6.13): the kernel pins the
    * file's pages, not the process mapping. Same options, checks, errors and
-   * unmapping as map().
+   * unmapping as map(); `offset` is where the mapped part starts in the
+   * file (the command's `start`).
    * @throws TypeError naming `buffer` for a buffer without a memfd;
    *   VfioError ENOTTY (with a hint) from a kernel older than 6.13.
    */
@@ -152,8 +153,8 @@ export class Ioas implements IommuContext, Disposable {
     checkInstance('buffer', buffer, DmaBuffer);
     const fd = bufferMemfd(bufferState(buffer));
     if (fd === undefined) throw typeError('buffer', 'a DmaBuffer allocated with { memfd: true }', buffer);
-    return this.#dma.mapWith(buffer, options, 'IOMMU_IOAS_MAP_FILE', (_vaddr, iova, size, read, write) => {
-      const arg = encodeSized(b.iommu_ioas_map_file, { flags: fixedMapFlags(read, write), ioas_id: this.id, fd, start: 0n, length: size, iova });
+    return this.#dma.mapWith(buffer, options, 'IOMMU_IOAS_MAP_FILE', (_vaddr, iova, size, read, write, offset) => {
+      const arg = encodeSized(b.iommu_ioas_map_file, { flags: fixedMapFlags(read, write), ioas_id: this.id, fd, start: BigInt(offset), length: size, iova });
       try {
         this.#port.ioctl('IOMMU_IOAS_MAP_FILE', b.IOMMU_IOAS_MAP_FILE, arg);
       } catch (error) {
@@ -262,7 +263,7 @@ export class Ioas implements IommuContext, Disposable {
     const from = this.iommufd.ioases().find((ioas) => ioas !== this && ioas.mappings().includes(source));
     if (!from) throw typeError('source', `a live DmaMapping of another IOAS of ${this.iommufd.path}`, source);
     const opts = checkOptions('options', options, ['iova']);
-    const mapOptions: DmaMapOptions = { read: source.read, write: source.write };
+    const mapOptions: DmaMapOptions = { read: source.read, write: source.write, offset: source.offset, size: Number(source.size) };
     if (opts.iova !== undefined) mapOptions.iova = opts.iova as bigint;
     const flags = fixedMapFlags(source.read, source.write);
     return this.#dma.mapWith(source.buffer, mapOptions, 'IOMMU_IOAS_COPY', (_vaddr, iova, size) => {

@@ -1,5 +1,13 @@
 #include "poller.h"
 
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
 #include "args.h"
 #include "bindings.h"
 #include "errors.h"
@@ -35,12 +43,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
                         InstanceMethod("unref", &Poller::UnrefLoop)});
   }
 
-  // new Poller(fd, onReadable): created stopped.
+  // new Poller(fd, onReadable), or new Poller([eventfds], onWake) for the
+  // draining epoll form: created stopped.
   explicit Poller(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<Poller>(info), context_(info.Env(), "VfioPoller") {
     Napi::Env env = info.Env();
-    int fd = FdArg(info, 0, "fd");
-    on_readable_ = Napi::Persistent(FunctionArg(info, 1, "onReadable"));
+    bool many = info[0].IsArray();
+    int fd = many ? -1 : FdArg(info, 0, "fd");
+    on_readable_ = Napi::Persistent(FunctionArg(info, 1, many ? "onWake" : "onReadable"));
+    if (many) fd = EpollOf(env, info[0].As<Napi::Array>());
     // The loop of this environment: a worker thread has its own.
     uv_loop_t* loop = nullptr;
     NAPI_THROW_IF_FAILED_VOID(env, napi_get_uv_event_loop(env, &loop));
@@ -50,8 +61,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
     int err = uv_poll_init(loop, &core->handle, fd);
     if (err < 0) {
       delete core;
+      if (many) ::close(fd);
       ThrowErrno(env, -err, "uv_poll_init");
     }
+    if (many) core->epoll_fd = fd;
     core->handle.data = core;
     core->state->poll_cores.insert(core);
     core_ = core;
@@ -75,10 +88,89 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   static void OnEvent(uv_poll_t* handle, int status, int /*events*/) {
     auto* core = static_cast<PollCore*>(handle->data);
-    if (core->owner != nullptr) core->owner->Deliver(status);
+    if (core->owner == nullptr) return;
+    if (core->epoll_fd >= 0 && status >= 0) {
+      core->owner->DeliverDrained();
+    } else {
+      core->owner->Deliver(status);
+    }
   }
 
  private:
+  // An epoll fd watching each of `fds` for EPOLLIN, its position in the
+  // array and the fd packed into the event's data (position high, fd low).
+  static int EpollOf(Napi::Env env, Napi::Array fds) {
+    uint32_t length = fds.Length();
+    std::vector<int> numbers;
+    for (uint32_t i = 0; i < length; i++) {
+      Napi::Value value = fds.Get(i);
+      if (!value.IsNumber()) ThrowArgType(value, "fds", "number");
+      double d = value.As<Napi::Number>().DoubleValue();
+      if (!(d >= 0 && d <= INT32_MAX && std::floor(d) == d)) {
+        ThrowRangeError(env, "The value of \"fds[" + std::to_string(i) + "]\" is out of range. It must be an fd (0 to 2147483647). Received " +
+                                 value.ToString().Utf8Value());
+      }
+      numbers.push_back(static_cast<int>(d));
+    }
+    int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) ThrowErrno(env, errno, "epoll_create1");
+    for (uint32_t i = 0; i < length; i++) {
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.u64 = (uint64_t{i} << 32) | static_cast<uint32_t>(numbers[i]);
+      if (::epoll_ctl(epfd, EPOLL_CTL_ADD, numbers[i], &event) < 0) {
+        int err = errno;
+        ::close(epfd);
+        ThrowErrno(env, err, "epoll_ctl");
+      }
+    }
+    return epfd;
+  }
+
+  // One wake-up of the epoll fd: every ready eventfd is read (which resets
+  // its counter) here, and JavaScript hears of all of them in one call:
+  // onWake(error, positions, counts). Level-triggered, so ready fds beyond
+  // one batch wake the loop again on its next turn.
+  void DeliverDrained() {
+    constexpr int kBatch = 256;
+    epoll_event events[kBatch];
+    int ready;
+    do ready = ::epoll_wait(core_->epoll_fd, events, kBatch, 0);
+    while (ready < 0 && errno == EINTR);
+    int failure = ready < 0 ? errno : 0;
+    const char* failed_call = "epoll_wait";
+    uint32_t positions[kBatch];
+    double counts[kBatch];
+    uint32_t drained = 0;
+    for (int i = 0; i < ready; i++) {
+      int fd = static_cast<int>(static_cast<uint32_t>(events[i].data.u64));
+      uint64_t count = 0;
+      ssize_t n;
+      do n = ::read(fd, &count, sizeof count);
+      while (n < 0 && errno == EINTR);
+      if (n == sizeof count && count > 0) {
+        positions[drained] = static_cast<uint32_t>(events[i].data.u64 >> 32);
+        counts[drained] = static_cast<double>(count);
+        drained++;
+      } else if (n < 0 && errno != EAGAIN && failure == 0) {
+        // EAGAIN: another reader took the count first. Anything else is reported.
+        failure = errno;
+        failed_call = "read";
+      }
+    }
+    if (drained == 0 && failure == 0) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Object self = Value();
+    Napi::Array keys = Napi::Array::New(env, drained);
+    Napi::Array values = Napi::Array::New(env, drained);
+    for (uint32_t i = 0; i < drained; i++) {
+      keys.Set(i, Napi::Number::New(env, positions[i]));
+      values.Set(i, Napi::Number::New(env, counts[i]));
+    }
+    napi_value args[3] = {failure != 0 ? ErrnoError(env, failure, failed_call) : env.Null(), keys, values};
+    Call(self, 3, args);
+  }
   void Deliver(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -89,8 +181,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
       StopWatching();
       error = ErrnoError(env, -status, "uv_poll");
     }
+    Call(self, 1, &error);
+  }
+
+  void Call(Napi::Object self, size_t argc, const napi_value* argv) {
+    Napi::Env env = Env();
     napi_value result;
-    napi_status called = napi_make_callback(env, context_, self, on_readable_.Value(), 1, &error, &result);
+    napi_status called = napi_make_callback(env, context_, self, on_readable_.Value(), argc, argv, &result);
     if (called == napi_ok) return;
     bool pending = false;
     napi_is_exception_pending(env, &pending);
@@ -159,9 +256,21 @@ void ClosePollCore(PollCore* core) {
     owner->ForgetCore();
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&core->handle), OnClosed);
+  // uv_close stopped watching at once, so the epoll fd can go now rather than
+  // a loop turn later (callers count their fds right after close()).
+  if (core->epoll_fd >= 0) {
+    ::close(core->epoll_fd);
+    core->epoll_fd = -1;
+  }
 }
 
 Napi::Value Poll(const Napi::CallbackInfo& info) {
+  return State(info.Env())->poller_class.New({info[0], info[1]});
+}
+
+// watchEventfds(fds, onWake): the array form of the Poller.
+Napi::Value WatchEventfds(const Napi::CallbackInfo& info) {
+  if (!info[0].IsArray()) ThrowArgType(info[0], "fds", "an array");
   return State(info.Env())->poller_class.New({info[0], info[1]});
 }
 
@@ -179,6 +288,7 @@ void TearDownPollers(napi_async_cleanup_hook_handle hook, void* arg) {
 void InitPoller(Napi::Env env, Napi::Object exports) {
   State(env)->poller_class = Napi::Persistent(Poller::Define(env));
   exports.Set("poll", Napi::Function::New(env, Poll, "poll"));
+  exports.Set("watchEventfds", Napi::Function::New(env, WatchEventfds, "watchEventfds"));
 }
 
 }  // namespace vfio

@@ -17,6 +17,9 @@ struct PollCore {
   AddonState* state;  // counts the handle until its close callback ran
   Poller* owner;      // null once the JS object closed it or was collected
   bool closing = false;
+  // An epoll fd holding many eventfds (watchEventfds), closed with the core;
+  // -1 for a poller of one fd, which the caller owns.
+  int epoll_fd = -1;
 };
 
 // Env teardown (async cleanup hook): closes every handle and reports done

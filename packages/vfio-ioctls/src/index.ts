@@ -4,7 +4,7 @@
  * addon, or the fake kernel of `vfio-ioctls/testing`).
  * @packageDocumentation
  */
-export type { Backend, Poller } from './core/backend';
+export type { Backend, EventfdsWake, Poller } from './core/backend';
 export { VfioError, type VfioErrorContext } from './core/errors';
 export { vfioErrorCodes, errnoCodes, type VfioErrorCode, type LibraryErrorCode, type ErrnoCode, type ErrorCodeInfo } from './core/codes';
 export { VfioContext, type VfioOptions } from './core/context';
@@ -33,6 +33,7 @@ export { LowPowerWakeup } from './device/low-power';
 export { DmaLogging, type DmaLoggingOptions, type DmaLogRange, type DmaLogReportOptions } from './device/dma-logging';
 export type { IrqInfo } from './abi/irq-info';
 export { Interrupts, type InterruptEvent } from './device/interrupts';
+export { EventFd, type EventFdOptions } from './device/event-fd';
 export { DmaBuffer, type DmaBufferOptions } from './dma/dma-buffer';
 export { DmaMapping } from './dma/mapping';
 export { physicalAddress, physicalSegments, type PhysicalSegment } from './dma/physical-memory';

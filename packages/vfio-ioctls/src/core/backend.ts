@@ -31,6 +31,9 @@ export interface Poller {
   unref(): void;
 }
 
+/** What {@link Backend.watchEventfds} calls back with: `positions[i]` fired `counts[i]` times. */
+export type EventfdsWake = (error: Error | null, positions?: readonly number[], counts?: readonly number[]) => void;
+
 /** What {@link Backend.memfdDup} answers. */
 export interface MemfdFile {
   fd: number;
@@ -103,6 +106,15 @@ export interface Backend {
    * or it is called again on the next loop turn.
    */
   poll(fd: number, onReadable: (error: Error | null) => void): Poller;
+  /**
+   * Watches many eventfds with one poller (an epoll fd inside one uv_poll).
+   * On each wake-up it reads every ready eventfd, which resets its counter,
+   * and calls `onWake` once with the positions in `fds` that fired and the
+   * counts it read. `error` is set when epoll or a read failed (the
+   * positions and counts then hold what was read before). Created stopped;
+   * close() frees the epoll fd, never the eventfds.
+   */
+  watchEventfds(fds: readonly number[], onWake: EventfdsWake): Poller;
 
   /**
    * memfd_create(2) with MFD_CLOEXEC and MFD_ALLOW_SEALING, then

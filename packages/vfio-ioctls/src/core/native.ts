@@ -6,7 +6,7 @@
  * fake kernel; the first real syscall then fails with ERR_VFIO_NO_ADDON.
  */
 import * as path from 'node:path';
-import { MAX_MAPPING_LENGTH, type Backend, type MemfdFile, type Poller } from './backend';
+import { MAX_MAPPING_LENGTH, type Backend, type EventfdsWake, type MemfdFile, type Poller } from './backend';
 import { VfioError } from './errors';
 
 /** Linux's values (identical on x86-64 and arm64); test/native checks them against the C headers. */
@@ -117,6 +117,7 @@ export const nativeBackend: Backend = {
   eventfdRead: (fd: number): bigint => native().eventfdRead(fd),
   eventfdWrite: (fd: number, value: bigint): void => native().eventfdWrite(fd, value),
   poll: (fd: number, onReadable: (error: Error | null) => void): Poller => native().poll(fd, onReadable),
+  watchEventfds: (fds: readonly number[], onWake: EventfdsWake): Poller => native().watchEventfds(fds, onWake),
   memfd: (name: string, size: number, hugePageSize?: number): number => native().memfd(name, size, hugePageSize),
   memfdDup: (fd: number): MemfdFile => native().memfdDup(fd),
 

@@ -5,7 +5,8 @@ import type { Group } from '../iommu/container/group';
 import type { DeviceOpenOptions } from '../open';
 import { FdHandle, runAll } from '../core/handle';
 import type { IommuContext } from '../iommu/context';
-import { enableInterrupts, type Interrupts, type IrqPort } from './interrupts';
+import { checkSuppliedEventFds, enableInterrupts, type Interrupts, type IrqPort } from './interrupts';
+import type { EventFd } from './event-fd';
 import { fillIrqInfoArg, irqIndexLabel, newIrqInfoArg, readIrqInfo, type IrqInfo } from '../abi/irq-info';
 import type { ArgBuffer } from '../abi/arg-buffer';
 import { probeRegion, setBeforeMap, unmapRegion, type Region, type RegionHost } from './region';
@@ -90,17 +91,24 @@ export function installDeviceOpener(open: (target: string, options?: DeviceOpenO
 export interface EnableIrqOptions {
   /** First vector (default 0). */
   start?: number;
-  /** Number of vectors (default: from start to the last vector of the index). */
+  /** Number of vectors (default: as many as `eventfds`, else from start to the last vector of the index). */
   count?: number;
   /**
-   * For an automasked index (INTx): give the kernel a resample eventfd, so
-   * that unmask() is an eventfd write rather than an ioctl, as VMMs do it
-   * (default true). Ignored for other indexes.
+   * The caller's eventfds, one per vector (a KVM irqfd, say): the kernel
+   * signals these, and the library neither watches nor closes them (no
+   * 'interrupt' events). Default: eventfds of the library's own, watched.
    */
-  resample?: boolean;
+  eventfds?: readonly EventFd[];
+  /**
+   * For an automasked index (INTx): give the kernel a resample eventfd, so
+   * that unmask() is an eventfd write rather than an ioctl, as VMMs do it:
+   * true (the default) for one of the library's, or the caller's EventFd
+   * (a KVM irqfd's resamplefd). `true`/`false` are ignored for other indexes.
+   */
+  resample?: boolean | EventFd;
 }
 
-const enableIrqOptionKeys = optionKeys<EnableIrqOptions>({ start: true, count: true, resample: true });
+const enableIrqOptionKeys = optionKeys<EnableIrqOptions>({ start: true, count: true, eventfds: true, resample: true });
 
 /** Options of {@link Device.fromFd}. */
 type FromFdOptions = VfioOptions & { name: string; iommu?: IommuContext };
@@ -286,18 +294,24 @@ export class Device extends FdHandle implements RegionHost {
 
   /**
    * Enables vectors of an IRQ index, each signalling an eventfd the library
-   * creates, and returns them as an {@link Interrupts}.
+   * creates (or the caller's, `eventfds`), and returns them as an
+   * {@link Interrupts}. Vectors past an enabled range of the same index
+   * grow its block (see the README's interrupts section).
    * @throws RangeError for vectors outside the index or already enabled
-   *   (ERR_VFIO_IRQ_BUSY); VfioError ERR_VFIO_UNSUPPORTED when the index
-   *   has no vectors or no eventfd signalling; EINVAL from the kernel when
-   *   another index is enabled (INTx, MSI and MSI-X exclude each other).
+   *   (ERR_VFIO_IRQ_BUSY), `eventfds` not one per vector, or an EventFd of
+   *   another backend (ERR_INVALID_ARG_VALUE); TypeError for an `eventfds`
+   *   entry or `resample` that is not an EventFd; VfioError ERR_VFIO_CLOSED
+   *   for a closed EventFd,
+   *   ERR_VFIO_UNSUPPORTED when the index has no vectors or no eventfd
+   *   signalling, EINVAL from the kernel (the hint says why: another of
+   *   INTx, MSI and MSI-X enabled, or a block that could not grow).
    */
   enableIrq(index: number, options?: EnableIrqOptions): Interrupts {
     this.#checkIrqIndex(index);
     const opts = checkOptions('options', options, enableIrqOptionKeys);
     if (opts.start !== undefined) checkInteger('options.start', opts.start);
     if (opts.count !== undefined) checkInteger('options.count', opts.count, 1);
-    const resample = opts.resample === undefined ? true : checkBoolean('options.resample', opts.resample);
+    const supplied = checkSuppliedEventFds(opts.eventfds, opts.resample, opts.count, this.backend);
     const info = this.irqInfo(index);
     if (info.count === 0 || !info.eventfd) {
       throw new VfioError('ERR_VFIO_UNSUPPORTED', `${this.name} has no ${info.count === 0 ? 'vectors' : 'eventfd signalling'} at IRQ index ${index}`, {
@@ -307,7 +321,7 @@ export class Device extends FdHandle implements RegionHost {
     }
     const start = opts.start ?? 0;
     if (start >= info.count) throw rangeError('options.start', `must be below ${info.count} (vectors of IRQ index ${index}), got ${start}`);
-    const count = opts.count ?? info.count - start;
+    const count = opts.count ?? supplied.eventfds?.length ?? info.count - start;
     if (start + count > info.count) {
       throw rangeError('options.count', `${start}+${count} exceeds the ${info.count} vectors of IRQ index ${index}`);
     }
@@ -316,7 +330,10 @@ export class Device extends FdHandle implements RegionHost {
         throw rangeError('options.start', `vectors ${other.start}-${other.start + other.count - 1} of IRQ index ${index} are already enabled`, 'ERR_VFIO_IRQ_BUSY');
       }
     }
-    const irqs = enableInterrupts(this.#irqPort, info, start, count, resample);
+    if (typeof supplied.resample === 'object' && !(info.automasked && info.maskable && count === 1)) {
+      throw rangeError('options.resample', `is for one vector of an automasked, maskable index (INTx); IRQ index ${index} is not one`, 'ERR_INVALID_ARG_VALUE');
+    }
+    const irqs = enableInterrupts(this.#irqPort, info, { start, count, ...supplied, enabled: [...this.#interrupts], pci: this.info.pci });
     this.#interrupts.add(irqs);
     return irqs;
   }

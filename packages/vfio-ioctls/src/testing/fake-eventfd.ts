@@ -1,5 +1,5 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { Poller } from '../core/backend';
+import type { EventfdsWake, Poller } from '../core/backend';
 import { closedError } from '../core/errors';
 import { Errno, kernelError } from './errno';
 
@@ -82,10 +82,10 @@ export class FakeEventfd {
     this.pollers.delete(poller);
   }
 
-  /** The last fd on it was closed: pollers hear EBADF once and stop, as epoll drops a closed file. */
+  /** The last fd on it was closed: in-kernel waiters hang up, and epoll drops the file from every poller. */
   closed(): void {
     for (const waiter of [...this.waiters]) waiter.hangup();
-    for (const poller of [...this.pollers]) poller.fail(kernelError('EBADF', 'poll'));
+    for (const poller of [...this.pollers]) poller.eventfdClosed(this);
   }
 
   private add(value: bigint): void {
@@ -102,7 +102,8 @@ export class FakeEventfd {
  * A uv_poll stand-in: level-triggered (it calls back again on the next loop
  * turn while the counter stays non-zero), always asynchronous (setImmediate),
  * and keeps the event loop alive only while started and ref'd. The keep-alive
- * is an idle MessagePort, so no timer ever fires.
+ * is an idle MessagePort, so no timer ever fires. The base class watches one
+ * eventfd and leaves reading it to the callback, as Backend.poll does.
  */
 export class FakePoller implements Poller {
   private started = false;
@@ -110,13 +111,15 @@ export class FakePoller implements Poller {
   private closed = false;
   private scheduled: NodeJS.Immediate | null = null;
   private keepAlive: MessagePort | null = null;
+  protected readonly eventfds: FakeEventfd[];
 
   constructor(
-    private readonly eventfd: FakeEventfd,
+    eventfds: FakeEventfd | FakeEventfd[],
     private readonly onReadable: (error: Error | null) => void,
     private readonly onClose: () => void = () => {},
   ) {
-    eventfd.attach(this);
+    this.eventfds = Array.isArray(eventfds) ? [...eventfds] : [eventfds];
+    for (const eventfd of this.eventfds) eventfd.attach(this);
   }
 
   start(): void {
@@ -136,7 +139,7 @@ export class FakePoller implements Poller {
     if (this.closed) return;
     this.stop();
     this.closed = true;
-    this.eventfd.detach(this);
+    for (const eventfd of this.eventfds) eventfd.detach(this);
     this.onClose();
   }
 
@@ -159,14 +162,19 @@ export class FakePoller implements Poller {
 
   /** Schedules a callback when started and readable; one at a time. */
   kick(): void {
-    if (!this.started || this.scheduled || !this.eventfd.readable) return;
+    if (!this.started || this.scheduled || !this.readable) return;
     this.scheduled = setImmediate(() => {
       this.scheduled = null;
-      if (!this.started || !this.eventfd.readable) return;
-      this.onReadable(null);
+      if (!this.started || !this.readable) return;
+      this.fire();
       this.kick();
     });
     if (!this.refed) this.scheduled.unref();
+  }
+
+  /** A watched eventfd's last fd was closed: uv_poll on that fd hears EBADF once and stops. */
+  eventfdClosed(_eventfd: FakeEventfd): void {
+    this.fail(kernelError('EBADF', 'poll'));
   }
 
   /** Delivers a polling error on the loop and stops. */
@@ -175,6 +183,15 @@ export class FakePoller implements Poller {
     this.stop();
     const pending = setImmediate(() => this.onReadable(error));
     if (!this.refed) pending.unref();
+  }
+
+  protected get readable(): boolean {
+    return this.eventfds.some((eventfd) => eventfd.readable);
+  }
+
+  /** One wake-up while readable. */
+  protected fire(): void {
+    this.onReadable(null);
   }
 
   private cancel(): void {
@@ -193,5 +210,53 @@ export class FakePoller implements Poller {
       this.keepAlive.close(); // closes both ends of the pair
       this.keepAlive = null;
     }
+  }
+}
+
+/**
+ * Backend.watchEventfds' stand-in (one epoll fd under one uv_poll): each
+ * wake-up reads every ready eventfd, which resets its counter, and calls back
+ * once with the positions and counts. A closed eventfd leaves the set
+ * silently, as epoll drops a file whose last fd is closed.
+ */
+export class FakeEventfdWatcher extends FakePoller {
+  private readonly positions = new Map<FakeEventfd, number>();
+
+  /** `read` reads the eventfd at a position as read(2) would (the kernel's fault plan applies). */
+  constructor(
+    eventfds: FakeEventfd[],
+    private readonly onWake: EventfdsWake,
+    private readonly read: (position: number) => bigint,
+    onClose: () => void,
+  ) {
+    super(eventfds, (error) => onWake(error, [], []), onClose);
+    eventfds.forEach((eventfd, i) => this.positions.set(eventfd, i));
+  }
+
+  override eventfdClosed(eventfd: FakeEventfd): void {
+    this.positions.delete(eventfd);
+    eventfd.detach(this);
+  }
+
+  protected override get readable(): boolean {
+    for (const eventfd of this.positions.keys()) if (eventfd.readable) return true;
+    return false;
+  }
+
+  protected override fire(): void {
+    const positions: number[] = [];
+    const counts: number[] = [];
+    let failure: Error | null = null;
+    for (const [eventfd, position] of this.positions) {
+      if (!eventfd.readable) continue;
+      try {
+        counts.push(Number(this.read(position)));
+        positions.push(position);
+      } catch (error) {
+        // Reported once per wake-up, after what was read; the fd stays readable.
+        if ((error as { code?: string }).code !== 'EAGAIN') failure ??= error as Error;
+      }
+    }
+    if (positions.length > 0 || failure) this.onWake(failure, positions, counts);
   }
 }

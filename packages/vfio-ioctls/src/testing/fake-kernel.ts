@@ -1,9 +1,9 @@
-import { MAX_MAPPING_LENGTH, type Backend, type MemfdFile, type Poller } from '../core/backend';
+import { MAX_MAPPING_LENGTH, type Backend, type EventfdsWake, type MemfdFile, type Poller } from '../core/backend';
 import { arrayBufferArg, bytesArg, fdArg, functionArg, integerArg, notLive, uint64Arg } from './args';
 import { deviceIoctl } from './device-ioctls';
 import { asSyscall, Errno, kernelError } from './errno';
 import { regionRw, type FakeDevice } from './fake-device';
-import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, FakeEventfd, FakePoller } from './fake-eventfd';
+import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, FakeEventfd, FakeEventfdWatcher, FakePoller } from './fake-eventfd';
 import { FakeMachine } from './fake-machine';
 import { FakeMmio } from './fake-mmio';
 import { FakePhysicalMemory, PAGEMAP_PATH } from './fake-physical-memory';
@@ -21,7 +21,7 @@ import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from
 
 // The real syscall behind each Backend method, for the errors' `syscall`.
 const SYSCALL_NAME: Record<string, string> = {
-  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', memfd: 'memfd_create', memfdDup: 'fcntl',
+  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', watchEventfds: 'epoll_ctl', memfd: 'memfd_create', memfdDup: 'fcntl',
 };
 const INT32_MAX = 0x7fff_ffff;
 const OFF_T_MAX = (1n << 63n) - 1n;
@@ -484,6 +484,26 @@ export class FakeKernel implements Backend {
       const poller = new FakePoller(file.eventfd, onReadable, () => this.pollers.delete(poller));
       this.pollers.add(poller);
       return poller;
+    });
+  }
+
+  watchEventfds(fds: readonly number[], onWake: EventfdsWake): Poller {
+    if (!Array.isArray(fds)) throw Object.assign(new TypeError('The "fds" argument must be an array'), { code: 'ERR_INVALID_ARG_TYPE' });
+    fds.forEach((fd, i) => integerArg(fd, `fds[${i}]`, 0, INT32_MAX));
+    functionArg(onWake, 'onWake');
+    return this.syscall({ syscall: 'watchEventfds' }, () => {
+      const eventfds: FakeEventfd[] = [];
+      for (const fd of fds) {
+        const file = this.machine.file(fd);
+        // epoll_ctl: EPERM for files without a poll method, EEXIST for an fd added twice.
+        if (file.kind !== 'eventfd') throw new Errno('EPERM');
+        if (eventfds.includes(file.eventfd)) throw new Errno('EEXIST');
+        eventfds.push(file.eventfd);
+      }
+      const read = (i: number): bigint => this.syscall({ syscall: 'eventfdRead', fd: fds[i] }, () => eventfds[i]!.read());
+      const watcher = new FakeEventfdWatcher(eventfds, onWake, read, () => this.pollers.delete(watcher));
+      this.pollers.add(watcher);
+      return watcher;
     });
   }
 

@@ -40,7 +40,8 @@ export type EventfdLookup = (fd: number) => FakeEventfd;
  * The interrupt side of a vfio-pci device: INTx, MSI and MSI-X are mutually
  * exclusive (one "irq type" at a time, as vdev->irq_type), INTx is
  * automasked and maskable, MSI/MSI-X vectors are fixed when enabled
- * (NORESIZE), ERR and REQ carry a single trigger each.
+ * (NORESIZE; an MSI-X spec whose flags leave it out grows as dynamic MSI-X
+ * does), ERR and REQ carry a single trigger each.
  */
 export class FakeIrqs {
   private readonly counts: number[];
@@ -207,7 +208,12 @@ export class FakeIrqs {
       // Resolve every fd first so a bad one leaves nothing half set.
       const triggers = req.data.map((fd) => (fd >= 0 ? lookup(fd) : null));
       if (!isActive) this.enable(req.index, req.start + req.count);
-      else if (req.start + req.count > this.vectors.length) throw new Errno('EINVAL');
+      else if (req.start + req.count > this.vectors.length) {
+        // A fixed block (NORESIZE: vectors allocated at enable) cannot grow;
+        // dynamic MSI-X (vfio-pci on Linux 6.5+) allocates the new vectors.
+        if (this.flags[req.index]! & VFIO_IRQ_INFO_NORESIZE) throw new Errno('EINVAL');
+        while (this.vectors.length < req.start + req.count) this.vectors.push({ fd: null, trigger: null, masked: false, pending: false });
+      }
       triggers.forEach((trigger, i) => {
         const v = this.vectors[req.start + i];
         v.fd = trigger ? req.data[i] : null;

@@ -184,12 +184,23 @@ export class Interrupts extends EventEmitter implements Disposable, AsyncIterabl
 
   /**
    * Fires `vector` from software (VFIO_IRQ_SET_ACTION_TRIGGER with
-   * DATA_NONE): the kernel signals its eventfd as the device would. For
-   * testing the interrupt path end to end.
+   * DATA_NONE): the kernel signals its eventfd as the device would. Given a
+   * list, fires each of those vectors in one call (DATA_BOOL over the
+   * range). For testing the interrupt path end to end.
    */
-  trigger(vector: number = this.start): void {
-    this.#checkVector(vector);
-    this.#host.setIrqs(b.VFIO_IRQ_SET_DATA_NONE | b.VFIO_IRQ_SET_ACTION_TRIGGER, this.index, vector, 1);
+  trigger(vector: number | readonly number[] = this.start): void {
+    if (typeof vector === 'number') {
+      this.#checkVector(vector);
+      this.#host.setIrqs(b.VFIO_IRQ_SET_DATA_NONE | b.VFIO_IRQ_SET_ACTION_TRIGGER, this.index, vector, 1);
+      return;
+    }
+    if (!Array.isArray(vector)) throw typeError('vector', 'a vector number or an array of them', vector);
+    const bools = new Array<boolean>(this.count).fill(false);
+    for (const v of vector) {
+      this.#checkVector(v);
+      bools[v - this.start] = true;
+    }
+    this.#host.setIrqs(b.VFIO_IRQ_SET_DATA_BOOL | b.VFIO_IRQ_SET_ACTION_TRIGGER, this.index, this.start, this.count, { bools });
   }
 
   /**

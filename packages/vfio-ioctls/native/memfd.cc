@@ -36,7 +36,7 @@ Napi::Value Memfd(const Napi::CallbackInfo& info) {
   std::string name = PathArg(info, 0, "name");
   auto size = static_cast<off_t>(IntegerArg(info, 1, "size", 0, kMaxSafeInteger));
   // 0: ordinary shmem pages; else a hugetlbfs page size (a power of two the
-  // kernel encodes as log2 in the flags; one it has no pool of is EINVAL).
+  // kernel encodes as log2 in the flags; one it has no pool of is ENODEV).
   int64_t huge = info.Length() > 2 && !info[2].IsUndefined() ? IntegerArg(info, 2, "hugePageSize", 0, int64_t{1} << 40) : 0;
   if (huge != 0 && (huge < 2 || (huge & (huge - 1)) != 0)) {
     throw Napi::RangeError::New(info.Env(), "hugePageSize must be 0 or a power of two");

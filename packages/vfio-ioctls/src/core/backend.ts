@@ -123,7 +123,7 @@ export interface Backend {
    * mmap() maps MAP_SHARED and IOMMU_IOAS_MAP_FILE maps by fd. `name` (no
    * NUL bytes, at most 249 bytes) only labels it in /proc. `hugePageSize`
    * (a power of two) asks for hugetlbfs pages of that size (MFD_HUGETLB):
-   * EINVAL when the kernel has no such page size, or `size` is not a
+   * ENODEV when the kernel has no such page size, EINVAL when `size` is not a
    * multiple of it; the pages are reserved at mmap (ENOMEM: none free).
    */
   memfd(name: string, size: number, hugePageSize?: number): number;

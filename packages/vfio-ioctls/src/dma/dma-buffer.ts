@@ -244,8 +244,9 @@ function hugePagePool(size: number): string {
 }
 
 /**
- * Adds the hint a huge page failure needs: EINVAL from memfd_create (no
- * pool of that page size), ENOMEM from mmap (not enough pages reserved).
+ * Adds the hint a huge page failure needs: ENODEV from memfd_create (no
+ * pool of that page size; EINVAL where the size cannot be encoded), ENOMEM
+ * from mmap (not enough pages reserved).
  */
 function withHugePageHint<T>(hugePageSize: number, call: () => T): T {
   try {
@@ -254,7 +255,7 @@ function withHugePageHint<T>(hugePageSize: number, call: () => T): T {
     if (hugePageSize === 0 || !(error instanceof VfioError)) throw error;
     const pool = hugePagePool(hugePageSize);
     let hint: string | undefined;
-    if (error.code === 'EINVAL' && error.syscall === 'memfd_create') {
+    if ((error.code === 'ENODEV' || error.code === 'EINVAL') && error.syscall === 'memfd_create') {
       hint = `the kernel has no huge pages of options.hugePageSize ${hex(hugePageSize)} (no ${pool}): pick a size listed in /sys/kernel/mm/hugepages`;
     } else if (error.code === 'ENOMEM' && error.syscall === 'mmap') {
       hint = `not enough huge pages of options.hugePageSize ${hex(hugePageSize)} are free: reserve them first (echo N > ${pool}/nr_hugepages, or hugepages= on the kernel command line)`;

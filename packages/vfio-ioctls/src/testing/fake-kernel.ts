@@ -429,8 +429,8 @@ export class FakeKernel implements Backend {
     if (huge !== 0 && (huge < 2 || (huge & (huge - 1)) !== 0)) throw new RangeError('hugePageSize must be 0 or a power of two');
     return this.syscall({ syscall: 'memfd' }, () => {
       if (Buffer.byteLength(name) > MEMFD_NAME_MAX) throw new Errno('EINVAL');
-      // No hugetlbfs mount for that page size: memfd_create answers EINVAL.
-      if (huge !== 0 && !this.hugePages.has(huge)) throw new Errno('EINVAL');
+      // No hstate (so no hugetlbfs mount) for that page size: hugetlb_file_setup answers ENODEV.
+      if (huge !== 0 && !this.hugePages.has(huge)) throw new Errno('ENODEV');
       // hugetlbfs_setattr: ftruncate to a size that is not whole huge pages is EINVAL (the fd is closed again).
       if (huge !== 0 && size % huge !== 0) throw kernelError('EINVAL', 'ftruncate');
       const memfd = huge === 0 ? new FakeMemfd(size, this.options.pageSize) : new FakeMemfd(size, huge, this.hugePages);

@@ -115,7 +115,7 @@ export interface FakeKernelOptions {
   /**
    * The hugetlb pools (/sys/kernel/mm/hugepages/hugepages-NkB): each huge
    * page size the kernel has and how many pages of it are reserved. A
-   * hugetlbfs memfd (memfd's hugePageSize) of another size is EINVAL; its
+   * hugetlbfs memfd (memfd's hugePageSize) of another size is ENODEV; its
    * mmap takes the file's pages from the pool, ENOMEM when too few are free.
    * Default 2 MiB and 1 GiB, none reserved (a stock boot).
    */

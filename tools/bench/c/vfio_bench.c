@@ -14,6 +14,7 @@
  * The dirty ops (VFIO_IOMMU_DIRTY_PAGES over 1 GiB) are the container's only.
  * Prints one JSON line per OP (see bench.h); ns per operation.
  */
+#define _GNU_SOURCE /* memfd_create, MFD_HUGETLB */
 #include "vfio_cdev.h"
 #include <sys/eventfd.h>
 
@@ -46,38 +47,40 @@ static void op_irq_info(void)
 	bench_sink = ii.count;
 }
 
-static void map_unmap_container(void *buf, uint64_t size)
+static void map_unmap_container(void *buf, uint64_t iova, uint64_t size)
 {
 	struct vfio_iommu_type1_dma_map map = {
 		.argsz = sizeof map,
 		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)buf, .iova = DMA_IOVA, .size = size,
+		.vaddr = (uintptr_t)buf, .iova = iova, .size = size,
 	};
 	CHECK(ioctl(dev.container, VFIO_IOMMU_MAP_DMA, &map));
-	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof unmap, .iova = DMA_IOVA, .size = size };
+	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof unmap, .iova = iova, .size = size };
 	CHECK(ioctl(dev.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
 }
 
 /* What the library's Ioas.map({ iova }) asks for: a fixed IOVA, read and write. */
-static void map_unmap_ioas(void *buf, uint64_t size)
+static void map_unmap_ioas(void *buf, uint64_t iova, uint64_t size)
 {
 	struct iommu_ioas_map map = {
 		.size = sizeof map,
 		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = dev.ioas_id, .user_va = (uintptr_t)buf, .length = size, .iova = DMA_IOVA,
+		.ioas_id = dev.ioas_id, .user_va = (uintptr_t)buf, .length = size, .iova = iova,
 	};
 	CHECK(ioctl(dev.iommufd, IOMMU_IOAS_MAP, &map));
-	struct iommu_ioas_unmap unmap = { .size = sizeof unmap, .ioas_id = dev.ioas_id, .iova = DMA_IOVA, .length = size };
+	struct iommu_ioas_unmap unmap = { .size = sizeof unmap, .ioas_id = dev.ioas_id, .iova = iova, .length = size };
 	CHECK(ioctl(dev.iommufd, IOMMU_IOAS_UNMAP, &unmap));
 }
 
-static void map_unmap(void *buf, uint64_t size)
+static void map_unmap_at(void *buf, uint64_t iova, uint64_t size)
 {
 	if (dev.iommufd >= 0)
-		map_unmap_ioas(buf, size);
+		map_unmap_ioas(buf, iova, size);
 	else
-		map_unmap_container(buf, size);
+		map_unmap_container(buf, iova, size);
 }
+
+static void map_unmap(void *buf, uint64_t size) { map_unmap_at(buf, DMA_IOVA, size); }
 
 static void op_dma_4k(void) { map_unmap(dma_4k, 4096); }
 static void op_dma_2m(void) { map_unmap(dma_2m, 2u << 20); }
@@ -124,6 +127,87 @@ static void *alloc_pinned(size_t size)
 	return p;
 }
 
+/* Guest memory (issue 12): 1 GiB of memfd memory, as a VMM's guest RAM,
+ * mapped whole at 1 GiB of IOVA and unmapped; backed by 4 KiB shmem pages
+ * or by 2 MiB huge pages (a hugetlbfs memfd, whose 512 pages are reserved
+ * through sysfs for the op; the pool's count is put back at teardown). One
+ * kind at a time: switching frees the other first (the guest has 2 GiB). */
+#define GMEM_IOVA (1ull << 30)
+#define GMEM_SIZE (1ull << 30)
+#define HUGE_2M (2ull << 20)
+#define HUGE_POOL "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26) /* log2(2 MiB) << MFD_HUGE_SHIFT (linux/memfd.h) */
+#endif
+static void *gmem;
+static int gmem_fd = -1;
+static unsigned gmem_flags;
+static long pool_before = -1;
+
+static long read_pool(void)
+{
+	long n = -1;
+	FILE *f = fopen(HUGE_POOL, "r");
+	if (!f || fscanf(f, "%ld", &n) != 1) {
+		perror(HUGE_POOL);
+		exit(2);
+	}
+	fclose(f);
+	return n;
+}
+
+static void write_pool(long n)
+{
+	FILE *f = fopen(HUGE_POOL, "w");
+	if (!f || fprintf(f, "%ld\n", n) < 0 || fclose(f)) {
+		perror(HUGE_POOL);
+		exit(2);
+	}
+}
+
+static void gmem_teardown(void)
+{
+	if (gmem)
+		munmap(gmem, GMEM_SIZE);
+	gmem = NULL;
+	if (gmem_fd >= 0)
+		close(gmem_fd);
+	gmem_fd = -1;
+	if (pool_before >= 0)
+		write_pool(pool_before);
+	pool_before = -1;
+}
+
+static void gmem_setup(unsigned flags)
+{
+	if (gmem && gmem_flags == flags)
+		return;
+	gmem_teardown();
+	if (flags & MFD_HUGETLB) {
+		pool_before = read_pool();
+		long want = pool_before + (long)(GMEM_SIZE / HUGE_2M);
+		write_pool(want);
+		if (read_pool() < want) {
+			fprintf(stderr, "the guest reserved %ld of %ld 2 MiB huge pages\n", read_pool(), want);
+			gmem_teardown();
+			exit(1);
+		}
+	}
+	CHECK(gmem_fd = memfd_create("bench-guest-memory", MFD_CLOEXEC | flags));
+	CHECK(ftruncate(gmem_fd, GMEM_SIZE));
+	gmem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem_fd, 0);
+	if (gmem == MAP_FAILED) {
+		perror("mmap guest memory");
+		exit(2);
+	}
+	memset(gmem, 0, GMEM_SIZE); /* fault the pages in now, not in the first map */
+	gmem_flags = flags;
+}
+
+static void gmem_4k_setup(void) { gmem_setup(0); }
+static void gmem_2m_setup(void) { gmem_setup(MFD_HUGETLB | MFD_HUGE_2MB); }
+static void op_gmem(void) { map_unmap_at(gmem, GMEM_IOVA, GMEM_SIZE); }
+
 static void setup_irq(void)
 {
 	vdev_bus_master(&dev);
@@ -159,6 +243,7 @@ static void dirty_setup(void)
 {
 	if (dirty_mem)
 		return;
+	gmem_teardown(); /* 1 GiB of each would not fit the guest */
 	if (dev.container < 0) {
 		fprintf(stderr, "dirty ops need the container backend (VFIO_IOMMU_DIRTY_PAGES is type1's)\n");
 		exit(1);
@@ -231,6 +316,7 @@ static const struct bench_op ops[] = {
 	{ "pread-4", op_pread_4, NULL },         { "pwrite-4", op_pwrite_4, NULL },
 	{ "pread-4k", op_pread_4k, NULL },       { "pwrite-4k", op_pwrite_4k, NULL },
 	{ "irq-latency", op_irq, NULL },         { "irq-rate", op_irq, NULL },
+	{ "gmem-1g-4k", op_gmem, gmem_4k_setup }, { "gmem-1g-2m", op_gmem, gmem_2m_setup },
 	{ "dirty-1g", op_dirty_count, dirty_setup }, { "dirty-1g-ioctl", op_dirty_ioctl, dirty_setup },
 };
 
@@ -250,6 +336,7 @@ int main(int argc, char **argv)
 	for (int i = 4; i < argc; i++)
 		bench_run(argv[i], ops, sizeof ops / sizeof ops[0]);
 	dirty_teardown();
+	gmem_teardown();
 	close(irq_efd);
 	vdev_close(&dev);
 	return 0;

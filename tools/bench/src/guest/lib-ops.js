@@ -9,6 +9,7 @@ const { nativeBackend: addon } = require('../addon');
 const { measureSync, measureAsync } = require('../timing');
 const { openOnBackend, closeOnBackend } = require('./open-device');
 const edu = require('./edu');
+const { setupGuestMemory, closeGuestMemory, mapUnmapGuestMemory } = require('./guest-memory-ops');
 
 /** Everything a round needs, opened once, on one backend ('container' | 'iommufd'). */
 function openRig(dev, backend) {
@@ -44,6 +45,7 @@ function openRig(dev, backend) {
  */
 function setupDirty(rig) {
   if (rig.dirty) return;
+  closeGuestMemory(rig); // 1 GiB of each would not fit the guest
   const { iommu } = rig;
   if (iommu.kind !== 'container') throw new Error(`the dirty rows need the container backend (type1's VFIO_IOMMU_DIRTY_PAGES), not ${iommu.kind}`);
   const native = addon();
@@ -82,6 +84,7 @@ function closeDirty(rig) {
 
 function closeRig(rig) {
   closeDirty(rig);
+  closeGuestMemory(rig);
   if (rig.rawBar) addon().munmap(rig.rawBar);
   rig.irqs.close();
   rig.mmio.unmap();
@@ -138,6 +141,8 @@ function rowFunctions(rig) {
     'addon-mmio-read32': () => (sink ^= native.mmioRead32(rawBar, edu.EDU_ID)),
     'irq-latency': interrupt,
     'irq-rate': interrupt,
+    'gmem-1g-4k': () => mapUnmapGuestMemory(rig),
+    'gmem-1g-2m': () => mapUnmapGuestMemory(rig),
     'dirty-1g': () => (sink ^= iommu.dirtyPages(edu.DIRTY_IOVA, edu.DIRTY_SIZE).length),
     'dirty-1g-ioctl': () => {
       const { bitmap, arg } = rig.dirty;
@@ -149,7 +154,12 @@ function rowFunctions(rig) {
 }
 
 /** Untimed preparation a row needs before its first sample. */
-const SETUPS = { 'dirty-1g': setupDirty, 'dirty-1g-ioctl': setupDirty };
+const SETUPS = {
+  'dirty-1g': setupDirty,
+  'dirty-1g-ioctl': setupDirty,
+  'gmem-1g-4k': (rig) => setupGuestMemory(rig, '4k'),
+  'gmem-1g-2m': (rig) => setupGuestMemory(rig, '2m'),
+};
 
 /** One round of `ops` (all of one backend: ops.js opsFor). */
 async function runLibraryRound(dev, o, backend, ops) {

@@ -27,6 +27,12 @@ const GUEST_OPS = [
   { id: 'addon-irq-info', c: 'irq-info', item: 1, label: 'floor: addon ioctl GET_IRQ_INFO (no library)', batch: 500 },
   { id: 'addon-mmio-read32', c: 'mmio-read32', item: 3, label: 'floor: addon mmioRead32 (no library)', batch: 20000 },
   { id: 'irq-rate', item: 5, label: 'interrupts, closed loop (per interrupt)', batch: 500, async: true },
+  // Issue 12's guest memory rows: 1 GiB of memfd memory (a VMM's guest RAM)
+  // mapped whole at 1 GiB of IOVA and unmapped, with 4 KiB pages and with
+  // 2 MiB huge pages (reserved through sysfs for the row); both backends.
+  // Batch 1: one map pins 262,144 (or 512) pages.
+  { id: 'gmem-1g-4k', iommufd: true, item: 12, label: 'DMA map + unmap 1 GiB guest memory, memfd 4 KiB pages', target: 'dma', batch: 1 },
+  { id: 'gmem-1g-2m', iommufd: true, item: 12, label: 'DMA map + unmap 1 GiB guest memory, hugetlbfs 2 MiB pages', target: 'dma', batch: 1 },
   // Issue 13's numbers (item 13): the dirty-page report of 1 GiB mapped as
   // one mapping, tracking on (type1's VFIO_IOMMU_DIRTY_PAGES: container
   // only; iommufd's HWPT dirty tracking is refused by QEMU's intel-iommu).

@@ -138,7 +138,7 @@ function faultSuite(name: string, devices: FakeDeviceSpec[], scenario: (env: Vfi
 }
 
 faultSuite('Device.open, DMA, MMIO, config, reset, MSI', DEVICES, scenario, [
-  'open', 'ioctl', 'close', 'mmap', 'munmap', 'eventfd', 'poll', 'allocDma', 'freeDma', 'pread', 'pwrite', 'eventfdRead',
+  'open', 'ioctl', 'close', 'mmap', 'munmap', 'eventfd', 'watchEventfds', 'allocDma', 'freeDma', 'pread', 'pwrite', 'eventfdRead',
 ]);
 
 const MSIX = b.VFIO_PCI_MSIX_IRQ_INDEX;
@@ -180,5 +180,5 @@ async function explicitScenario(env: VfioOptions, handles: Handles): Promise<voi
 }
 
 faultSuite('explicit Container and Group, sparse mmap, MSI-X ranges, hot reset', EXPLICIT_DEVICES, explicitScenario, [
-  'open', 'ioctl', 'close', 'mmap', 'munmap', 'eventfd', 'poll', 'allocDma', 'freeDma', 'eventfdRead',
+  'open', 'ioctl', 'close', 'mmap', 'munmap', 'eventfd', 'watchEventfds', 'allocDma', 'freeDma', 'eventfdRead',
 ]);

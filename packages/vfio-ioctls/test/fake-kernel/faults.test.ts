@@ -24,6 +24,7 @@ describe('fault injection', () => {
     ['eventfdRead', 'read', () => kernel.eventfdRead(kernel.eventfd(1, 0))],
     ['eventfdWrite', 'write', () => kernel.eventfdWrite(kernel.eventfd(0, 0), 1n)],
     ['poll', 'uv_poll_init', () => kernel.poll(kernel.eventfd(0, 0), () => {}).close()],
+    ['watchEventfds', 'epoll_ctl', () => kernel.watchEventfds([kernel.eventfd(0, 0)], () => {}).close()],
     ['allocDma', 'mmap', () => kernel.allocDma(4096)],
     ['freeDma', 'munmap', () => kernel.freeDma(kernel.allocDma(4096))],
   ];

@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Poller } from '../../src/core/backend';
 import { VfioError } from '../../src/core/errors';
@@ -102,6 +103,86 @@ describe('poller on the main thread', () => {
       native.close(fd);
     }
     expect(thrown(() => native.poll(2 ** 30, () => undefined))).toMatchObject({ code: 'EBADF', syscall: 'uv_poll_init' });
+  });
+});
+
+/** The process's epoll fds (each watchEventfds holds one until closed). */
+function epollFds(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[eventpoll]') n++;
+    } catch {
+      // The fd readdir itself held.
+    }
+  }
+  return n;
+}
+
+describe('watchEventfds: many eventfds, one epoll fd, drained in the native callback', () => {
+  it('reads every ready eventfd and calls back once per wake-up with positions and counts', async () => {
+    const fds = Array.from({ length: 64 }, () => native.eventfd(0, 0));
+    const wakes: Array<{ error: Error | null; positions: number[]; counts: number[] }> = [];
+    const poller = native.watchEventfds(fds, (error, positions = [], counts = []) => wakes.push({ error, positions: [...positions], counts: [...counts] }));
+    try {
+      poller.start();
+      fds.forEach((fd, i) => native.eventfdWrite(fd, BigInt(i + 1)));
+      native.eventfdWrite(fds[7]!, 100n);
+      expect(wakes).toEqual([]); // never synchronously
+      await until(() => wakes.length === 1);
+      await settle();
+      expect(wakes).toHaveLength(1);
+      const { error, positions, counts } = wakes[0]!;
+      expect(error).toBeNull();
+      const byPosition = new Map(positions.map((p, i) => [p, counts[i]]));
+      expect([...byPosition.keys()].sort((a, b) => a - b)).toEqual(fds.map((_, i) => i));
+      fds.forEach((_, i) => expect(byPosition.get(i)).toBe(i + 1 + (i === 7 ? 100 : 0)));
+      // Drained: the counters are zero now.
+      for (const fd of fds) expect(thrown(() => native.eventfdRead(fd))).toMatchObject({ code: 'EAGAIN' });
+      native.eventfdWrite(fds[63]!, 1n);
+      await until(() => wakes.length === 2);
+      expect(wakes[1]).toEqual({ error: null, positions: [63], counts: [1] });
+    } finally {
+      poller.close();
+      for (const fd of fds) native.close(fd);
+    }
+  });
+
+  it('closed while interrupts are pending: no callback, and its epoll fd is gone at once', async () => {
+    const before = epollFds();
+    const fd = native.eventfd(0, 0);
+    let calls = 0;
+    const poller = native.watchEventfds([fd], () => calls++);
+    expect(epollFds()).toBe(before + 1);
+    poller.start();
+    native.eventfdWrite(fd, 1n);
+    poller.close();
+    poller.close(); // idempotent
+    expect(epollFds()).toBe(before);
+    await settle();
+    expect(calls).toBe(0);
+    expect(native.eventfdRead(fd)).toBe(1n); // the eventfd is the caller's, untouched
+    expect(thrown(() => poller.start())).toMatchObject({ code: 'ERR_VFIO_CLOSED' });
+    native.close(fd);
+  });
+
+  it('refuses bad fds (EBADF), files epoll cannot watch (EPERM), an fd twice (EEXIST) and non-arrays, leaving no epoll fd', () => {
+    const before = epollFds();
+    const fd = native.eventfd(0, 0);
+    const file = native.open(tempFile(8), 2);
+    try {
+      expect(thrown(() => native.watchEventfds([fd, 2 ** 30], () => undefined))).toMatchObject({ code: 'EBADF', syscall: 'epoll_ctl' });
+      expect(thrown(() => native.watchEventfds([fd, file], () => undefined))).toMatchObject({ code: 'EPERM', syscall: 'epoll_ctl' });
+      expect(thrown(() => native.watchEventfds([fd, fd], () => undefined))).toMatchObject({ code: 'EEXIST', syscall: 'epoll_ctl' });
+      expect(thrown(() => native.watchEventfds([-1], () => undefined))).toMatchObject({ name: 'RangeError', message: expect.stringContaining('fds[0]') });
+      expect(thrown(() => native.watchEventfds(['3'] as never, () => undefined))).toMatchObject({ name: 'TypeError' });
+      expect(thrown(() => native.watchEventfds(fd as never, () => undefined))).toMatchObject({ name: 'TypeError' });
+      expect(thrown(() => native.watchEventfds([fd], 1 as never))).toMatchObject({ name: 'TypeError', message: expect.stringContaining('onWake') });
+      expect(epollFds()).toBe(before);
+    } finally {
+      native.close(file);
+      native.close(fd);
+    }
   });
 });
 

@@ -4,7 +4,7 @@
  * addon, or the fake kernel of `vfio-ioctls/testing`).
  * @packageDocumentation
  */
-export type { Backend, EventfdsWake, Poller } from './core/backend';
+export type { Backend, EventfdsWake, MemfdFile, Poller } from './core/backend';
 export { VfioError, type VfioErrorContext } from './core/errors';
 export { vfioErrorCodes, errnoCodes, type VfioErrorCode, type LibraryErrorCode, type ErrnoCode, type ErrorCodeInfo } from './core/codes';
 export { VfioContext, type VfioOptions } from './core/context';

@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { REPO_ROOT, CACHE_DIR } = require('./paths');
 const { summarize } = require('./profile-summary');
+const { NVME_OPS, onlyRows } = require('./guest/ops');
 
 const GUEST_MAIN = path.join(__dirname, 'guest', 'main.js');
 
@@ -26,8 +27,11 @@ async function runGuestParts(opts, log) {
   if (opts.mallocStats) args.push('--malloc-stats', opts.mallocStats);
   let accelerator = 'unknown';
   const started = Date.now();
+  // The MSI-X storm rows need the suite profile's nvme (edu sits at the same
+  // address in both profiles); every other row needs edu alone.
+  const profile = opts.ops && onlyRows(NVME_OPS, opts.only).length > 0 ? 'suite' : 'edu';
   const r = await vm.runInGuest({
-    profile: 'edu',
+    profile,
     kernel: opts.kernel,
     // --expose-gc: the soak forces collections to check the finalizers.
     command: ['node', '--expose-gc', GUEST_MAIN, ...args.map(String)],
@@ -49,7 +53,7 @@ async function runGuestParts(opts, log) {
   if (opts.profile) guest.profile = summarize(path.join(resultsDir, 'profile'), 25);
   accelerator = r.accelerator ?? accelerator;
   guest.boot = {
-    accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile: 'edu',
+    accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile,
     kernelName: opts.kernel, qemuVersion: r.qemuVersion ?? null,
   };
   return guest;

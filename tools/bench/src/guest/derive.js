@@ -7,6 +7,9 @@
 const { fmtNs } = require('../report');
 const { verdict, TARGETS } = require('../targets');
 
+/** Vectors per storm (storm-ops.js, c/irq_storm.c). */
+const STORM_VECTORS = 64;
+
 /** `migrationBytes`: MIG_DATA_SIZE of the saved device (every save read exactly that). */
 function derive(measurements, { migrationBytes } = {}) {
   const m = Object.fromEntries(measurements.map((x) => [x.id, x]));
@@ -42,6 +45,39 @@ function derive(measurements, { migrationBytes } = {}) {
       baselineText: `C: ${perSec(rate.c.median)}/s`,
       libraryText: `library: ${perSec(rate.js.median)}/s`,
       valueText: `${(rate.c.median / rate.js.median).toFixed(2)} of C's rate`,
+      target: null,
+      verdict: '',
+    });
+  }
+  const latency = m['irq-latency'];
+  if (latency) {
+    out.push({
+      id: 'irq-latency-min',
+      item: 12,
+      where: 'guest',
+      label: 'interrupt latency to a JS listener, minima (edu MSI raise -> listener; one drained wake-up per interrupt)',
+      value: latency.ratio.min,
+      cValue: latency.c.min,
+      baselineText: `C: min ${fmtNs(latency.c.min)}, median ${fmtNs(latency.c.median)}`,
+      libraryText: `library: min ${fmtNs(latency.js.min)}, median ${fmtNs(latency.js.median)}`,
+      valueText: `${latency.ratio.min.toFixed(2)}x C (min), ${latency.ratio.median.toFixed(2)}x (median)`,
+      target: TARGETS.irqLatencyMin.text,
+      verdict: verdict('irqLatencyMin', latency.ratio.min),
+    });
+  }
+  const storm = m['msix-storm'];
+  if (storm) {
+    const perSec = (ns) => Math.round((STORM_VECTORS * 1e9) / ns);
+    out.push({
+      id: 'msix-storm-per-second',
+      item: 12,
+      where: 'guest',
+      label: `MSI-X storm: interrupts per second (${STORM_VECTORS} vectors per storm, each counted exactly once: none lost)`,
+      value: perSec(storm.js.median),
+      cValue: perSec(storm.c.median),
+      baselineText: `C: ${perSec(storm.c.median)}/s (best ${perSec(storm.c.min)}/s)`,
+      libraryText: `library: ${perSec(storm.js.median)}/s (best ${perSec(storm.js.min)}/s)`,
+      valueText: `${(storm.c.median / storm.js.median).toFixed(2)} of C's rate`,
       target: null,
       verdict: '',
     });

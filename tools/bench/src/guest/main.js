@@ -8,7 +8,8 @@ const cprog = require('../c-programs');
 const { alternate } = require('../alternate');
 const { compare } = require('../compare');
 const { describeHere } = require('../machine');
-const { GUEST_OPS, MTTY_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
+const { GUEST_OPS, MTTY_OPS, NVME_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
+const { nvmeDevice, runStormCRound, runStormLibraryRound } = require('./storm-ops');
 const { runLibraryRound } = require('./lib-ops');
 const { hasMtty, createMtty, runMigrationCRound, runMigrationLibraryRound } = require('./migration-ops');
 const { derive } = require('./derive');
@@ -94,6 +95,13 @@ async function main() {
     mttyOps = [];
   }
   const mtty = mttyOps.length ? createMtty() : null;
+  // The storm rows' nvme (64 of its 65 MSI-X vectors), container backend.
+  let stormOps = o.ops ? onlyRows(NVME_OPS, o.only) : [];
+  const nvme = stormOps.length ? nvmeDevice() : null;
+  if (stormOps.length && !nvme) {
+    log('no nvme in this test bed: the MSI-X storm rows are skipped');
+    stormOps = [];
+  }
   if (mtty) log(`mtty-2 ${mtty.uuid}, group ${mtty.groupPath}, MIG_DATA_SIZE ${mtty.dataSize} bytes`);
   // Each round: C then library on every backend, then on the mtty device.
   // The device is closed between any two of them (a cdev bound to an
@@ -108,6 +116,7 @@ async function main() {
           return runCRound(dev, o, backend, ops);
         })),
         ...(mtty ? (log(`round ${r + 1}: C, mtty`), runMigrationCRound(mtty, o, mttyOps)) : {}),
+        ...(stormOps.length ? (log(`round ${r + 1}: C, nvme storm`), runStormCRound(nvme, o, stormOps)) : {}),
       }),
       async (r) => ({
         ...(await eachBackend(backends, o.only, (backend, ops) => {
@@ -116,6 +125,7 @@ async function main() {
           return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
         })),
         ...(mtty ? (log(`round ${r + 1}: library, mtty`), await runMigrationLibraryRound(mtty, o, mttyOps)) : {}),
+        ...(stormOps.length ? (log(`round ${r + 1}: library, nvme storm`), await runStormLibraryRound(nvme, o, stormOps)) : {}),
       }),
     );
   } finally {
@@ -123,7 +133,7 @@ async function main() {
   }
   // Each iommufd row right below its container row; the migration rows last.
   const order = (op) => GUEST_OPS.findIndex((g) => g.id === op.id.replace(/@.*$/, ''));
-  const rows = [...backends.flatMap(opsFor).sort((x, y) => order(x) - order(y)), ...MTTY_OPS];
+  const rows = [...backends.flatMap(opsFor).sort((x, y) => order(x) - order(y)), ...MTTY_OPS, ...NVME_OPS];
   const measurements = rows.filter((op) => pooled[op.id]).map((op) =>
     compare({ id: op.id, item: op.item, label: op.label, where: 'guest', target: op.target, c: pooled[op.id].baseline, js: pooled[op.id].library }),
   );

@@ -20,7 +20,9 @@ const GUEST_OPS = [
   { id: 'region-write-4', c: 'pwrite-4', item: 4, label: 'region.write 4 B', batch: 500 },
   { id: 'region-read-4k', c: 'pread-4k', item: 4, label: 'region.read 4 KiB', batch: 10 },
   { id: 'region-write-4k', c: 'pwrite-4k', item: 4, label: 'region.write 4 KiB', batch: 10 },
-  { id: 'irq-latency', item: 5, label: 'interrupt latency (raise -> handler)', target: 'irqLatency', batch: 1, samplesFactor: 5, async: true },
+  // Issue 12 asks the same figure after the faster JS path (one drained
+  // wake-up per interrupt, one poller per range): target on the minima there.
+  { id: 'irq-latency', item: 5, label: 'interrupt latency, edu MSI raise -> JS listener', target: 'irqLatency', batch: 1, samplesFactor: 5, async: true },
   // Not in the issue: the raw addon call with no library code around it, on
   // the same ops as C. Splits a library/C ratio into what the JS-to-native
   // transition costs (addon/C) and what the safe API adds (library/addon).
@@ -52,6 +54,13 @@ const MTTY_OPS = [
   { id: 'mig-save-cycle', item: 13, label: 'migration save cycle, mtty: RUNNING -> STOP_COPY, data fd read to its end, -> RUNNING (library: for await of the session)', batch: 20, async: true },
   { id: 'mig-save-cycle-read', c: 'mig-save-cycle', item: 13, label: 'migration save cycle, mtty (library: session.read() loop)', batch: 20 },
   { id: 'mig-save-arcs', item: 13, label: 'migration arcs only, mtty: RUNNING -> STOP_COPY -> RUNNING, data fd closed unread', batch: 20 },
+];
+
+// Issue 12's MSI-X storm (src/guest/storm-ops.js, c/irq_storm.c): 64 nvme
+// MSI-X vectors fired by one SET_IRQS (DATA_BOOL) until each is counted
+// once; the time is per storm of 64 interrupts. Container backend only.
+const NVME_OPS = [
+  { id: 'msix-storm', item: 12, label: 'MSI-X storm, 64 nvme vectors: one DATA_BOOL trigger, wait until each is counted once (per storm of 64)', batch: 10 },
 ];
 
 const BACKENDS = ['container', 'iommufd'];
@@ -86,9 +95,9 @@ function onlyRows(ops, words) {
 
 /** Throws for a word of `--only` that selects no guest row; names the ids. */
 function checkOnly(words) {
-  const ids = [...GUEST_OPS, ...MTTY_OPS].map((op) => op.id);
+  const ids = [...GUEST_OPS, ...MTTY_OPS, ...NVME_OPS].map((op) => op.id);
   const unknown = words.filter((w) => !w || !ids.some((id) => id.startsWith(w)));
   if (unknown.length) throw new Error(`--only: ${unknown.map((w) => JSON.stringify(w)).join(', ')} selects no row; the rows are ${ids.join(', ')}`);
 }
 
-module.exports = { GUEST_OPS, MTTY_OPS, BACKENDS, opsFor, cOpOf, onlyRows, checkOnly };
+module.exports = { GUEST_OPS, MTTY_OPS, NVME_OPS, BACKENDS, opsFor, cOpOf, onlyRows, checkOnly };

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import {
   vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap,
-  VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_VADDR,
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU,
 } from 'vfio-bindings';
@@ -22,6 +22,23 @@ describe('type1 DMA mapping rules', () => {
   });
   afterEach(() => kernel.dispose());
 
+  test('VFIO_UPDATE_VADDR: invalidation is all or nothing, and a new vaddr goes only to an invalid mapping of exactly that range', () => {
+    const other = kernel.addressOf(kernel.allocDma(16 * 4096));
+    map(0x10_0000n, PAGE);
+    map(0x20_0000n, 2n * PAGE, vaddr + PAGE);
+    expect(unmapDma(kernel, container, { iova: 0x10_0000n, size: PAGE, flags: VFIO_DMA_UNMAP_FLAG_VADDR })).toBe(PAGE);
+    // Already invalid in the range: EINVAL, and the second mapping's vaddr stays valid (rolled back).
+    expect(thrown(() => unmapDma(kernel, container, { iova: 0n, size: 0n, flags: VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL }))).toMatchObject({ code: 'EINVAL' });
+    expect(thrown(() => map(0x20_0000n, 2n * PAGE, other, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'EINVAL' });
+    // Not exactly the mapping's range: EINVAL; nothing there: ENOENT.
+    expect(thrown(() => map(0x10_0000n, 2n * PAGE, other, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'EINVAL' });
+    expect(thrown(() => map(0x30_0000n, PAGE, other, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'ENOENT' });
+    expect(map(0x10_0000n, PAGE, other, VFIO_DMA_MAP_FLAG_VADDR)).toBe(0);
+    expect(kernel.dmaMappings(container).map((m) => m.vaddr)).toEqual([other, vaddr + PAGE]);
+    // Valid again: a second new vaddr is EINVAL.
+    expect(thrown(() => map(0x10_0000n, PAGE, vaddr, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'EINVAL' });
+  });
+
   test('a page-aligned map succeeds and is listed', () => {
     expect(map(0x100000n, 2n * PAGE)).toBe(0);
     expect(kernel.dmaMappings(container)).toEqual([{ iova: 0x100000n, size: 2n * PAGE, vaddr, read: true, write: true }]);
@@ -34,10 +51,11 @@ describe('type1 DMA mapping rules', () => {
     expect(kernel.dmaMappings()).toEqual([]);
   });
 
-  test('neither READ nor WRITE, unknown flags, and VADDR updates are EINVAL; argsz below 32 is EINVAL', () => {
+  test('neither READ nor WRITE, unknown flags, and VADDR with READ are EINVAL; VADDR where nothing is mapped ENOENT; argsz below 32 is EINVAL', () => {
     expect(thrown(() => map(0n, PAGE, vaddr, 0))).toMatchObject({ code: 'EINVAL' });
     expect(thrown(() => map(0n, PAGE, vaddr, VFIO_DMA_MAP_FLAG_READ | 0x80))).toMatchObject({ code: 'EINVAL' });
-    expect(thrown(() => map(0n, PAGE, vaddr, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'EINVAL' });
+    expect(thrown(() => map(0n, PAGE, vaddr, VFIO_DMA_MAP_FLAG_VADDR | VFIO_DMA_MAP_FLAG_READ))).toMatchObject({ code: 'EINVAL' });
+    expect(thrown(() => map(0n, PAGE, vaddr, VFIO_DMA_MAP_FLAG_VADDR))).toMatchObject({ code: 'ENOENT' });
     const short = vfio_iommu_type1_dma_map.encode({ argsz: 24, flags: VFIO_DMA_MAP_FLAG_READ, vaddr, iova: 0n, size: PAGE });
     expect(thrown(() => kernel.ioctl(container, VFIO_IOMMU_MAP_DMA, short))).toMatchObject({ code: 'EINVAL' });
   });

@@ -51,7 +51,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     bool many = info[0].IsArray();
     int fd = many ? -1 : FdArg(info, 0, "fd");
     on_readable_ = Napi::Persistent(FunctionArg(info, 1, many ? "onWake" : "onReadable"));
-    if (many) fd = EpollOf(env, info[0].As<Napi::Array>());
+    int single = -1;
+    if (many) fd = EpollOf(env, info[0].As<Napi::Array>(), &single);
     // The loop of this environment: a worker thread has its own.
     uv_loop_t* loop = nullptr;
     NAPI_THROW_IF_FAILED_VOID(env, napi_get_uv_event_loop(env, &loop));
@@ -61,10 +62,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
     int err = uv_poll_init(loop, &core->handle, fd);
     if (err < 0) {
       delete core;
-      if (many) ::close(fd);
+      if (many && single < 0) ::close(fd);
       ThrowErrno(env, -err, "uv_poll_init");
     }
-    if (many) core->epoll_fd = fd;
+    core->drains = many;
+    if (many && single < 0) core->epoll_fd = fd;
+    if (many && single >= 0) core->drain_fd = single;
     core->handle.data = core;
     core->state->poll_cores.insert(core);
     core_ = core;
@@ -89,7 +92,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   static void OnEvent(uv_poll_t* handle, int status, int /*events*/) {
     auto* core = static_cast<PollCore*>(handle->data);
     if (core->owner == nullptr) return;
-    if (core->epoll_fd >= 0 && status >= 0) {
+    if (core->drains && status >= 0) {
       core->owner->DeliverDrained();
     } else {
       core->owner->Deliver(status);
@@ -99,7 +102,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
  private:
   // An epoll fd watching each of `fds` for EPOLLIN, its position in the
   // array and the fd packed into the event's data (position high, fd low).
-  static int EpollOf(Napi::Env env, Napi::Array fds) {
+  // A single fd is returned as is (also in *single), to be watched directly.
+  static int EpollOf(Napi::Env env, Napi::Array fds, int* single) {
     uint32_t length = fds.Length();
     std::vector<int> numbers;
     for (uint32_t i = 0; i < length; i++) {
@@ -111,6 +115,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
                                  value.ToString().Utf8Value());
       }
       numbers.push_back(static_cast<int>(d));
+    }
+    if (length == 1) {
+      *single = numbers[0];
+      return numbers[0];
     }
     int epfd = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) ThrowErrno(env, errno, "epoll_create1");
@@ -134,9 +142,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
   void DeliverDrained() {
     constexpr int kBatch = 256;
     epoll_event events[kBatch];
-    int ready;
-    do ready = ::epoll_wait(core_->epoll_fd, events, kBatch, 0);
-    while (ready < 0 && errno == EINTR);
+    int ready = 1;
+    if (core_->epoll_fd >= 0) {
+      do ready = ::epoll_wait(core_->epoll_fd, events, kBatch, 0);
+      while (ready < 0 && errno == EINTR);
+    } else {
+      events[0].data.u64 = static_cast<uint32_t>(core_->drain_fd);  // position 0
+    }
     int failure = ready < 0 ? errno : 0;
     const char* failed_call = "epoll_wait";
     uint32_t positions[kBatch];

@@ -17,9 +17,13 @@ struct PollCore {
   AddonState* state;  // counts the handle until its close callback ran
   Poller* owner;      // null once the JS object closed it or was collected
   bool closing = false;
-  // An epoll fd holding many eventfds (watchEventfds), closed with the core;
-  // -1 for a poller of one fd, which the caller owns.
+  // watchEventfds: the callback reads the eventfds itself (drains).
+  bool drains = false;
+  // The epoll fd holding the eventfds, closed with the core; -1 when there
+  // is one eventfd, watched directly (one syscall less per wake-up).
   int epoll_fd = -1;
+  // The one eventfd watched directly (the caller's; never closed here).
+  int drain_fd = -1;
 };
 
 // Env teardown (async cleanup hook): closes every handle and reports done

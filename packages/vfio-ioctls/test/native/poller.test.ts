@@ -150,20 +150,41 @@ describe('watchEventfds: many eventfds, one epoll fd, drained in the native call
 
   it('closed while interrupts are pending: no callback, and its epoll fd is gone at once', async () => {
     const before = epollFds();
-    const fd = native.eventfd(0, 0);
+    const fds = [native.eventfd(0, 0), native.eventfd(0, 0)];
     let calls = 0;
-    const poller = native.watchEventfds([fd], () => calls++);
+    const poller = native.watchEventfds(fds, () => calls++);
     expect(epollFds()).toBe(before + 1);
     poller.start();
-    native.eventfdWrite(fd, 1n);
+    native.eventfdWrite(fds[1]!, 1n);
     poller.close();
     poller.close(); // idempotent
     expect(epollFds()).toBe(before);
     await settle();
     expect(calls).toBe(0);
-    expect(native.eventfdRead(fd)).toBe(1n); // the eventfd is the caller's, untouched
+    expect(native.eventfdRead(fds[1]!)).toBe(1n); // the eventfds are the caller's, untouched
     expect(thrown(() => poller.start())).toMatchObject({ code: 'ERR_VFIO_CLOSED' });
-    native.close(fd);
+    for (const fd of fds) native.close(fd);
+  });
+
+  it('one eventfd is watched directly (no epoll fd) and drained the same way', async () => {
+    const before = epollFds();
+    const fd = native.eventfd(0, 0);
+    const wakes: unknown[][] = [];
+    const poller = native.watchEventfds([fd], (error, positions, counts) => wakes.push([error, positions, counts]));
+    try {
+      expect(epollFds()).toBe(before);
+      poller.start();
+      native.eventfdWrite(fd, 3n);
+      await until(() => wakes.length === 1);
+      native.eventfdWrite(fd, 2n);
+      await until(() => wakes.length === 2);
+      await settle();
+      expect(wakes).toEqual([[null, [0], [3]], [null, [0], [2]]]);
+      expect(thrown(() => native.eventfdRead(fd))).toMatchObject({ code: 'EAGAIN' });
+    } finally {
+      poller.close();
+      native.close(fd);
+    }
   });
 
   it('refuses bad fds (EBADF), files epoll cannot watch (EPERM), an fd twice (EEXIST) and non-arrays, leaving no epoll fd', () => {

@@ -9,7 +9,7 @@ import * as b from 'vfio-bindings';
 import { Container, Device, DmaBuffer, Group, Iommufd, type Ioas } from '../src';
 import { addressOf } from '../src/unsafe';
 import type { FakeKernelOptions } from '../src/testing';
-import { EDU, expectNothingLeft, GROUP, kernel, thrown, thrownVfio } from './helpers';
+import { EDU, EDU2, expectNothingLeft, GROUP, kernel, thrown, thrownVfio } from './helpers';
 
 const MiB = 1024 * 1024;
 const HUGE = 2 * MiB;
@@ -282,6 +282,25 @@ describe('live update of DMA vaddrs (VFIO_UPDATE_VADDR) on the legacy container'
     other.close();
     container.close();
     group.close();
+    expectNothingLeft(fake);
+  });
+
+  test('while a vaddr is invalid the kernel refuses another group (EBUSY); once updated it attaches', () => {
+    const { fake, env } = kernel([{ address: EDU, group: GROUP }, { address: EDU2, group: GROUP + 1 }]);
+    const container = Container.open(env);
+    const group = Group.open(GROUP, env);
+    group.attach(container);
+    const memory = DmaBuffer.alloc(4096, { ...env, memfd: true });
+    const mapping = container.map(memory);
+    container.invalidateVaddr();
+    const second = Group.open(GROUP + 1, env);
+    expect(thrownVfio(() => second.attach(container))).toMatchObject({ code: 'EBUSY' });
+    expect(container.groups()).toEqual([group]);
+    container.updateVaddr(mapping, memory);
+    second.attach(container);
+    container.close();
+    for (const g of [group, second]) g.close();
+    memory.close();
     expectNothingLeft(fake);
   });
 

@@ -50,6 +50,8 @@ export class FakeContainer {
   }
 
   attach(group: FakeGroup): void {
+    // vfio_iommu_type1_attach_group: attaching could pin pages, so not while a vaddr is invalid.
+    if (this.iommu?.dma && this.iommu.dma.invalidVaddrs > 0) throw new Errno('EBUSY');
     this.groups.add(group);
   }
 

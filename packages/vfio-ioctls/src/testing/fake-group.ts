@@ -86,8 +86,8 @@ export class FakeGroup {
     if (this.container) throw new Errno('EINVAL');
     // Claiming DMA ownership fails while a device is bound to a DMA-capable kernel driver.
     if (!this.viable) throw new Errno('EPERM');
-    this.container = container;
     container.attach(this);
+    this.container = container;
     return 0;
   }
 

@@ -240,6 +240,21 @@ describe('IOMMU_IOAS_MAP_FILE of a subrange', () => {
   });
 });
 
+describe('IOMMU_IOAS_COPY of a part', () => {
+  test('the copy maps the same part of the buffer (offset and size of its source)', () => {
+    const { fake, env, ioas, iommufd } = withIoas();
+    const memory = DmaBuffer.alloc(8 * 4096, { ...env, memfd: true });
+    const part = ioas.map(memory, { offset: 2 * 4096, size: 3 * 4096, iova: 0x90_0000n });
+    const other = iommufd.allocIoas();
+    const copy = other.copyFrom(part, { iova: 0xa0_0000n });
+    expect(copy).toMatchObject({ offset: 2 * 4096, size: 0x3000n, iova: 0xa0_0000n });
+    expect(fake.ioasMappings(iommufd.fd, other.id)).toEqual([expect.objectContaining({ iova: 0xa0_0000n, length: 0x3000n })]);
+    iommufd.close();
+    memory.close();
+    expectNothingLeft(fake);
+  });
+});
+
 describe('live update of DMA vaddrs (VFIO_UPDATE_VADDR) on the legacy container', () => {
   test('invalidate, map the same memfd again, give the new vaddr: the device keeps its IOVA and the old buffer can close', () => {
     const { fake, env, container, group } = attached();

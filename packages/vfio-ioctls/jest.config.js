@@ -6,4 +6,6 @@ module.exports = {
   // test/guest needs the real kernel: it runs in the QEMU guest (pnpm test:guest), not here.
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/guest/'],
   testTimeout: 60000,
+  // finalizers.test.ts first: see test/sequencer.js.
+  testSequencer: '<rootDir>/test/sequencer.js',
 };

@@ -1,19 +1,5 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Container, Device, DmaBuffer, Group, VfioContext, VfioError } from '../src';
 import { EDU, GROUP, expectNothingLeft, kernel, tick } from './helpers';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Collects garbage until `done()` holds (finalizers run as separate tasks). */
-async function collectUntil(done: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 20 && !done(); i++) {
-    gc();
-    await tick(5);
-  }
-  return done();
-}
 
 describe('VfioContext', () => {
   test('equal options give the same context; other roots another', () => {
@@ -83,65 +69,6 @@ describe('handles', () => {
     const group = Group.open(GROUP, env);
     group.close();
     expect(() => group.status()).toThrow(expect.objectContaining({ name: 'VfioError', code: 'ERR_VFIO_CLOSED', errno: 0, message: expect.stringMatching(/group .*\/5 is closed/), hint: expect.stringContaining('open a new one') }));
-  });
-
-  test('the finalizer closes the fd of a container the program dropped', async () => {
-    const { fake, env } = kernel();
-    (() => {
-      Container.open(env);
-    })();
-    expect(fake.openFds()).toHaveLength(1);
-    expect(await collectUntil(() => fake.openFds().length === 0)).toBe(true);
-  });
-
-  test('the finalizer frees a dropped DMA buffer', async () => {
-    const { fake, env } = kernel();
-    (() => {
-      DmaBuffer.alloc(4096, env);
-    })();
-    expect(await collectUntil(() => fake.liveDmaBuffers() === 0)).toBe(true);
-  });
-
-  test('a dropped Device.open device: the safety net closes device, group and container fds, pollers and eventfds', async () => {
-    const { fake, env } = kernel();
-    (() => {
-      const device = Device.open(EDU, env);
-      device.enableIrq(1);
-    })();
-    expect(fake.livePollers()).toBe(1);
-    expect(await collectUntil(() => fake.livePollers() === 0 && fake.openFds().length === 0)).toBe(true);
-  });
-
-  test('interrupts someone listens to stay alive even when nothing else references them', async () => {
-    const { fake, env, devices } = kernel();
-    const events: number[] = [];
-    (() => {
-      Device.open(EDU, env).enableIrq(1).on('interrupt', (event) => events.push(event.vector));
-    })();
-    await collectUntil(() => false);
-    expect(fake.livePollers()).toBe(1);
-    devices[0]!.triggerIrq(1, 0);
-    await tick(5);
-    expect(events).toEqual([0]);
-  });
-
-  test('an awaited next() on otherwise unreferenced interrupts still resolves', async () => {
-    const { env, devices } = kernel();
-    const next = (() => Device.open(EDU, env).enableIrq(1).next())();
-    await collectUntil(() => false);
-    devices[0]!.triggerIrq(1, 0);
-    await expect(next).resolves.toEqual({ index: 1, vector: 0, count: 1 });
-  });
-
-  test('an explicitly closed handle is not closed again by the finalizer', async () => {
-    const { fake, env } = kernel();
-    (() => {
-      Container.open(env).close();
-    })();
-    const reused = Container.open(env); // takes the same fd number
-    await collectUntil(() => false);
-    expect(fake.openFds()).toEqual([reused.fd]);
-    reused.close();
   });
 
   test('using: device, group and container all released at block end', () => {

@@ -21,6 +21,19 @@ export interface Mapping {
 }
 
 /**
+ * The addon's finalizer munmaps a mapping the program dropped; this does the
+ * same for the fake. One registry for every machine, at module level as the
+ * library's own are: on Node 20 (V8 11.3) a FinalizationRegistry that is
+ * itself collected while a cleanup is pending for it leaves the pending-task
+ * flag set, and no FinalizationRegistry callback of the process runs again
+ * (packages/vfio-ioctls/README.md, "The safety net", has a reproduction). A
+ * registry per fake kernel, dropped with it, did exactly that under jest.
+ */
+const droppedRegionMappings = new FinalizationRegistry<{ machine: FakeMachine; base: bigint; file: DeviceFile; region: FakeRegion }>(
+  ({ machine, base, file, region }) => machine.mappingCollected(base, file, region),
+);
+
+/**
  * The kernel's object graph behind the syscalls: the fd table, the VFIO
  * devices, groups and containers, live mappings and DMA memory, and the
  * reference rules tying them together (what closing a file releases).
@@ -37,12 +50,7 @@ export class FakeMachine {
   /** Files other kernel objects hold (hold/unhold), and those of them whose fd is closed. */
   private readonly holds = new Map<OpenFile, number>();
   private readonly closedWhileHeld = new Set<OpenFile>();
-  // The addon's finalizer munmaps a mapping the program dropped; this does the same for the fake.
-  private readonly collector = new FinalizationRegistry<{ base: bigint; file: DeviceFile; region: FakeRegion }>((held) => {
-    this.memory.forget(held.base);
-    held.region.sweep();
-    this.dropDeviceRef(held.file);
-  });
+  private readonly collector = droppedRegionMappings;
   private readonly host: DeviceHost = { dmaView: (device, iova, length, write) => this.dmaView(device, iova, length, write) };
   /** /dev/iommu and the device cdevs (iommufd-side.ts). */
   readonly iommufd: IommufdSide;
@@ -135,12 +143,19 @@ export class FakeMachine {
     if (this.closedWhileHeld.delete(file)) this.release(file);
   }
 
+  /** A dropped mapping was collected: release it as munmap would. */
+  mappingCollected(base: bigint, file: DeviceFile, region: FakeRegion): void {
+    this.memory.forget(base);
+    region.sweep();
+    this.dropDeviceRef(file);
+  }
+
   /** mmap of a device region succeeded: the mapping holds its file open, as a vma does, until munmap or collection. */
   mapped(buffer: ArrayBuffer, mapping: Mapping, prot: number): void {
     const area = this.memory.add(buffer, 'mmap', prot);
     this.mappings.set(buffer, mapping);
     mapping.file.refs++;
-    this.collector.register(buffer, { base: area.base, file: mapping.file, region: mapping.region }, buffer);
+    this.collector.register(buffer, { machine: this, base: area.base, file: mapping.file, region: mapping.region }, buffer);
   }
 
   /** munmap of a device mapping: drops the mapping's hold on its device file. */

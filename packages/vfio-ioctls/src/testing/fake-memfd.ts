@@ -154,16 +154,25 @@ export class FakeMemfd {
 }
 
 /**
+ * Releases a collected memfd mapping. Module-level, not per fake kernel: see
+ * droppedRegionMappings in fake-machine.ts for why a registry must outlive
+ * the kernels it serves.
+ */
+const droppedMemfdMappings = new FinalizationRegistry<{ memory: FakeAddressSpace; base: bigint; memfd: WeakRef<FakeMemfd> }>(
+  ({ memory, base, memfd }) => {
+    memory.forget(base);
+    memfd.deref()?.sweep();
+  },
+);
+
+/**
  * The live mmaps of memfds in the process address space: registered there
  * as ordinary shared memory (pinnable, unlike a device mapping), held
  * weakly, and released after collection as the addon's finalizer does.
  */
 export class MemfdMappings {
   private readonly live = new WeakMap<ArrayBuffer, FakeMemfd>();
-  private readonly collector = new FinalizationRegistry<{ base: bigint; memfd: WeakRef<FakeMemfd> }>((held) => {
-    this.memory.forget(held.base);
-    held.memfd.deref()?.sweep();
-  });
+  private readonly collector = droppedMemfdMappings;
 
   constructor(private readonly memory: FakeAddressSpace) {}
 
@@ -172,7 +181,7 @@ export class MemfdMappings {
     const area = this.memory.add(buffer, 'shmem', prot);
     this.live.set(buffer, memfd);
     // The memfd weakly: a whole-file mapping is the memfd's own store, so a strong hold would keep both forever.
-    this.collector.register(buffer, { base: area.base, memfd: new WeakRef(memfd) }, buffer);
+    this.collector.register(buffer, { memory: this.memory, base: area.base, memfd: new WeakRef(memfd) }, buffer);
     return buffer;
   }
 

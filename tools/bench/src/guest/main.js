@@ -125,7 +125,10 @@ async function main() {
           return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
         })),
         ...(mtty ? (log(`round ${r + 1}: library, mtty`), await runMigrationLibraryRound(mtty, o, mttyOps)) : {}),
-        ...(stormOps.length ? (log(`round ${r + 1}: library, nvme storm`), await runStormLibraryRound(nvme, o, stormOps)) : {}),
+        ...(stormOps.length
+          ? (log(`round ${r + 1}: library, nvme storm`),
+            await (o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-storm`, () => runStormLibraryRound(nvme, o, stormOps)) : runStormLibraryRound(nvme, o, stormOps)))
+          : {}),
       }),
     );
   } finally {

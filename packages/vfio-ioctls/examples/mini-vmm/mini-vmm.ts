@@ -139,7 +139,10 @@ export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: stri
       const exit = vcpu.run();
       if (exit.reason !== 'io-out') throw new Error(`unexpected KVM exit: ${exitName(exit.code)} after ${answers.length} answers`);
       if (exit.port === DONE_PORT) break;
-      if (exit.port === ANSWER_PORT) answers.push(exit.value);
+      if (exit.port === ANSWER_PORT) {
+        answers.push(exit.value);
+        log(`    answer ${answers.length} (${ANSWERS[answers.length - 1] ?? 'extra'}): ${hex(exit.value)}`);
+      }
       else if (exit.port === IRQ_PORT) {
         irqReports.push(exit.value);
         log(`    interrupt handler ran in the guest: edu interrupt status ${hex(exit.value)}`);
@@ -191,7 +194,8 @@ function main(): void {
   const at = args.indexOf('--iommu');
   const iommu = (at >= 0 ? args[at + 1] : 'auto') as IommuChoice;
   const address = args.find((arg, i) => !arg.startsWith('--') && args[i - 1] !== '--iommu') ?? findEdu();
-  const report = runMiniVmm(address, iommu, json ? () => {} : console.log);
+  // With --json the progress goes to stderr, so a caller sees how far a hung run got.
+  const report = runMiniVmm(address, iommu, json ? (line) => process.stderr.write(`${line}\n`) : console.log);
   if (json) console.log(JSON.stringify(report));
   else console.log(report.ok ? 'mini-vmm: every answer right' : 'mini-vmm: WRONG ANSWERS');
   if (!report.ok) process.exitCode = 1;

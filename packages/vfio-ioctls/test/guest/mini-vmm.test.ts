@@ -26,7 +26,8 @@ interface Report {
 test('the mini VMM runs the nested guest and every answer edu gives it is right', () => {
   const edu = device('edu');
   const script = join(__dirname, '../../examples/mini-vmm/mini-vmm.js');
-  const run = spawnSync(process.execPath, [script, edu.address, '--iommu', GUEST_IOMMU, '--json'], { encoding: 'utf8', timeout: 300_000 });
+  const run = spawnSync(process.execPath, [script, edu.address, '--iommu', GUEST_IOMMU, '--json'], { encoding: 'utf8', timeout: 180_000 });
+  // Its progress (stderr) says how far a run that did not finish got.
   assert.equal(run.error, undefined, `mini-vmm did not finish: ${String(run.error)}\n${run.stderr}`);
   const lines = run.stdout.trim().split('\n');
   const report = JSON.parse(lines[lines.length - 1]) as Report;

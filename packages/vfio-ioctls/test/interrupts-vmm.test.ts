@@ -20,6 +20,15 @@ function open(irqs = FIXED, backend?: (fake: Backend) => Backend) {
   return { ...k, env, device, fakeDevice: k.devices[0]! };
 }
 
+/** Waits (loop turn by loop turn, up to 2 s) until `done()`; fails with `what` otherwise. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 function setIrqsCalls(fake: { calls: { syscall: string; request?: number }[] }, from = 0): number {
   return fake.calls.slice(from).filter((c) => c.request === b.VFIO_DEVICE_SET_IRQS).length;
 }
@@ -150,6 +159,7 @@ describe('delivery through one draining poller per range', () => {
     const events: InterruptEvent[] = [];
     irqs.on('interrupt', (event) => events.push(event));
     for (let i = 0; i < 3; i++) fakeDevice.triggerIrq(MSIX, 3);
+    await until('the event', () => events.length > 0);
     await tick();
     expect(events).toEqual([{ index: MSIX, vector: 3, count: 3 }]);
     await tick();
@@ -180,6 +190,7 @@ describe('delivery through one draining poller per range', () => {
     irqs.on('interrupt', ({ vector, count }) => seen.set(vector, (seen.get(vector) ?? 0) + count));
     for (let round = 0; round < 2; round++) for (let v = 0; v < 64; v++) fakeDevice.triggerIrq(MSIX, v);
     irqs.trigger(irqs.vectors); // one DATA_BOOL call for all 64
+    await until('64 vectors', () => seen.size === 64);
     await tick();
     expect(wakes).toEqual([64]);
     expect([...seen.keys()].sort((x, y) => x - y)).toEqual(irqs.vectors);

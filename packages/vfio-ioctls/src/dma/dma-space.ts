@@ -116,11 +116,12 @@ export class DmaSpace implements MappingOwner {
   }
 
   /**
-   * Checks the arguments, picks or checks the IOVA, maps through the kernel
-   * and pins the buffer.
+   * Checks the arguments, picks or checks the IOVA, maps the buffer (or
+   * the part `options.offset`/`options.size` of it) through the kernel and
+   * pins the buffer.
    * @throws TypeError for a bad buffer or options; RangeError (code
    *   ERR_VFIO_MISALIGNED, ERR_OUT_OF_RANGE or ERR_VFIO_DMA_OVERLAP) for a
-   *   bad IOVA; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free; the
+   *   bad IOVA or part; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free; the
    *   kernel's error (ENOMEM: RLIMIT_MEMLOCK).
    */
   map(buffer: DmaBuffer, options: DmaMapOptions | undefined): DmaMapping {

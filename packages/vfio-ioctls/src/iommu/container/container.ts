@@ -209,11 +209,12 @@ export class Container extends FdHandle implements IommuContext {
   }
 
   /**
-   * Maps a DmaBuffer for device DMA at a caller-chosen or allocated IOVA.
-   * Alignment, IOVA range and overlap are checked before the kernel.
+   * Maps a DmaBuffer, or the part `options.offset`/`options.size` of it,
+   * for device DMA at a caller-chosen or allocated IOVA. Alignment, the
+   * part, IOVA range and overlap are checked before the kernel.
    * @throws TypeError for a bad buffer or options; RangeError (code
    *   ERR_VFIO_MISALIGNED, ERR_OUT_OF_RANGE or ERR_VFIO_DMA_OVERLAP) for a
-   *   bad IOVA; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free;
+   *   bad IOVA or part; VfioError ERR_VFIO_NO_IOVA_SPACE when no IOVA is free;
    *   VfioError from VFIO_IOMMU_MAP_DMA (ENOMEM: RLIMIT_MEMLOCK).
    */
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {

@@ -133,8 +133,9 @@ export class Ioas implements IommuContext, Disposable {
   }
 
   /**
-   * Maps a DmaBuffer (IOMMU_IOAS_MAP) at a caller-chosen or library-chosen
-   * IOVA, with the same checks and errors as Container.map.
+   * Maps a DmaBuffer, or the part `options.offset`/`options.size` of it
+   * (IOMMU_IOAS_MAP), at a caller-chosen or library-chosen IOVA, with the
+   * same checks and errors as Container.map.
    */
   map(buffer: DmaBuffer, options?: DmaMapOptions): DmaMapping {
     return this.#dma.map(buffer, options);

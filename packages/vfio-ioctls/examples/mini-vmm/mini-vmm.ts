@@ -2,13 +2,14 @@
  * A mini VMM in TypeScript: it passes QEMU's `edu` device through to a
  * nested KVM guest, the way a real VMM passes a device to its VM.
  *
- *   - guest RAM is a DmaBuffer, KVM memory slot 0 and DMA-mapped through
- *     VFIO at IOVA = guest physical address, so the device's DMA addresses
- *     are the guest's own;
+ *   - guest RAM is a memfd-backed DmaBuffer, KVM memory slot 0 and
+ *     DMA-mapped through VFIO at IOVA = guest physical address, so the
+ *     device's DMA addresses are the guest's own;
  *   - edu's BAR0 is memory slot 1 over the VFIO mapping of the BAR, so the
  *     guest's loads and stores reach the device with no exit to us;
- *   - edu's MSI is signalled by VFIO to an eventfd that is a KVM irqfd on
- *     GSI 5: the interrupt reaches the guest's 8259 with no userspace hop;
+ *   - edu's MSI is signalled by VFIO to an EventFd of ours that is a KVM
+ *     irqfd on GSI 5: the interrupt reaches the guest's 8259 with no
+ *     userspace hop;
  *   - the device (its group, or its cdev fd on iommufd) is added to the
  *     KVM VFIO device.
  *
@@ -23,7 +24,7 @@
  * promise, as any VMM's are.
  */
 import * as b from 'vfio-bindings';
-import { Device, DmaBuffer, listIommuGroups, type DmaMapping, type IommuChoice } from 'vfio-ioctls';
+import { Device, DmaBuffer, EventFd, listIommuGroups, type DmaMapping, type IommuChoice, type Interrupts } from 'vfio-ioctls';
 import * as unsafe from 'vfio-ioctls/unsafe';
 import { exitName, Vm } from './kvm';
 import {
@@ -73,20 +74,6 @@ function findEdu(): string {
 
 const hex = (value: number) => `0x${value.toString(16).padStart(8, '0')}`;
 
-/** VFIO_DEVICE_SET_IRQS on MSI: vector 0 signals `eventfd` (or nothing, with -1). */
-function routeMsi(device: Device, eventfd: number): void {
-  const bytes = new Uint8Array(b.vfio_irq_set.size + 4);
-  const view = new DataView(bytes.buffer);
-  const data = eventfd < 0 ? b.VFIO_IRQ_SET_DATA_NONE : b.VFIO_IRQ_SET_DATA_EVENTFD;
-  view.setUint32(0, eventfd < 0 ? b.vfio_irq_set.size : bytes.length, true); // argsz
-  view.setUint32(4, data | b.VFIO_IRQ_SET_ACTION_TRIGGER, true); // flags
-  view.setUint32(8, b.VFIO_PCI_MSI_IRQ_INDEX, true); // index
-  view.setUint32(12, 0, true); // start
-  view.setUint32(16, eventfd < 0 ? 0 : 1, true); // count (0 with DATA_NONE: disable the index)
-  view.setInt32(20, eventfd, true);
-  unsafe.ioctl(device.fd, b.VFIO_DEVICE_SET_IRQS, bytes);
-}
-
 /** Sets everything up, runs the payload, checks its answers, and tears down in the kernel's order. */
 export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: string) => void): VmmReport {
   using device = Device.open(address, { iommu });
@@ -94,16 +81,16 @@ export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: stri
   log(`mini-vmm: edu ${address} opened through ${backend}`);
 
   const vm = Vm.create();
-  const ram = DmaBuffer.alloc(RAM_SIZE);
+  const ram = DmaBuffer.alloc(RAM_SIZE, { memfd: true });
   const bar = unsafe.mmap(device.fd, BAR_WINDOW, unsafe.PROT_READ | unsafe.PROT_WRITE, device.region(b.VFIO_PCI_BAR0_REGION_INDEX)!.offset);
-  const eventfd = unsafe.eventfd();
-  let msiRouted = false;
+  const irqfd = EventFd.create();
+  let msi: Interrupts | undefined;
   let dma: DmaMapping | undefined;
   try {
     // 1. Guest RAM: one buffer, seen by the guest at 0 and by the device at the same addresses.
-    dma = device.iommu!.map(ram, { iova: 0n });
+    dma = device.iommu!.map(ram, { offset: 0, size: RAM_SIZE, iova: 0n });
     vm.setMemory(0, 0n, BigInt(RAM_SIZE), unsafe.addressOf(ram));
-    log(`  RAM: ${RAM_SIZE / 1024} KiB at guest physical 0, DMA-mapped at IOVA 0x${dma.iova.toString(16)} (IOVA = guest physical)`);
+    log(`  RAM: ${RAM_SIZE / 1024} KiB (a memfd) at guest physical 0, DMA-mapped at IOVA 0x${dma.iova.toString(16)} (IOVA = guest physical)`);
 
     // 2. The device's registers, straight into the guest.
     vm.setMemory(1, BigInt(EDU_BAR_GPA), BigInt(BAR_WINDOW), unsafe.addressOf(bar));
@@ -111,10 +98,9 @@ export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: stri
 
     // 3. edu's MSI -> eventfd -> irqfd -> the guest's 8259, all in the kernel.
     vm.createIrqchip();
-    vm.addIrqfd(eventfd, GSI);
-    routeMsi(device, eventfd);
-    msiRouted = true;
-    log(`  interrupt: edu MSI -> eventfd ${eventfd} -> KVM irqfd on GSI ${GSI} (in-kernel 8259, no userspace hop)`);
+    vm.addIrqfd(irqfd.fd, GSI);
+    msi = device.enableIrq(b.VFIO_PCI_MSI_IRQ_INDEX, { eventfds: [irqfd] });
+    log(`  interrupt: edu MSI -> EventFd ${irqfd.fd} -> KVM irqfd on GSI ${GSI} (in-kernel 8259, no userspace hop)`);
 
     // 4. Tell KVM about the VFIO file; the link (or the device's close) removes it.
     const kvmVfioFd = vm.createVfioDevice();
@@ -161,12 +147,7 @@ export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: stri
     log(`  ${dmaMatches ? 'ok  ' : 'FAIL'} DMA: ${DMA_BYTES} bytes guest RAM 0x${DMA_SOURCE_GPA.toString(16)} -> edu -> guest RAM 0x${DMA_RETURN_GPA.toString(16)} ${dmaMatches ? 'identical' : 'DIFFER'}`);
 
     // KVM's irqfd drains the eventfd on each signal: finding it empty shows nobody else had to.
-    let irqfdConsumed = false;
-    try {
-      unsafe.eventfdRead(eventfd);
-    } catch (error) {
-      irqfdConsumed = (error as { code?: string }).code === 'EAGAIN';
-    }
+    const irqfdConsumed = irqfd.read() === 0n;
     log(`  ${irqfdConsumed ? 'ok  ' : 'FAIL'} the eventfd was drained by KVM, never read by the VMM`);
     const kind = link.kind;
     const ok = checked.every((a) => a.ok) && dmaMatches && irqfdConsumed;
@@ -174,9 +155,9 @@ export function runMiniVmm(address: string, iommu: IommuChoice, log: (line: stri
   } finally {
     // The kernel's order: the KVM VFIO entry went with `link`; then the interrupt route,
     // the VM (its slots stop using the BAR and RAM), the BAR mapping, the RAM, the device.
-    if (msiRouted) routeMsi(device, -1);
+    msi?.disable();
     vm.close();
-    unsafe.close(eventfd);
+    irqfd.close();
     unsafe.munmap(bar);
     dma?.unmap();
     ram.close();

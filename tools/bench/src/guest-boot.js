@@ -12,7 +12,9 @@ const GUEST_MAIN = path.join(__dirname, 'guest', 'main.js');
 
 async function runGuestParts(opts, log) {
   const vm = require(path.join(REPO_ROOT, 'tools', 'vm', 'lib'));
-  const resultsDir = path.join(CACHE_DIR, 'guest');
+  // One folder per bench process: two runs at once (several people on one
+  // machine) must not remove each other's results before they are read.
+  const resultsDir = path.join(CACHE_DIR, `guest-${process.pid}`);
   fs.rmSync(resultsDir, { recursive: true, force: true });
   fs.mkdirSync(resultsDir, { recursive: true });
   const outFile = path.join(resultsDir, 'guest.json');
@@ -51,6 +53,7 @@ async function runGuestParts(opts, log) {
   }
   const guest = JSON.parse(fs.readFileSync(outFile, 'utf8'));
   if (opts.profile) guest.profile = summarize(path.join(resultsDir, 'profile'), 25);
+  fs.rmSync(resultsDir, { recursive: true, force: true });
   accelerator = r.accelerator ?? accelerator;
   guest.boot = {
     accelerator, kvm: accelerator === 'kvm', bootSeconds: r.bootSeconds, totalSeconds: (Date.now() - started) / 1000, profile,

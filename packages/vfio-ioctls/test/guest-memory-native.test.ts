@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DmaBuffer, VfioError } from '../src';
+import { nativeBackend as native } from '../src/core/native';
 import { addressOf } from '../src/unsafe';
 import { thrown } from './helpers';
 
@@ -69,6 +70,23 @@ describe('guest memory on the real kernel', () => {
     const fd = fs.openSync('/dev/null', 'r');
     expect(thrown(() => DmaBuffer.fromMemfd(fd))).toMatchObject({ name: 'TypeError', message: expect.stringContaining('fd must be the fd of a memfd') });
     fs.closeSync(fd);
+    expect(openFds().length).toBe(before);
+  });
+
+  test('the addon checks hugePageSize and memfdDup\'s fd before any syscall, and names fcntl for a file that is not a memfd', () => {
+    const before = openFds().length;
+    expect(thrown(() => native.memfd('x', 4096, 3))).toMatchObject({ name: 'RangeError' });
+    expect(thrown(() => native.memfd('x', 4096, -1))).toMatchObject({ name: 'RangeError' });
+    expect(thrown(() => native.memfdDup(-1))).toMatchObject({ name: 'RangeError' });
+    const fd = fs.openSync('/dev/null', 'r');
+    expect(thrown(() => native.memfdDup(fd))).toMatchObject({ name: 'VfioError', code: 'EINVAL', syscall: 'fcntl' });
+    fs.closeSync(fd);
+    const memfd = native.memfd('x', 8192);
+    const file = native.memfdDup(memfd);
+    expect(file).toMatchObject({ size: 8192, pageSize: 4096 });
+    expect(file.seals & 2).toBe(2); // F_SEAL_SHRINK
+    native.close(file.fd);
+    native.close(memfd);
     expect(openFds().length).toBe(before);
   });
 

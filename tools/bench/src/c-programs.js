@@ -7,7 +7,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { C_DIR, CACHE_DIR, REPO_ROOT } = require('./paths');
 
-const PROGRAMS = ['fionread', 'vfio_bench', 'mig_bench', 'irq_storm'];
+const PROGRAMS = ['fionread', 'vfio_bench', 'mig_bench', 'irq_storm', 'kvm_irq_bench'];
 const MALLOC_STATS = path.join(CACHE_DIR, 'malloc_stats.node');
 
 function binaryPath(name) {

@@ -8,7 +8,8 @@ const cprog = require('../c-programs');
 const { alternate } = require('../alternate');
 const { compare } = require('../compare');
 const { describeHere } = require('../machine');
-const { GUEST_OPS, MTTY_OPS, NVME_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
+const { GUEST_OPS, MTTY_OPS, NVME_OPS, KVM_OPS, BACKENDS, opsFor, cOpOf, onlyRows } = require('./ops');
+const { hasKvm, kvmBackend, runKvmCRound, runKvmLibraryRound } = require('./kvm-irq-ops');
 const { nvmeDevice, runStormCRound, runStormLibraryRound } = require('./storm-ops');
 const { runLibraryRound } = require('./lib-ops');
 const { hasMtty, createMtty, runMigrationCRound, runMigrationLibraryRound } = require('./migration-ops');
@@ -102,6 +103,13 @@ async function main() {
     log('no nvme in this test bed: the MSI-X storm rows are skipped');
     stormOps = [];
   }
+  // The nested-guest interrupt rows: one backend, a VM per mode.
+  let kvmOps = o.ops ? onlyRows(KVM_OPS, o.only) : [];
+  if (kvmOps.length && (!hasKvm() || !backends.length)) {
+    log('no /dev/kvm in this guest (or no backend): the nested-guest interrupt rows are skipped');
+    kvmOps = [];
+  }
+  const kvmOn = kvmOps.length ? kvmBackend(backends) : null;
   if (mtty) log(`mtty-2 ${mtty.uuid}, group ${mtty.groupPath}, MIG_DATA_SIZE ${mtty.dataSize} bytes`);
   // Each round: C then library on every backend, then on the mtty device.
   // The device is closed between any two of them (a cdev bound to an
@@ -117,6 +125,7 @@ async function main() {
         })),
         ...(mtty ? (log(`round ${r + 1}: C, mtty`), runMigrationCRound(mtty, o, mttyOps)) : {}),
         ...(stormOps.length ? (log(`round ${r + 1}: C, nvme storm`), runStormCRound(nvme, o, stormOps)) : {}),
+        ...(kvmOn ? (log(`round ${r + 1}: C, nested KVM guest, ${kvmOn}`), runKvmCRound(dev, o, kvmOn, kvmOps)) : {}),
       }),
       async (r) => ({
         ...(await eachBackend(backends, o.only, (backend, ops) => {
@@ -129,6 +138,7 @@ async function main() {
           ? (log(`round ${r + 1}: library, nvme storm`),
             await (o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-storm`, () => runStormLibraryRound(nvme, o, stormOps)) : runStormLibraryRound(nvme, o, stormOps)))
           : {}),
+        ...(kvmOn ? (log(`round ${r + 1}: library, nested KVM guest, ${kvmOn}`), await runKvmLibraryRound(dev, o, kvmOn, kvmOps)) : {}),
       }),
     );
   } finally {
@@ -136,7 +146,7 @@ async function main() {
   }
   // Each iommufd row right below its container row; the migration rows last.
   const order = (op) => GUEST_OPS.findIndex((g) => g.id === op.id.replace(/@.*$/, ''));
-  const rows = [...backends.flatMap(opsFor).sort((x, y) => order(x) - order(y)), ...MTTY_OPS, ...NVME_OPS];
+  const rows = [...backends.flatMap(opsFor).sort((x, y) => order(x) - order(y)), ...MTTY_OPS, ...NVME_OPS, ...KVM_OPS];
   const measurements = rows.filter((op) => pooled[op.id]).map((op) =>
     compare({ id: op.id, item: op.item, label: op.label, where: 'guest', target: op.target, c: pooled[op.id].baseline, js: pooled[op.id].library }),
   );

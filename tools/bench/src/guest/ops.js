@@ -63,6 +63,16 @@ const NVME_OPS = [
   { id: 'msix-storm', item: 12, label: 'MSI-X storm, 64 nvme vectors: one DATA_BOOL trigger, wait until each is counted once (per storm of 64)', batch: 10 },
 ];
 
+// Issue 12's interrupt latency into a nested KVM guest (src/guest/kvm-irq-ops.js,
+// c/kvm_irq_bench.c): edu passed through as examples/mini-vmm does it, one
+// interrupt per op (raise, one port exit, the guest's handler); edu's MSI
+// by irqfd, or by a userspace forwarder (the eventfd read, KVM_IRQ_LINE).
+// Container backend where it runs, else the first of --backends.
+const KVM_OPS = [
+  { id: 'kvm-irqfd', item: 12, label: 'interrupt edu -> nested KVM guest handler via irqfd (per interrupt, one port exit each)', target: 'kvmIrqfd', batch: 20 },
+  { id: 'kvm-forward', item: 12, label: 'the same via a userspace forwarder (C: blocking read + KVM_IRQ_LINE; library: \'interrupt\' event + KVM_IRQ_LINE)', batch: 20, async: true },
+];
+
 const BACKENDS = ['container', 'iommufd'];
 const BACKEND_LABEL = { container: 'container, group fd', iommufd: 'iommufd, cdev fd' };
 
@@ -95,9 +105,9 @@ function onlyRows(ops, words) {
 
 /** Throws for a word of `--only` that selects no guest row; names the ids. */
 function checkOnly(words) {
-  const ids = [...GUEST_OPS, ...MTTY_OPS, ...NVME_OPS].map((op) => op.id);
+  const ids = [...GUEST_OPS, ...MTTY_OPS, ...NVME_OPS, ...KVM_OPS].map((op) => op.id);
   const unknown = words.filter((w) => !w || !ids.some((id) => id.startsWith(w)));
   if (unknown.length) throw new Error(`--only: ${unknown.map((w) => JSON.stringify(w)).join(', ')} selects no row; the rows are ${ids.join(', ')}`);
 }
 
-module.exports = { GUEST_OPS, MTTY_OPS, NVME_OPS, BACKENDS, opsFor, cOpOf, onlyRows, checkOnly };
+module.exports = { GUEST_OPS, MTTY_OPS, NVME_OPS, KVM_OPS, BACKENDS, opsFor, cOpOf, onlyRows, checkOnly };

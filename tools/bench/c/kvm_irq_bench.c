@@ -11,7 +11,10 @@
  *                VMM only enters again; the interrupt never leaves the kernel.
  *   kvm-forward: the eventfd is the VMM's: at the exit it reads it
  *                (blocking) and injects with KVM_IRQ_LINE (5: 1 then 0).
- * usage: kvm_irq_bench irqfd|forward container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
+ *   kvm-exit:    the guest entered at the payload's exit_loop (0x1072):
+ *                port exits alone, the part of every op above that is
+ *                not the interrupt.
+ * usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
  */
 #include "vfio_cdev.h"
 #include <linux/kvm.h>
@@ -23,9 +26,10 @@
 #define LOAD_AT 0x1000
 #define GSI 5
 #define WAIT_PORT 0x13
+#define EXIT_LOOP (LOAD_AT + 0x72)
 
 static struct vdev dev;
-static int kvm, vm, vcpu, efd, forward;
+static int kvm, vm, vcpu, efd, forward, exit_only;
 static struct kvm_run *run;
 
 static void enter_until_wait_exit(void)
@@ -62,6 +66,7 @@ static void op_interrupt(void)
 static const struct bench_op ops[] = {
 	{ "kvm-irqfd", op_interrupt, NULL },
 	{ "kvm-forward", op_interrupt, NULL },
+	{ "kvm-exit", op_interrupt, NULL },
 };
 
 static void set_slot(unsigned slot, uint64_t gpa, uint64_t size, void *at)
@@ -101,11 +106,12 @@ static void route_msi(int fd)
 
 int main(int argc, char **argv)
 {
-	if (argc < 7 || (strcmp(argv[1], "irqfd") && strcmp(argv[1], "forward"))) {
-		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
+	if (argc < 7 || (strcmp(argv[1], "irqfd") && strcmp(argv[1], "forward") && strcmp(argv[1], "exit"))) {
+		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
 	forward = !strcmp(argv[1], "forward");
+	exit_only = !strcmp(argv[1], "exit");
 	if (!strcmp(argv[2], "container"))
 		vdev_open(&dev, argv[3], argv[4]);
 	else
@@ -159,7 +165,7 @@ int main(int argc, char **argv)
 	sregs.cs.base = 0;
 	sregs.cs.selector = 0;
 	CHECK(ioctl(vcpu, KVM_SET_SREGS, &sregs));
-	struct kvm_regs regs = { .rip = LOAD_AT, .rsp = 0x8000, .rflags = 2 };
+	struct kvm_regs regs = { .rip = exit_only ? EXIT_LOOP : LOAD_AT, .rsp = 0x8000, .rflags = 2 };
 	CHECK(ioctl(vcpu, KVM_SET_REGS, &regs));
 
 	/* Up to the first raise, so every op starts at that exit. */

@@ -36,13 +36,17 @@ const BAR_WINDOW = 0x10000;
 const LOAD_AT = 0x1000;
 const GSI = 5;
 const WAIT_PORT = 0x13;
+/** The exit-only loop's entry (exit_loop in PAYLOAD). */
+const EXIT_LOOP = LOAD_AT + 0x72;
 
 // Real mode at 0000:1000; ES = edu's BAR0 at 0xA0000; 8259 vector base 0x20,
 // only IRQ5 unmasked, handler at vector 0x25; then for ever: batches of
 // [0x504] interrupts (0: 65536), each raised with edu 0x60, one OUT to
 // port 0x13, and a spin until the handler's count at 0x500 moves; port
 // 0x12 after a batch. The handler acks edu (0x24 -> 0x64), counts, EOIs.
-// Assembled once with GNU as (.code16, Intel syntax).
+// At 0x1072 a loop of port exits alone (the kvm-exit row: the cost of the
+// exit each interrupt op holds). Assembled once with GNU as (.code16,
+// Intel syntax).
 const PAYLOAD = Uint8Array.from([
   // start:
   0xfa,                                            // 0000 cli
@@ -91,6 +95,10 @@ const PAYLOAD = Uint8Array.from([
   0x5a,                                            // 006e pop dx
   0x66, 0x58,                                      // 006f pop eax
   0xcf,                                            // 0071 iret
+  // exit_loop: the kvm-exit row's entry: port exits only, no device, no interrupt.
+  0xba, 0x13, 0x00,                                // 0072 mov dx,0x13
+  0xee,                                            // 0075 out dx,al
+  0xeb, 0xfd,                                      // 0076 jmp 75 <again>
 ]);
 
 /** Where the C program reads the payload from (written once per process). */
@@ -119,7 +127,7 @@ function pinned(argv, id) {
   throw new Error(`${argv[0]} printed no samples for ${id}`);
 }
 
-const modeOf = (op) => (op.id === 'kvm-forward' ? 'forward' : 'irqfd');
+const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit' })[op.id] ?? 'irqfd';
 
 /** One C process per mode (each sets up its own VM). */
 function runKvmCRound(dev, o, backend, ops) {
@@ -132,7 +140,8 @@ function runKvmCRound(dev, o, backend, ops) {
 }
 
 /** The VM for one mode, set up as the C program does; returns the op and close(). */
-function setUp(dev, backend, forward) {
+function setUp(dev, backend, mode) {
+  const forward = mode === 'forward';
   const { Vm } = require(path.join(MINI_VMM, 'kvm.js'));
   const { KVM_CONSTANTS: K, irqLevel } = require(path.join(MINI_VMM, 'kvm-abi.js'));
   const opened = openOnBackend(dev, backend);
@@ -163,7 +172,7 @@ function setUp(dev, backend, forward) {
     irqs = device.enableIrq(b.VFIO_PCI_MSI_IRQ_INDEX, { eventfds: [irqfd] });
   }
   const link = device.addToKvm(vm.createVfioDevice());
-  const vcpu = vm.createVcpu(LOAD_AT, 0x8000);
+  const vcpu = vm.createVcpu(mode === 'exit' ? EXIT_LOOP : LOAD_AT, 0x8000);
   const toWaitExit = () => {
     for (;;) {
       const exit = vcpu.run();
@@ -200,7 +209,7 @@ function setUp(dev, backend, forward) {
 async function runKvmLibraryRound(dev, o, backend, ops) {
   const out = {};
   for (const op of ops) {
-    const plan = { id: op.id, forward: modeOf(op) === 'forward', async: !!op.async, batch: op.batch, samples: o.samples, warmup: o.warmup };
+    const plan = { id: op.id, mode: modeOf(op), async: !!op.async, batch: op.batch, samples: o.samples, warmup: o.warmup };
     out[op.id] = pinned([process.execPath, __filename, JSON.stringify({ dev, backend, plan })], op.id);
   }
   return out;
@@ -208,7 +217,7 @@ async function runKvmLibraryRound(dev, o, backend, ops) {
 
 /** The child: one VM, one row's samples printed as C prints them. */
 async function child({ dev, backend, plan }) {
-  const rig = setUp(dev, backend, plan.forward);
+  const rig = setUp(dev, backend, plan.mode);
   try {
     const samples = plan.async ? await measureAsync(rig.op, plan) : measureSync(rig.op, plan);
     process.stdout.write(`${JSON.stringify({ op: plan.id, batch: plan.batch, samples })}\n`);

@@ -70,6 +70,7 @@ const NVME_OPS = [
 // Container backend where it runs, else the first of --backends.
 const KVM_OPS = [
   { id: 'kvm-irqfd', item: 12, label: 'interrupt edu -> nested KVM guest handler via irqfd (per interrupt, one port exit each)', target: 'kvmIrqfd', batch: 20 },
+  { id: 'kvm-exit', item: 12, label: 'floor of both: one KVM_RUN port exit and re-entry alone (no device, no interrupt)', batch: 20 },
   { id: 'kvm-forward', item: 12, label: 'the same via a userspace forwarder (C: blocking read + KVM_IRQ_LINE; library: \'interrupt\' event + KVM_IRQ_LINE)', batch: 20, async: true },
 ];
 

@@ -23,7 +23,7 @@ describe('VfioOptions: an unknown option name is an error, not a silent default'
   test('DmaBuffer.alloc, Container.open and Group.open, before anything is allocated or opened', () => {
     const { fake, env } = kernel();
     const typo = { ...env, sysfsroot: '/sys' } as never;
-    expect(() => DmaBuffer.alloc(4096, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot', 'backend, devRoot, sysfsRoot, iommufdPath, memfd'));
+    expect(() => DmaBuffer.alloc(4096, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot', 'backend, devRoot, sysfsRoot, iommufdPath, memfd, hugePageSize'));
     expect(() => Container.open(typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot'));
     expect(() => Group.open(5, typo)).toThrow(unknownOption('sysfsroot', 'sysfsRoot'));
     expect(fake.openFds()).toEqual([]);

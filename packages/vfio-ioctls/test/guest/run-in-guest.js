@@ -151,8 +151,11 @@ function main() {
     const on = plan.filter((p) => p.files.includes(f.file)).map((p) => vm.entryName(p.entry) + p.pass);
     console.log(`  ${f.file.padEnd(28)} ${(f.needs.join(' ') || '-').padEnd(12)} -> ${on.join(', ') || 'nowhere'}`);
   }
+  // A boot with no file to run would run node --test's default discovery (every file): skip it.
+  const empty = plan.filter((p) => p.files.length === 0);
+  for (const p of empty) console.log(`  (${vm.entryName(p.entry)}${p.pass}: no selected file applies; not booted)`);
   const kvmCheck = vm.buildCheck('kvm-hlt');
-  const outcomes = plan.map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`, ...p.env], p.pass));
+  const outcomes = plan.filter((p) => p.files.length > 0).map((p) => runEntry(p.entry, p.files, [`VFIO_VM_KVM_CHECK=${kvmCheck}`, ...p.env], p.pass));
   console.log('');
   for (const o of outcomes) console.log(`guest ${o.name}: ${o.passed} passed, ${o.failed} failed (${o.seconds.toFixed(0)} s)`);
   return outcomes.some((o) => o.failed > 0) ? 1 : 0;

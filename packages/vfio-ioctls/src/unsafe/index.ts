@@ -13,6 +13,7 @@ import { MAX_MAPPING_LENGTH, type Backend } from '../core/backend';
 import { kernelCall, VfioContext } from '../core/context';
 import { checkBytes, checkInstance, checkInteger, checkOptions, checkU64, hex, optionKeys, rangeError, typeError } from '../core/validate';
 import { bufferAddress, bufferState, DmaBuffer } from '../dma/dma-buffer';
+import { VfioError } from '../core/errors';
 
 export { EFD_SEMAPHORE, PROT_NONE, PROT_READ, PROT_WRITE } from '../core/native';
 
@@ -56,7 +57,11 @@ function notOwnMapping(): TypeError {
   return error;
 }
 
+/** The native backend, once looked up: a VMM's KVM_RUN loop calls ioctl() per exit. */
+let defaultBackend: Backend | undefined;
+
 function backendOf(options: UnsafeOptions | undefined): Backend {
+  if (options === undefined) return (defaultBackend ??= VfioContext.from({}).backend);
   const opts = checkOptions('options', options, unsafeOptionKeys);
   return VfioContext.from(opts.backend === undefined ? {} : { backend: opts.backend }).backend;
 }
@@ -89,7 +94,13 @@ export function ioctl(fd: number, request: number, arg?: number | Uint8Array, op
     if (arg.byteLength < size) throw rangeError('arg', `holds ${arg.byteLength} bytes, fewer than the ${size} that request ${hex(request)} encodes (_IOC_SIZE)`);
   }
   const backend = backendOf(options);
-  return kernelCall({ syscall: 'ioctl', operation: hex(request), hint: NO_HINT }, () => backend.ioctl(fd, request, arg));
+  // Not kernelCall: its context (the request in hex) would be built on every
+  // call, and this is the hot path of a VMM's exit loop; built on failure only.
+  try {
+    return backend.ioctl(fd, request, arg);
+  } catch (error) {
+    throw VfioError.annotate(error, { syscall: 'ioctl', operation: hex(request), hint: NO_HINT });
+  }
 }
 
 /**

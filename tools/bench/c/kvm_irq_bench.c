@@ -2,19 +2,25 @@
  * Issue 12's interrupt latency into a nested guest, the C side: edu passed
  * to a KVM guest as examples/mini-vmm does it (RAM at guest physical 0,
  * DMA-mapped at IOVA 0; BAR0 as a memory slot at 0xA0000; in-kernel
- * irqchip, the 8259 programmed by the guest), running a loop that raises
- * edu's interrupt, exits once on port 0x13, then spins until its handler
- * has run (the payload, real-mode bytes, comes from the file the JS driver
- * writes: src/guest/kvm-irq-ops.js, so both sides run the same code).
- * One op is one interrupt: from that exit to the next.
- *   kvm-irqfd:   edu's MSI eventfd is a KVM irqfd (GSI 5): at the exit the
- *                VMM only enters again; the interrupt never leaves the kernel.
- *   kvm-forward: the eventfd is the VMM's: at the exit it reads it
- *                (blocking) and injects with KVM_IRQ_LINE (5: 1 then 0).
- *   kvm-exit:    the guest entered at the payload's exit_loop (0x1072):
- *                port exits alone, the part of every op above that is
- *                not the interrupt.
+ * irqchip, the 8259 programmed by the guest). The payload, real-mode bytes,
+ * comes from the file the JS driver writes (src/guest/kvm-tsc-payload.js
+ * for irqfd/forward, kvm-irq-ops.js's PAYLOAD for exit), so both sides run
+ * the same code.
+ *   kvm-irqfd:   the guest times each interrupt itself: rdtsc, write edu
+ *                0x60 (no exit), rdtsc at its handler's entry; edu's MSI
+ *                eventfd is a KVM irqfd (GSI 5), no userspace on the path.
+ *                The VMM only enters once and reads the deltas from guest
+ *                RAM at the end, turning ticks into ns with the TSC rate
+ *                measured over the run (rdtsc at both ends, each followed
+ *                by a port 0x14 exit at which the VMM reads its clock; one such
+ *                exit before them is a warm-up, its clock unused).
+ *   kvm-forward: the same, the guest exiting on port 0x13 after each
+ *                raise; the eventfd is the VMM's: it reads it (blocking)
+ *                and injects with KVM_IRQ_LINE (5: 1 then 0).
+ *   kvm-exit:    the guest entered at PAYLOAD's exit_loop (0x1072): port
+ *                exits alone, timed in the VMM from one exit to the next.
  * usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
+ *        (irqfd and forward: one OP spec; the guest runs once)
  */
 #include "vfio_cdev.h"
 #include <linux/kvm.h>
@@ -27,10 +33,20 @@
 #define GSI 5
 #define WAIT_PORT 0x13
 #define EXIT_LOOP (LOAD_AT + 0x72)
+/* kvm-tsc-payload.js's layout and ports */
+#define N_AT 0x504
+#define FORWARD_AT 0x506
+#define TSC_START_AT 0x518
+#define TSC_END_AT 0x520
+#define DELTAS_AT 0x10000
+#define MAX_INTERRUPTS 0x4000
+#define FORWARD_PORT 0x13
+#define CLOCK_PORT 0x14
 
 static struct vdev dev;
 static int kvm, vm, vcpu, efd, forward, exit_only;
 static struct kvm_run *run;
+static uint8_t *ram;
 
 static void enter_until_wait_exit(void)
 {
@@ -50,24 +66,83 @@ static void enter_until_wait_exit(void)
 	}
 }
 
-static void op_interrupt(void)
+/* kvm-exit: one port exit and the re-entry. */
+static void op_exit(void)
 {
-	if (forward) {
-		uint64_t count;
-		struct kvm_irq_level line = { .irq = GSI, .level = 1 };
-		CHECK(read(efd, &count, sizeof count));
-		CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
-		line.level = 0;
-		CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
-	}
 	enter_until_wait_exit();
 }
 
 static const struct bench_op ops[] = {
-	{ "kvm-irqfd", op_interrupt, NULL },
-	{ "kvm-forward", op_interrupt, NULL },
-	{ "kvm-exit", op_interrupt, NULL },
+	{ "kvm-exit", op_exit, NULL },
 };
+
+/* The forwarder's work at each port 0x13 exit: the eventfd, then the line. */
+static void forward_one(void)
+{
+	uint64_t count;
+	struct kvm_irq_level line = { .irq = GSI, .level = 1 };
+	CHECK(read(efd, &count, sizeof count));
+	CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
+	line.level = 0;
+	CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
+}
+
+/*
+ * irqfd / forward: the guest's own run of BATCH * (WARMUP + SAMPLES)
+ * interrupts; a sample is the mean of BATCH deltas, in ns, the first
+ * WARMUP batches dropped.
+ */
+static void run_timed(const char *spec)
+{
+	char name[64];
+	unsigned batch, nsamples, warmup;
+	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch || !nsamples ||
+	    (uint64_t)batch * (warmup + nsamples) > MAX_INTERRUPTS ||
+	    strcmp(name, forward ? "kvm-forward" : "kvm-irqfd")) {
+		fprintf(stderr, "bad op spec %s (want %s:BATCH:SAMPLES:WARMUP, at most %u interrupts)\n", spec,
+			forward ? "kvm-forward" : "kvm-irqfd", MAX_INTERRUPTS);
+		exit(1);
+	}
+	unsigned n = batch * (warmup + nsamples);
+	*(uint16_t *)(ram + N_AT) = n;
+	ram[FORWARD_AT] = forward;
+	/* clock[0]: the guest's warm-up exit, not used (kvm-tsc-payload.js) */
+	uint64_t clock[3];
+	int clocks = 0;
+	while (clocks < 3) {
+		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			CHECK(-1);
+		}
+		if (run->exit_reason != KVM_EXIT_IO) {
+			fprintf(stderr, "unexpected KVM exit %u\n", run->exit_reason);
+			exit(2);
+		}
+		if (run->io.port == CLOCK_PORT)
+			clock[clocks++] = now_ns();
+		else if (forward && run->io.port == FORWARD_PORT)
+			forward_one();
+		else {
+			fprintf(stderr, "unexpected port 0x%x\n", run->io.port);
+			exit(2);
+		}
+	}
+	uint64_t ticks = *(uint64_t *)(ram + TSC_END_AT) - *(uint64_t *)(ram + TSC_START_AT);
+	double ticks_per_ns = (double)ticks / (double)(clock[2] - clock[1]);
+	/* On stderr, to compare the two sides' conversions. */
+	fprintf(stderr, "kvm_irq_bench %s: TSC %.4f ticks/ns over %.2f ms\n", name, ticks_per_ns, (clock[2] - clock[1]) / 1e6);
+	const uint32_t *deltas = (const uint32_t *)(ram + DELTAS_AT);
+	double *samples = calloc(nsamples, sizeof *samples);
+	for (unsigned s = 0; s < nsamples; s++) {
+		uint64_t sum = 0;
+		for (unsigned i = 0; i < batch; i++)
+			sum += deltas[(warmup + s) * batch + i];
+		samples[s] = (double)sum / batch / ticks_per_ns;
+	}
+	print_samples(name, batch, samples, nsamples);
+	free(samples);
+}
 
 static void set_slot(unsigned slot, uint64_t gpa, uint64_t size, void *at)
 {
@@ -120,18 +195,25 @@ int main(int argc, char **argv)
 
 	CHECK(kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC));
 	CHECK(vm = ioctl(kvm, KVM_CREATE_VM, 0));
-	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ram == MAP_FAILED) {
 		perror("mmap RAM");
 		return 2;
 	}
 	FILE *f = fopen(argv[5], "rb");
-	if (!f || fread(ram + LOAD_AT, 1, 4096, f) == 0) {
+	if (!f || fread(ram + LOAD_AT, 1, 0x1000, f) == 0) {
 		fprintf(stderr, "cannot read the payload %s\n", argv[5]);
 		return 2;
 	}
 	fclose(f);
-	*(uint16_t *)(ram + 0x504) = 0; /* the guest's batch: 65536 interrupts */
+	if (exit_only && argc < 7) {
+		fprintf(stderr, "kvm_irq_bench exit: no OP spec\n");
+		return 1;
+	}
+	if (!exit_only && argc != 7) {
+		fprintf(stderr, "kvm_irq_bench %s: one OP spec (the guest runs once)\n", argv[1]);
+		return 1;
+	}
 	map_ram(ram);
 	set_slot(0, 0, RAM_SIZE, ram);
 	set_slot(1, BAR_GPA, BAR_WINDOW, (void *)dev.bar0);
@@ -168,10 +250,14 @@ int main(int argc, char **argv)
 	struct kvm_regs regs = { .rip = exit_only ? EXIT_LOOP : LOAD_AT, .rsp = 0x8000, .rflags = 2 };
 	CHECK(ioctl(vcpu, KVM_SET_REGS, &regs));
 
-	/* Up to the first raise, so every op starts at that exit. */
-	enter_until_wait_exit();
-	for (int i = 6; i < argc; i++)
-		bench_run(argv[i], ops, sizeof ops / sizeof ops[0]);
+	if (exit_only) {
+		/* Up to the first exit, so every op starts at one. */
+		enter_until_wait_exit();
+		for (int i = 6; i < argc; i++)
+			bench_run(argv[i], ops, sizeof ops / sizeof ops[0]);
+	} else {
+		run_timed(argv[6]);
+	}
 
 	attr.attr = KVM_DEV_VFIO_FILE_DEL;
 	CHECK(ioctl(kvm_vfio, KVM_SET_DEVICE_ATTR, &attr));

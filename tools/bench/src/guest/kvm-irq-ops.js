@@ -2,20 +2,28 @@
 // Issue 12's interrupt latency into a nested KVM guest (ops.js KVM_OPS),
 // the library side: edu passed through as examples/mini-vmm does it (its
 // Vm class, compiled into packages/vfio-ioctls/dist-guest by
-// `pnpm --filter vfio-ioctls build:guest`), the guest running PAYLOAD
-// below: raise edu's interrupt, exit once on port 0x13, spin until the
-// handler has run, again. One op is one interrupt, from that exit to the
-// next. c/kvm_irq_bench.c does the same in C with the same bytes (written
-// to a file for it).
-//   kvm-irqfd:   edu's MSI goes to an EventFd that is a KVM irqfd; at the
-//                exit the VMM only enters again (no userspace hop).
-//   kvm-forward: edu's MSI goes to the library's own eventfd, watched on
+// `pnpm --filter vfio-ioctls build:guest`). c/kvm_irq_bench.c does the same
+// in C with the same payload bytes (written to a file for it).
+//   kvm-irqfd:   the guest times its own interrupts (kvm-tsc-payload.js):
+//                rdtsc, write edu 0x60 through the BAR slot, rdtsc at its
+//                handler's entry, the deltas in guest RAM. edu's MSI goes
+//                to an EventFd that is a KVM irqfd: no userspace on the
+//                path; the VMM enters once and reads the deltas at the end.
+//   kvm-forward: the same guest, exiting on port 0x13 after each raise;
+//                edu's MSI goes to the library's own eventfd, watched on
 //                the event loop; at the exit the VMM awaits the
 //                'interrupt' event and injects with KVM_IRQ_LINE.
+//   kvm-exit:    PAYLOAD below entered at its exit_loop: port exits alone,
+//                timed in the VMM from one exit to the next (the floor).
+// Ticks become ns on each side the same way: the guest brackets its run
+// with rdtsc, each followed by a port 0x14 exit at which the VMM reads
+// CLOCK_MONOTONIC (C clock_gettime, here process.hrtime), ticks per ns =
+// TSC difference / clock difference (after one warm-up exit, clock unused).
 // Both sides run as child processes pinned to the same CPU (taskset): under
 // TCG where the VMM's thread runs decides the latency far more than the
-// language does (measured on vfio-7.3, irqfd: pinned to CPU 0, C 3.81 ms
-// and the library 3.80 ms per interrupt; to CPU 1, 153 us and 339 us).
+// language does (measured on vfio-7.3 with the earlier exit-to-exit irqfd
+// row: pinned to CPU 0, C 3.81 ms and the library 3.80 ms per interrupt;
+// to CPU 1, 153 us and 339 us).
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -25,9 +33,10 @@ const { DmaBuffer, EventFd } = require('vfio-ioctls');
 const unsafe = require('vfio-ioctls/unsafe');
 const cprog = require('../c-programs');
 const { REPO_ROOT } = require('../paths');
-const { measureSync, measureAsync } = require('../timing');
+const { measureSync } = require('../timing');
 const { openOnBackend, closeOnBackend } = require('./open-device');
 const edu = require('./edu');
+const tsc = require('./kvm-tsc-payload');
 
 const MINI_VMM = path.join(REPO_ROOT, 'packages/vfio-ioctls/dist-guest/examples/mini-vmm');
 const RAM_SIZE = 0xa0000;
@@ -39,7 +48,8 @@ const WAIT_PORT = 0x13;
 /** The exit-only loop's entry (exit_loop in PAYLOAD). */
 const EXIT_LOOP = LOAD_AT + 0x72;
 
-// Real mode at 0000:1000; ES = edu's BAR0 at 0xA0000; 8259 vector base 0x20,
+// The kvm-exit row's guest (its exit_loop; the interrupt loop before it is
+// what the rows before the in-guest timing ran). Real mode at 0000:1000; ES = edu's BAR0 at 0xA0000; 8259 vector base 0x20,
 // only IRQ5 unmasked, handler at vector 0x25; then for ever: batches of
 // [0x504] interrupts (0: 65536), each raised with edu 0x60, one OUT to
 // port 0x13, and a spin until the handler's count at 0x500 moves; port
@@ -101,10 +111,13 @@ const PAYLOAD = Uint8Array.from([
   0xeb, 0xfd,                                      // 0076 jmp 75 <again>
 ]);
 
-/** Where the C program reads the payload from (written once per process). */
-function payloadFile() {
-  const file = path.join(os.tmpdir(), 'kvm-irq-payload.bin');
-  fs.writeFileSync(file, PAYLOAD);
+/** The guest a mode runs: the timing one, or PAYLOAD for the exit floor. */
+const payloadOf = (mode) => (mode === 'exit' ? PAYLOAD : tsc.TSC_PAYLOAD);
+
+/** Where the C program reads a mode's payload from (written per run). */
+function payloadFile(mode) {
+  const file = path.join(os.tmpdir(), `kvm-irq-payload-${mode}.bin`);
+  fs.writeFileSync(file, payloadOf(mode));
   return file;
 }
 
@@ -134,7 +147,7 @@ function runKvmCRound(dev, o, backend, ops) {
   const node = backend === 'container' ? dev.groupPath : dev.cdev;
   const out = {};
   for (const op of ops) {
-    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id);
+    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(modeOf(op)), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id);
   }
   return out;
 }
@@ -150,7 +163,7 @@ function setUp(dev, backend, mode) {
   config.writeUint16(edu.PCI_COMMAND, config.readUint16(edu.PCI_COMMAND) | edu.PCI_COMMAND_MASTER);
   const vm = Vm.create();
   const ram = DmaBuffer.alloc(RAM_SIZE, { memfd: true });
-  ram.bytes.set(PAYLOAD, LOAD_AT);
+  ram.bytes.set(payloadOf(mode), LOAD_AT);
   const mapping = iommu.map(ram, { offset: 0, size: RAM_SIZE, iova: 0n });
   vm.setMemory(0, 0n, BigInt(RAM_SIZE), unsafe.addressOf(ram));
   const bar = unsafe.mmap(device.fd, BAR_WINDOW, unsafe.PROT_READ | unsafe.PROT_WRITE, device.region(b.VFIO_PCI_BAR0_REGION_INDEX).offset);
@@ -173,25 +186,51 @@ function setUp(dev, backend, mode) {
   }
   const link = device.addToKvm(vm.createVfioDevice());
   const vcpu = vm.createVcpu(mode === 'exit' ? EXIT_LOOP : LOAD_AT, 0x8000);
-  const toWaitExit = () => {
-    for (;;) {
-      const exit = vcpu.run();
-      if (exit.reason !== 'io-out') throw new Error(`unexpected KVM exit ${exit.code}`);
-      if (exit.port === WAIT_PORT) return;
-    }
-  };
   const raise = irqLevel(GSI, 1);
   const lower = irqLevel(GSI, 0);
-  toWaitExit(); // up to the first raise, as C
-  const op = forward
-    ? async () => {
-        // The MSI came while the vCPU ran; its poller runs once we yield.
-        await new Promise((resolve) => (wake = resolve));
-        unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, raise);
-        unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, lower);
-        toWaitExit();
-      }
-    : toWaitExit;
+  const forwardOne = async () => {
+    // The MSI came while the vCPU ran; its poller runs once we yield.
+    await new Promise((resolve) => (wake = resolve));
+    unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, raise);
+    unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, lower);
+  };
+  const nextOut = () => {
+    const exit = vcpu.run();
+    if (exit.reason !== 'io-out') throw new Error(`unexpected KVM exit ${exit.code}`);
+    return exit.port;
+  };
+  const toWaitExit = () => {
+    while (nextOut() !== WAIT_PORT);
+  };
+  /** irqfd / forward: the guest's run, samples as c/kvm_irq_bench.c's run_timed makes them. */
+  const timed = async ({ batch, samples, warmup }) => {
+    const n = batch * (warmup + samples);
+    if (!batch || !samples || n > tsc.MAX_INTERRUPTS) {
+      throw new Error(`batch * (warmup + samples) = ${n}: want 1..${tsc.MAX_INTERRUPTS} interrupts, samples > 0`);
+    }
+    const view = new DataView(ram.bytes.buffer, ram.bytes.byteOffset, ram.bytes.byteLength);
+    view.setUint16(tsc.N_AT, n, true);
+    view.setUint8(tsc.FORWARD_AT, forward ? 1 : 0);
+    const clock = []; // clock[0]: the guest's warm-up exit, not used (kvm-tsc-payload.js)
+    while (clock.length < 3) {
+      const port = nextOut();
+      if (port === tsc.CLOCK_PORT) clock.push(process.hrtime.bigint());
+      else if (forward && port === tsc.FORWARD_PORT) await forwardOne();
+      else throw new Error(`unexpected port 0x${port.toString(16)}`);
+    }
+    const ticks = view.getBigUint64(tsc.TSC_END_AT, true) - view.getBigUint64(tsc.TSC_START_AT, true);
+    const ticksPerNs = Number(ticks) / Number(clock[2] - clock[1]);
+    // On stderr, to compare the two sides' conversions.
+    process.stderr.write(`kvm-irq-ops ${mode}: TSC ${ticksPerNs.toFixed(4)} ticks/ns over ${(Number(clock[2] - clock[1]) / 1e6).toFixed(2)} ms\n`);
+    const out = [];
+    for (let s = 0; s < samples; s++) {
+      let sum = 0;
+      for (let i = 0; i < batch; i++) sum += view.getUint32(tsc.DELTAS_AT + 4 * ((warmup + s) * batch + i), true);
+      out.push(sum / batch / ticksPerNs);
+    }
+    return out;
+  };
+  if (mode === 'exit') toWaitExit(); // up to the first exit, as C
   const close = () => {
     link.close();
     irqs.disable();
@@ -202,14 +241,14 @@ function setUp(dev, backend, mode) {
     ram.close();
     closeOnBackend(opened);
   };
-  return { op, close };
+  return { op: toWaitExit, timed, close };
 }
 
 /** The library's rows: this file as a child process per mode, as C. */
 async function runKvmLibraryRound(dev, o, backend, ops) {
   const out = {};
   for (const op of ops) {
-    const plan = { id: op.id, mode: modeOf(op), async: !!op.async, batch: op.batch, samples: o.samples, warmup: o.warmup };
+    const plan = { id: op.id, mode: modeOf(op), batch: op.batch, samples: o.samples, warmup: o.warmup };
     out[op.id] = pinned([process.execPath, __filename, JSON.stringify({ dev, backend, plan })], op.id);
   }
   return out;
@@ -219,7 +258,7 @@ async function runKvmLibraryRound(dev, o, backend, ops) {
 async function child({ dev, backend, plan }) {
   const rig = setUp(dev, backend, plan.mode);
   try {
-    const samples = plan.async ? await measureAsync(rig.op, plan) : measureSync(rig.op, plan);
+    const samples = plan.mode === 'exit' ? measureSync(rig.op, plan) : await rig.timed(plan);
     process.stdout.write(`${JSON.stringify({ op: plan.id, batch: plan.batch, samples })}\n`);
   } finally {
     rig.close();

@@ -64,14 +64,16 @@ const NVME_OPS = [
 ];
 
 // Issue 12's interrupt latency into a nested KVM guest (src/guest/kvm-irq-ops.js,
-// c/kvm_irq_bench.c): edu passed through as examples/mini-vmm does it, one
-// interrupt per op (raise, one port exit, the guest's handler); edu's MSI
-// by irqfd, or by a userspace forwarder (the eventfd read, KVM_IRQ_LINE).
-// Container backend where it runs, else the first of --backends.
+// c/kvm_irq_bench.c): edu passed through as examples/mini-vmm does it. irqfd
+// and forwarder: timed inside the nested guest (kvm-tsc-payload.js), rdtsc
+// before its write to edu 0x60 to rdtsc at its handler's entry, per
+// interrupt, ticks -> ns by the TSC rate over the run; a sample is the mean
+// of `batch` interrupts. The floor: one port exit and re-entry, timed in the
+// VMM. Container backend where it runs, else the first of --backends.
 const KVM_OPS = [
-  { id: 'kvm-irqfd', item: 12, label: 'interrupt edu -> nested KVM guest handler via irqfd (per interrupt, one port exit each)', target: 'kvmIrqfd', batch: 20 },
-  { id: 'kvm-exit', item: 12, label: 'floor of both: one KVM_RUN port exit and re-entry alone (no device, no interrupt)', batch: 20 },
-  { id: 'kvm-forward', item: 12, label: 'the same via a userspace forwarder (C: blocking read + KVM_IRQ_LINE; library: \'interrupt\' event + KVM_IRQ_LINE)', batch: 20, async: true },
+  { id: 'kvm-irqfd', item: 12, label: 'interrupt edu -> nested KVM guest handler via irqfd, timed in the guest (rdtsc at the write to edu 0x60 -> rdtsc at handler entry; no exit)', target: 'kvmIrqfd', batch: 20 },
+  { id: 'kvm-exit', item: 12, label: 'floor: one KVM_RUN port exit and re-entry alone, timed in the VMM (no device, no interrupt)', batch: 20 },
+  { id: 'kvm-forward', item: 12, label: 'the same interrupt via a userspace forwarder, timed in the guest (port exit after the write; C: blocking read + KVM_IRQ_LINE; library: \'interrupt\' event + KVM_IRQ_LINE)', batch: 20 },
 ];
 
 const BACKENDS = ['container', 'iommufd'];

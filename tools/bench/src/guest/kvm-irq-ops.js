@@ -126,7 +126,7 @@ const hasKvm = () => fs.existsSync('/dev/kvm');
 /** The backend the rows run on: the container where asked for, else the first. */
 const kvmBackend = (backends) => (backends.includes('container') ? 'container' : backends[0]);
 
-/** The CPU both sides are pinned to: the last one (the MSI's vfio handler ran on CPU 0 here). */
+/** The CPU both sides are pinned to: the last one (where, in the in-guest runs, edu's MSI was handled too: README). */
 const pinnedCpu = () => String(os.cpus().length - 1);
 
 /** Runs `argv` pinned to pinnedCpu(); returns the JSON line it printed for `id`. */

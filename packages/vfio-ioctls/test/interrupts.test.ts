@@ -132,6 +132,14 @@ describe('Device.enableIrq', () => {
     other.device.close();
   });
 
+  test('an EINVAL outside enabling (here a trigger) does not blame INTx/MSI/MSI-X exclusivity', () => {
+    const { fake, device } = open();
+    using msi = device.enableIrq(MSI);
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_SET_IRQS, errno: 'EINVAL' });
+    expect(() => msi.trigger()).toThrow(expect.objectContaining({ code: 'EINVAL', operation: 'VFIO_DEVICE_SET_IRQS', hint: expect.stringContaining('irqInfo(index)') }));
+    device.close();
+  });
+
   test('MSI while MSI-X is enabled: the kernel refuses, with a hint', () => {
     const { device } = open();
     using msix = device.enableIrq(MSIX);

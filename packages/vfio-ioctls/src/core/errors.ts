@@ -75,7 +75,8 @@ const hints: Record<string, Hints> = {
     ENOTTY: 'the groups were accepted, but neither the slot nor the bus can be reset (the bridge above cannot, or a device on the bus forbids bus reset); use reset() where the device has a reset of its own',
   },
   VFIO_DEVICE_SET_IRQS: {
-    EINVAL: 'only one of INTx, MSI and MSI-X can be enabled at a time; disable the other first',
+    // Enabling gets a hint of its own (interrupts.ts enableError); this one is for trigger, mask, unmask and disable.
+    EINVAL: 'the kernel refused this index, range or action for the device: check irqInfo(index) (its count and flags) and that the vectors are enabled',
   },
 };
 const genericHints: Hints = {

@@ -265,6 +265,23 @@ describe('MSI-X blocks that grow', () => {
     device.close();
   });
 
+  test('a growth whose restore fails too disables the old ranges (fds closed, Interrupts closed) and says so', () => {
+    const { fake, device, fakeDevice } = open();
+    const fds = fake.openFds();
+    const low = device.enableIrq(MSIX, { count: 2 });
+    // SET_IRQS calls of the growth: disable the index, enable the larger block (fails), enable the old block (fails).
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_SET_IRQS, errno: 'EINVAL', skip: 1 });
+    fake.failNext({ syscall: 'ioctl', request: b.VFIO_DEVICE_SET_IRQS, errno: 'EIO', skip: 2 });
+    const error = thrown(() => device.enableIrq(MSIX, { start: 2, count: 8 }));
+    expect(error).toMatchObject({ code: 'EINVAL', hint: expect.stringContaining('enabling the old block again failed too, so its vectors (0-1) are disabled') });
+    expect(fake.pendingFaults()).toBe(0);
+    expect(fakeDevice.irqState(MSIX).enabled).toBe(false);
+    expect(low.enabled).toBe(false);
+    expect(device.interrupts()).toEqual([]);
+    expect(fake.openFds()).toEqual(fds);
+    device.close();
+  });
+
   test('a refused growth restores the old block and says why; a closed caller eventfd stops it before the kernel', () => {
     const { fake, env, device, fakeDevice } = open();
     const low = device.enableIrq(MSIX, { count: 2 });

@@ -478,6 +478,7 @@ export function enableInterrupts(host: IrqPort, info: IrqInfo, request: IrqEnabl
 function setTrigger(host: IrqPort, info: IrqInfo, request: IrqEnableRequest, same: readonly Interrupts[], fds: number[]): void {
   const { start, count } = request;
   const blockEnd = Math.max(0, ...same.map((other) => other.start + other.count));
+  let blockLost = false;
   const set = (first: number, data: number[]): void =>
     host.setIrqs(b.VFIO_IRQ_SET_DATA_EVENTFD | b.VFIO_IRQ_SET_ACTION_TRIGGER, info.index, first, data.length, { fds: data });
   try {
@@ -497,12 +498,22 @@ function setTrigger(host: IrqPort, info: IrqInfo, request: IrqEnableRequest, sam
       try {
         set(0, old);
       } catch {
-        // The growth failure is the one worth reporting.
+        // Neither block: the index stays off, so its enabled ranges are
+        // disabled too (their own eventfds closed) rather than left claiming
+        // vectors the kernel no longer signals.
+        blockLost = true;
+        for (const other of [...same]) {
+          try {
+            other.disable();
+          } catch {
+            // The index is already off; the growth failure is the one worth reporting.
+          }
+        }
       }
       throw error;
     }
   } catch (error) {
-    throw enableError(error, host, info, request, same, blockEnd);
+    throw enableError(error, host, info, request, same, blockEnd, blockLost);
   }
 }
 
@@ -511,7 +522,7 @@ function setTrigger(host: IrqPort, info: IrqInfo, request: IrqEnableRequest, sam
  * that applies: another of INTx, MSI and MSI-X enabled, or a range the
  * enabled block could not take, or the range itself.
  */
-function enableError(error: unknown, host: IrqPort, info: IrqInfo, request: IrqEnableRequest, same: readonly Interrupts[], blockEnd: number): unknown {
+function enableError(error: unknown, host: IrqPort, info: IrqInfo, request: IrqEnableRequest, same: readonly Interrupts[], blockEnd: number, blockLost = false): unknown {
   if ((error as { code?: string }).code !== 'EINVAL') return error;
   const { start, count } = request;
   const vectors = `vectors ${start}-${start + count - 1}`;
@@ -524,6 +535,7 @@ function enableError(error: unknown, host: IrqPort, info: IrqInfo, request: IrqE
     hint = info.noresize
       ? `the block of IRQ index ${info.index} (vectors 0-${blockEnd - 1}) was disabled and enabled again with ${vectors} (VFIO_IRQ_INFO_NORESIZE), and the kernel refused the larger block`
       : `the kernel could not add ${vectors} to the enabled vectors of IRQ index ${info.index} (dynamic MSI-X)`;
+    if (blockLost) hint += `; enabling the old block again failed too, so its vectors (0-${blockEnd - 1}) are disabled and their Interrupts closed`;
   } else {
     hint = `the kernel refused ${vectors} of IRQ index ${info.index} (it reports ${info.count} vectors)`;
   }

@@ -48,22 +48,25 @@ static int kvm, vm, vcpu, efd, forward, exit_only;
 static struct kvm_run *run;
 static uint8_t *ram;
 
+/* Runs the vCPU to its next exit, which must be port I/O; returns the port. */
+static unsigned run_to_port_exit(void)
+{
+	while (ioctl(vcpu, KVM_RUN, 0) < 0) {
+		if (errno != EINTR)
+			CHECK(-1);
+	}
+	if (run->exit_reason != KVM_EXIT_IO) {
+		fprintf(stderr, "unexpected KVM exit %u\n", run->exit_reason);
+		exit(2);
+	}
+	return run->io.port;
+}
+
 static void enter_until_wait_exit(void)
 {
-	for (;;) {
-		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				continue;
-			CHECK(-1);
-		}
-		if (run->exit_reason != KVM_EXIT_IO) {
-			fprintf(stderr, "unexpected KVM exit %u\n", run->exit_reason);
-			exit(2);
-		}
-		if (run->io.port == WAIT_PORT)
-			return;
-		/* port 0x12: the guest's batch counter ran out; it starts another */
-	}
+	/* other ports (0x12): the guest's batch counter ran out; it starts another */
+	while (run_to_port_exit() != WAIT_PORT)
+		;
 }
 
 /* kvm-exit: one port exit and the re-entry. */
@@ -110,21 +113,13 @@ static void run_timed(const char *spec)
 	uint64_t clock[3];
 	int clocks = 0;
 	while (clocks < 3) {
-		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				continue;
-			CHECK(-1);
-		}
-		if (run->exit_reason != KVM_EXIT_IO) {
-			fprintf(stderr, "unexpected KVM exit %u\n", run->exit_reason);
-			exit(2);
-		}
-		if (run->io.port == CLOCK_PORT)
+		unsigned port = run_to_port_exit();
+		if (port == CLOCK_PORT)
 			clock[clocks++] = now_ns();
-		else if (forward && run->io.port == FORWARD_PORT)
+		else if (forward && port == FORWARD_PORT)
 			forward_one();
 		else {
-			fprintf(stderr, "unexpected port 0x%x\n", run->io.port);
+			fprintf(stderr, "unexpected port 0x%x\n", port);
 			exit(2);
 		}
 	}

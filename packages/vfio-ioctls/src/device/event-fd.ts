@@ -1,7 +1,8 @@
 import type { Backend } from '../core/backend';
 import type { VfioOptions } from '../core/context';
 import { kernelCall, VfioContext, vfioOptionKeys, vfioOptionsOf } from '../core/context';
-import { closedError, VfioError } from '../core/errors';
+import { VfioError } from '../core/errors';
+import { FdHandle } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
 import { checkBoolean, checkInteger, checkOptions, checkU64 } from '../core/validate';
 
@@ -13,23 +14,16 @@ export interface EventFdOptions extends VfioOptions {
   semaphore?: boolean;
 }
 
-const EFD_SEMAPHORE = 1;
 const eventFdOptionKeys: readonly string[] = [...vfioOptionKeys, 'initval', 'semaphore'];
+
+// eventfd(2)'s flag; not imported from core/native, which loads the addon and must load only when a call needs it.
+const EFD_SEMAPHORE = 1;
 
 /** Only this module holds it: EventFd's constructor demands it (see illegal-constructor.ts). */
 const constructKey = Symbol('EventFd');
 
-// Set by EventFd's static block, which may reach its private parts.
+// Set by EventFd's static block, which may reach its protected parts.
 let backendOf: (eventFd: EventFd) => Backend;
-
-/** Closes an EventFd the program dropped without closing; never the main path. */
-const leakedEventFds = new FinalizationRegistry<{ backend: Backend; fd: number }>(({ backend, fd }) => {
-  try {
-    backend.close(fd);
-  } catch {
-    // Nothing to report to.
-  }
-});
 
 /**
  * An eventfd(2) the caller owns: a counter the kernel and userspace signal
@@ -40,9 +34,7 @@ const leakedEventFds = new FinalizationRegistry<{ backend: Backend; fd: number }
  * `using`) closes it once; the kernel keeps what it registered working
  * until it is unregistered.
  */
-export class EventFd implements Disposable {
-  readonly #backend: Backend;
-  #fd: number;
+export class EventFd extends FdHandle {
 
   /**
    * A new eventfd.
@@ -59,23 +51,11 @@ export class EventFd implements Disposable {
 
   private constructor(key: symbol, backend: Backend, fd: number) {
     if (key !== constructKey) throw illegalConstructor();
-    this.#backend = backend;
-    this.#fd = fd;
-    leakedEventFds.register(this, { backend, fd }, this);
+    super(backend, fd, 'eventfd');
   }
 
-  /**
-   * The file descriptor, for KVM_IRQFD and the like. Valid until close().
-   * @throws VfioError ERR_VFIO_CLOSED once closed.
-   */
-  get fd(): number {
-    if (this.#fd < 0) throw closedError('eventfd');
-    return this.#fd;
-  }
-
-  /** True once closed. */
-  get closed(): boolean {
-    return this.#fd < 0;
+  protected errorContext(): Record<string, never> {
+    return {};
   }
 
   /**
@@ -85,36 +65,22 @@ export class EventFd implements Disposable {
   write(value: number | bigint = 1): void {
     const add = checkU64('value', value, 1n, 0xffff_ffff_ffff_fffen);
     const fd = this.fd;
-    kernelCall({ syscall: 'write' }, () => this.#backend.eventfdWrite(fd, add));
+    kernelCall({ syscall: 'write' }, () => this.backend.eventfdWrite(fd, add));
   }
 
   /** Takes the counter (or 1 of it, in semaphore mode) and returns it; 0n when it is zero (never blocks). */
   read(): bigint {
     const fd = this.fd;
     try {
-      return this.#backend.eventfdRead(fd);
+      return this.backend.eventfdRead(fd);
     } catch (error) {
       if ((error as { code?: string }).code === 'EAGAIN') return 0n;
       throw VfioError.annotate(error, { syscall: 'read' });
     }
   }
 
-  /** Closes the fd; idempotent. */
-  close(): void {
-    const fd = this.#fd;
-    if (fd < 0) return;
-    this.#fd = -1;
-    leakedEventFds.unregister(this);
-    kernelCall({ syscall: 'close' }, () => this.#backend.close(fd));
-  }
-
-  /** Same as close(), for `using`. */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
   static {
-    backendOf = (eventFd) => eventFd.#backend;
+    backendOf = (eventFd) => eventFd.backend;
   }
 }
 

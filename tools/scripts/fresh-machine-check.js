@@ -14,7 +14,8 @@
 // counted by summarize-tests.js), the inner run's own summary lines on the
 // console, and .cache/fresh-machine/report.json (times, disk use).
 //
-// usage: node tools/scripts/fresh-machine-check.js [--commit REF] [--with-changes] [--only demo|test]
+// usage: node tools/scripts/fresh-machine-check.js [--commit REF] [--with-changes] [--only demo|test] [-- COMMAND...]
+//   -- COMMAND...   the commands to run (default: the README's two); each must appear in README.md as written
 //   --with-changes  apply the working tree's uncommitted changes to tracked files on top of the clone
 //                   (to see the check fail when a set-up step is removed, without committing that)
 //   VFIO_FRESH_TIMEOUT  seconds each command may take (default 3000)
@@ -31,15 +32,28 @@ const cloneInRoot = '/root/vfio';
 const results = path.join(repo, '.cache', 'test-results');
 const log = (m) => console.log(`fresh-machine: ${m}`);
 
+/** The README's two commands, checked here by default. */
+const README_COMMANDS = ['bash tools/scripts/bootstrap.sh demo', 'bash tools/scripts/bootstrap.sh test'];
+
 function parseArgs(argv) {
-  const opts = { commit: 'HEAD', withChanges: false, only: null };
+  const opts = { commit: 'HEAD', withChanges: false, only: null, commands: README_COMMANDS };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') {
+      opts.commands = argv.slice(i + 1);
+      break;
+    }
     if (argv[i] === '--commit') opts.commit = argv[++i];
     else if (argv[i] === '--with-changes') opts.withChanges = true;
     else if (argv[i] === '--only') opts.only = argv[++i];
     else throw new Error(`unknown option ${argv[i]}`);
   }
   if (opts.only && !['demo', 'test'].includes(opts.only)) throw new Error('--only takes demo or test');
+  // A caller (.ci/run) names the commands it runs; each must be the README's, word for word.
+  const readme = fs.readFileSync(path.join(repo, 'README.md'), 'utf8');
+  const notInReadme = opts.commands.filter((c) => !readme.includes(c));
+  if (opts.commands.length === 0 || notInReadme.length > 0) {
+    throw new Error(`the commands to check must be the README's, as written: ${notInReadme.map((c) => `\`${c}\``).join(', ') || 'none given'}`);
+  }
   return opts;
 }
 
@@ -116,8 +130,7 @@ async function main() {
   const sha = placeClone(opts.commit, opts.withChanges);
   log(`clone of ${sha.slice(0, 12)} at ${cloneInRoot}; root ready in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${du(rootDir)} MiB`);
 
-  const commands = ['bash tools/scripts/bootstrap.sh demo', 'bash tools/scripts/bootstrap.sh test']
-    .filter((c) => !opts.only || c.endsWith(opts.only));
+  const commands = opts.commands.filter((c) => !opts.only || c.endsWith(opts.only));
   const outcomes = [];
   await roots.withMounts(rootDir, async () => {
     for (const command of commands) {

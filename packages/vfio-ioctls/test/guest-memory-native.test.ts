@@ -20,12 +20,18 @@ function openFds(): string[] {
   return fs.readdirSync('/proc/self/fd');
 }
 
-/** Runs `source` in a worker thread with `data`; resolves with what it posts back. */
+/**
+ * Runs `source` in a worker thread with `data`; resolves with what it posts
+ * back once the worker has exited, since its event loop's own fds (epoll,
+ * eventfds) close only then and the next test's fd count would see them go.
+ */
 function inWorker(source: string, data: unknown): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(source, { eval: true, workerData: data });
-    worker.once('message', resolve);
+    let posted: unknown;
+    worker.once('message', (message) => { posted = message; });
     worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? resolve(posted) : reject(new Error(`worker exited with ${code}`))));
   });
 }
 
@@ -47,7 +53,8 @@ describe('guest memory on the real kernel', () => {
     expect(openFds().length).toBe(before);
   });
 
-  test('a worker thread maps the same fd and its writes land in this thread\'s buffer', async () => {
+  test('a worker thread maps the same fd and its writes land in this thread\'s buffer, and leaves no fd', async () => {
+    const before = openFds().length;
     const buffer = DmaBuffer.alloc(2 * 4096, { memfd: true });
     const fd = buffer.dupMemfd();
     const source = `
@@ -63,6 +70,7 @@ describe('guest memory on the real kernel', () => {
     fs.closeSync(fd);
     expect(buffer.bytes[4096 + 9]).toBe(0x77);
     buffer.close();
+    expect(openFds().length).toBe(before);
   });
 
   test('fromMemfd of an fd that is not a memfd is a TypeError naming fd, and leaves no fd', () => {

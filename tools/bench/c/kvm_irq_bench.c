@@ -21,7 +21,13 @@
  *                exits alone, timed in the VMM from one exit to the next.
  * usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
  *        (irqfd and forward: one OP spec; the guest runs once)
+ * With KVM_IRQ_BENCH_PKEY set in the environment (the bench's --c-pkey) it
+ * first allocates one protection key, write-disabled, as Node 20's V8 does
+ * at start-up, so that its PKRU is the library's VMM's (c/pkru.h). Either
+ * way it prints its PKRU on stderr.
  */
+#define _GNU_SOURCE /* pkey_alloc, PKEY_DISABLE_WRITE */
+#include "pkru.h"
 #include "vfio_cdev.h"
 #include <linux/kvm.h>
 #include <sys/eventfd.h>
@@ -180,6 +186,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
+	if (getenv("KVM_IRQ_BENCH_PKEY") && pkey_alloc(0, PKEY_DISABLE_WRITE) < 0) {
+		perror("pkey_alloc");
+		return 2;
+	}
+	uint32_t pkru;
+	if (pkru_read(&pkru) == 0)
+		fprintf(stderr, "kvm_irq_bench %s: PKRU 0x%08x\n", argv[1], pkru);
+	else
+		fprintf(stderr, "kvm_irq_bench %s: no protection keys (OSPKE off)\n", argv[1]);
 	forward = !strcmp(argv[1], "forward");
 	exit_only = !strcmp(argv[1], "exit");
 	if (!strcmp(argv[2], "container"))

@@ -8,28 +8,28 @@ const { execFileSync } = require('node:child_process');
 const { C_DIR, CACHE_DIR, REPO_ROOT } = require('./paths');
 
 const PROGRAMS = ['fionread', 'vfio_bench', 'mig_bench', 'irq_storm', 'kvm_irq_bench'];
-const MALLOC_STATS = path.join(CACHE_DIR, 'malloc_stats.node');
-
 function binaryPath(name) {
   return path.join(CACHE_DIR, name);
 }
 
 /**
- * The soak's malloc counter (c/malloc_stats.c), an N-API module built
- * against the headers of the Node that runs the bench. Returns its path, or
- * null (with the reason logged) when they are missing: the soak then goes
- * on without that figure.
+ * One of the bench's own N-API modules (c/NAME.c: malloc_stats, the soak's
+ * malloc counter; pkru_probe, the KVM rows' PKRU), built against the
+ * headers of the Node that runs the bench. Returns its path, or null (with
+ * the reason logged) when they are missing: the run goes on without that
+ * figure.
  */
-function buildMallocStats(log) {
+function buildNodeModule(name, log) {
   const include = path.join(path.dirname(process.execPath), '..', 'include', 'node');
   if (!fs.existsSync(path.join(include, 'node_api.h'))) {
-    log(`no node_api.h under ${include}: the soak reports no malloc figure`);
+    log(`no node_api.h under ${include}: no ${name} figure in this run`);
     return null;
   }
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', include, '-o', MALLOC_STATS, path.join(C_DIR, 'malloc_stats.c')], {
+  const out = path.join(CACHE_DIR, `${name}.node`);
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', include, '-o', out, path.join(C_DIR, `${name}.c`)], {
     stdio: 'inherit',
   });
-  return MALLOC_STATS;
+  return out;
 }
 
 /**
@@ -67,4 +67,4 @@ function run(name, args) {
   return byOp;
 }
 
-module.exports = { buildAll, buildMallocStats, run, binaryPath };
+module.exports = { buildAll, buildNodeModule, run, binaryPath };

@@ -23,7 +23,8 @@ async function main() {
   const started = new Date();
   log('compiling the C reference programs (gcc -O2)');
   cprog.buildAll();
-  if (opts.guest && opts.soak) opts.mallocStats = cprog.buildMallocStats(log);
+  if (opts.guest && opts.soak) opts.mallocStats = cprog.buildNodeModule('malloc_stats', log);
+  if (opts.guest && opts.ops) opts.pkruProbe = cprog.buildNodeModule('pkru_probe', log);
 
   const results = {
     schema: 1,

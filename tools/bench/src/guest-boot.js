@@ -27,6 +27,8 @@ async function runGuestParts(opts, log) {
   if (!opts.ops) args.push('--soak-only');
   if (opts.profile) args.push('--profile-dir', path.join(resultsDir, 'profile'));
   if (opts.mallocStats) args.push('--malloc-stats', opts.mallocStats);
+  if (opts.pkruProbe) args.push('--pkru-probe', opts.pkruProbe);
+  if (opts.cPkey) args.push('--c-pkey');
   let accelerator = 'unknown';
   const started = Date.now();
   // The MSI-X storm rows need the suite profile's nvme (edu sits at the same

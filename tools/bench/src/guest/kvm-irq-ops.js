@@ -129,9 +129,9 @@ const kvmBackend = (backends) => (backends.includes('container') ? 'container' :
 /** The CPU both sides are pinned to: the last one (where, in the in-guest runs, edu's MSI was handled too: README). */
 const pinnedCpu = () => String(os.cpus().length - 1);
 
-/** Runs `argv` pinned to pinnedCpu(); returns the JSON line it printed for `id`. */
-function pinned(argv, id) {
-  const stdout = execFileSync('taskset', ['-c', pinnedCpu(), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs `argv` pinned to pinnedCpu() with `env` added; returns the JSON line it printed for `id`. */
+function pinned(argv, id, env = {}) {
+  const stdout = execFileSync('taskset', ['-c', pinnedCpu(), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   for (const line of stdout.split('\n')) {
     if (!line.trim()) continue;
     const rec = JSON.parse(line);
@@ -142,12 +142,13 @@ function pinned(argv, id) {
 
 const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit' })[op.id] ?? 'irqfd';
 
-/** One C process per mode (each sets up its own VM). */
+/** One C process per mode (each sets up its own VM); with o.cPkey (--c-pkey) holding a protection key as Node does. */
 function runKvmCRound(dev, o, backend, ops) {
   const node = backend === 'container' ? dev.groupPath : dev.cdev;
+  const env = o.cPkey ? { KVM_IRQ_BENCH_PKEY: '1' } : {};
   const out = {};
   for (const op of ops) {
-    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(modeOf(op)), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id);
+    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(modeOf(op)), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id, env);
   }
   return out;
 }
@@ -254,8 +255,17 @@ async function runKvmLibraryRound(dev, o, backend, ops) {
   return out;
 }
 
+/** This process's PKRU on stderr, as C prints its own (c/pkru_probe.c, when the bench built it). */
+function printPkru(mode) {
+  const probe = process.env.BENCH_PKRU_PROBE;
+  if (!probe) return;
+  const pkru = require(probe).pkru();
+  process.stderr.write(`kvm-irq-ops ${mode}: ${pkru === null ? 'no protection keys (OSPKE off)' : `PKRU 0x${pkru.toString(16).padStart(8, '0')}`}\n`);
+}
+
 /** The child: one VM, one row's samples printed as C prints them. */
 async function child({ dev, backend, plan }) {
+  printPkru(plan.mode);
   const rig = setUp(dev, backend, plan.mode);
   try {
     const samples = plan.mode === 'exit' ? measureSync(rig.op, plan) : await rig.timed(plan);

@@ -7,7 +7,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { C_DIR, CACHE_DIR, REPO_ROOT } = require('./paths');
 
-const PROGRAMS = ['fionread', 'vfio_bench', 'mig_bench', 'irq_storm', 'kvm_irq_bench'];
+const PROGRAMS = ['fionread', 'eventfd_wake', 'vfio_bench', 'mig_bench', 'irq_storm', 'kvm_irq_bench'];
 function binaryPath(name) {
   return path.join(CACHE_DIR, name);
 }

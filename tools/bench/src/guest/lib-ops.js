@@ -118,6 +118,16 @@ function rowFunctions(rig) {
   const mapUnmap = (buffer) => () => iommu.map(buffer, { iova: edu.DMA_IOVA }).unmap();
   const DIRTY_PAGES = b.VFIO_IOMMU_DIRTY_PAGES;
   const containerFd = iommu.kind === 'container' ? iommu.fd : -1;
+  const eventfd = rig.irqs.fd();
+  /** The eventfd's count, 0n when it has none yet (the addon reads it non-blocking: EAGAIN). */
+  const eventfdCount = () => {
+    try {
+      return native.eventfdRead(eventfd);
+    } catch (error) {
+      if (error.code === 'EAGAIN') return 0n;
+      throw error;
+    }
+  };
   const interrupt = async () => {
     const done = rig.nextInterrupt();
     mmio.write32(edu.EDU_IRQ_RAISE, 1);
@@ -140,6 +150,11 @@ function rowFunctions(rig) {
     'addon-irq-info': () => native.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, irqInfoArg),
     'addon-mmio-read32': () => (sink ^= native.mmioRead32(rawBar, edu.EDU_ID)),
     'irq-latency': interrupt,
+    'addon-irq-latency': () => {
+      mmio.write32(edu.EDU_IRQ_RAISE, 1);
+      while (eventfdCount() === 0n);
+      mmio.write32(edu.EDU_IRQ_ACK, 1);
+    },
     'irq-rate': interrupt,
     'gmem-1g-4k': () => mapUnmapGuestMemory(rig),
     'gmem-1g-2m': () => mapUnmapGuestMemory(rig),

@@ -28,6 +28,10 @@ const GUEST_OPS = [
   // transition costs (addon/C) and what the safe API adds (library/addon).
   { id: 'addon-irq-info', c: 'irq-info', item: 1, label: 'floor: addon ioctl GET_IRQ_INFO (no library)', batch: 500 },
   { id: 'addon-mmio-read32', c: 'mmio-read32', item: 3, label: 'floor: addon mmioRead32 (no library)', batch: 20000 },
+  // The floor of any JavaScript delivery of an interrupt: the same raise,
+  // then the eventfd read through the addon until it counts, synchronously
+  // (no listener, no event loop turn), as C's read() does.
+  { id: 'addon-irq-latency', c: 'irq-latency', item: 5, label: 'floor: edu MSI raise -> eventfd read by the addon, spinning (no listener, no event loop)', batch: 1, samplesFactor: 5 },
   { id: 'irq-rate', item: 5, label: 'interrupts, closed loop (per interrupt)', batch: 500, async: true },
   // Issue 12's guest memory rows: 1 GiB of memfd memory (a VMM's guest RAM)
   // mapped whole at 1 GiB of IOVA and unmapped, with 4 KiB pages and with

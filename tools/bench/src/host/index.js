@@ -1,10 +1,12 @@
 'use strict';
-// The host half of the bench: items 6 (codecs) and 7 (addon call overhead).
+// The host half of the bench: items 6 (codecs) and 7 (addon call overhead),
+// and issue 12's eventfd-to-JavaScript delivery without TCG.
 // Neither needs VFIO, so they run on the host at full speed, before the
 // guest boots.
 const { compare } = require('../compare');
 const { benchCodecs } = require('./codecs');
 const { benchFionread } = require('./fionread');
+const { benchEventfdDelivery } = require('./eventfd-delivery');
 const { nativeBackend } = require('../addon');
 
 const LABELS = {
@@ -25,6 +27,16 @@ async function runHost({ rounds, samples, warmup, log }) {
   if (backend) {
     const f = await benchFionread(backend, { rounds, samples, warmup, batch: 20000 });
     out.push(compare({ id: 'fionread', item: 7, label: 'ioctl(FIONREAD) on a pipe', where: 'host', c: f.fionread.baseline, js: f.fionread.library }));
+    log('host: eventfd count to JavaScript (the interrupt delivery path, no device; addon vs C)');
+    const e = await benchEventfdDelivery(backend, { rounds, samples, warmup, batch: 1000 });
+    out.push(compare({
+      id: 'eventfd-listener', item: 12, label: 'eventfd +1 -> count in a JS callback (the poller Interrupts uses; C: write + read)', where: 'host',
+      c: e['eventfd-listener'].baseline, js: e['eventfd-listener'].library,
+    }));
+    out.push(compare({
+      id: 'addon-eventfd-read', item: 12, label: 'floor: eventfd +1 -> count read back by the addon, synchronously (C: write + read)', where: 'host',
+      c: e['addon-eventfd-read'].baseline, js: e['addon-eventfd-read'].library,
+    }));
   } else {
     log('host: the native addon is not built; FIONREAD skipped');
   }

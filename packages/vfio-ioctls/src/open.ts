@@ -75,7 +75,7 @@ export function openDevice(target: string, options?: DeviceOpenOptions): Device 
     sysfsPath = `${context.sysfsRoot}/bus/pci/devices/${address}`;
   }
   // 'container' goes straight to the group; the others look for a cdev first.
-  const cdev = choice === 'container' ? undefined : cdevOf(name, context.sysfsRoot);
+  const cdev = choice === 'container' ? undefined : cdevOf(sysfsPath);
   const noiommuCdev = cdev?.startsWith('noiommu-') ?? false;
   if (noiommuCdev && choice === 'iommufd') {
     throw new VfioError('ERR_VFIO_IOMMU_UNAVAILABLE', `${name} is in no-IOMMU mode (${cdev}): no IOMMU isolates its DMA`, {

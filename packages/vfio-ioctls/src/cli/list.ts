@@ -14,8 +14,9 @@ import { requireSysfs } from './target';
  * (and /dev/vfio/devices/vfioN).
  */
 export function deviceCdev(address: string, sysfsRoot: string): string | undefined {
-  const name = cdevOf(address, sysfsRoot);
-  return name !== undefined && existsSync(`${sysfsRoot}/bus/pci/devices/${address}/vfio-dev/${name}/dev`) ? name : undefined;
+  const dir = `${sysfsRoot}/bus/pci/devices/${address}`;
+  const name = cdevOf(dir);
+  return name !== undefined && existsSync(`${dir}/vfio-dev/${name}/dev`) ? name : undefined;
 }
 
 /** A device as `list --json`, `bind --json` and `unbind --json` report it. */

@@ -1,4 +1,5 @@
 // @guest-needs iommu mtty suite
+// @guest-backends container iommufd
 /**
  * Migration v2 on the mtty sample driver (samples/vfio-mdev/mtty.c): two
  * dual-port mtty devices created through sysfs; the first put into a known
@@ -18,7 +19,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
 import { Device, VfioError, type MigrationSession } from 'vfio-ioctls';
-import { throwsVfio, trackResources } from './helpers';
+import { GUEST_CAPS, GUEST_IOMMU, openDevice, throwsVfio, trackResources } from './helpers';
 
 const { keep, assertNoLeaks } = trackResources();
 const PARENT = '/sys/class/mdev_bus/mtty';
@@ -58,7 +59,7 @@ after(() => {
   for (const uuid of created.splice(0)) writeFileSync(`/sys/bus/mdev/devices/${uuid}/remove`, '1');
 });
 
-const open = (path: string) => keep(Device.open(path));
+const open = (path: string) => keep(openDevice(path));
 const reg = (dev: Device, port: 0 | 1, offset: number) => dev.region(port)!.readUint8(offset);
 const setReg = (dev: Device, port: 0 | 1, offset: number, value: number) => dev.region(port)!.writeUint8(offset, value);
 
@@ -98,6 +99,13 @@ async function collect(session: MigrationSession): Promise<Buffer> {
   for await (const chunk of session) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
+
+test('mtty by its sysfs path: through its own cdev where the kernel has iommufd (an mdev\'s vfio-dev/ is under /sys/bus/mdev)', () => {
+  const dev = open(sourcePath);
+  const cdevs = GUEST_CAPS.includes('cdev') && GUEST_CAPS.includes('iommufd');
+  assert.equal(dev.iommu!.kind, GUEST_IOMMU === 'container' || !cdevs ? 'container' : 'iommufd');
+  dev.close();
+});
 
 test('mtty by its sysfs path: its features as the kernel answers them for an mdev', () => {
   const dev = open(sourcePath);

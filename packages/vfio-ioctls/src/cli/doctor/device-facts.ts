@@ -48,7 +48,7 @@ export function groupFacts(ctx: DoctorContext): GroupFacts | undefined {
 
 /** The node of a device's cdev ('/dev/vfio/devices/vfio0'), undefined when it has none. */
 export function cdevNode(ctx: DoctorContext, address: string): string | undefined {
-  const name = cdevOf(address, ctx.sys);
+  const name = cdevOf(`${ctx.sys}/bus/pci/devices/${address}`);
   return name && `${ctx.options.devRoot}/devices/${name}`;
 }
 

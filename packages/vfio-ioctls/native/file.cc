@@ -35,6 +35,17 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A second fd for the same open file, close-on-exec like every fd the
+// library makes: the library keeps its own reference to a file the caller
+// gave it (a KVM VFIO device), so the caller closing theirs, or the number
+// being reused, cannot make it act on another file.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0, "fd");
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) ThrowErrno(info.Env(), errno, "fcntl");
+  return Napi::Number::New(info.Env(), copy);
+}
+
 // pread and pwrite differ only in the syscall and its name.
 template <typename Syscall>
 Napi::Value Transfer(const Napi::CallbackInfo& info, Syscall syscall, const char* name) {
@@ -62,6 +73,7 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
 void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
   exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
 }

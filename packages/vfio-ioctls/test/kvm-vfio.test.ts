@@ -3,7 +3,9 @@
  * (legacy) or the device's own fd (iommufd cdev) is added with
  * KVM_DEV_VFIO_FILE_ADD, deleted by the link's close or the device's close
  * before the file's fd closes, shared by devices of one group, and bad fds
- * are refused naming kvmVfioFd with nothing left behind.
+ * are refused naming kvmVfioFd with nothing left behind. The link works
+ * through its own dup of the caller's fd, so the caller may close theirs
+ * first, and a reused fd number is told apart by the kernel's EEXIST.
  */
 import { KVM_SET_DEVICE_ATTR } from '../src/abi/kvm-device-attr';
 import { Device, Group, KvmVfioFile } from '../src';
@@ -76,15 +78,18 @@ describe('legacy container: the group fd', () => {
     const kvm = fake.createKvmVfioDevice();
     const from = fake.calls.length;
     const a = first.addToKvm(kvm.fd);
+    const fds = fake.openFds().length;
     const b = second.addToKvm(kvm.fd);
-    expect(attrCalls(fake, from)).toHaveLength(1);
+    // The second add asks the kernel (EEXIST: the group is in this device) and shares the entry and its fd.
+    expect(attrCalls(fake, from)).toHaveLength(2);
+    expect(fake.openFds().length).toBe(fds);
     expect(kvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
     first.close();
     expect(a.closed).toBe(true);
     expect(kvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
     b.close();
     expect(kvm.files()).toEqual([]);
-    expect(attrCalls(fake, from)).toHaveLength(2);
+    expect(attrCalls(fake, from)).toHaveLength(3);
     // Added again after the delete: a fresh entry.
     const c = second.addToKvm(kvm.fd);
     expect(kvm.files()).toHaveLength(1);
@@ -152,17 +157,54 @@ describe('bad input', () => {
     expectNothingLeft(fake);
   });
 
-  test('a KVM VFIO fd closed first: the device\'s close reports the refused delete (EBADF) and still closes everything; a closed device refuses', () => {
+  test('a KVM VFIO fd closed first: the link\'s own fd keeps the device, whose close deletes the file and closes that fd; a closed device refuses', () => {
     const { fake, env } = kernel();
     const device = Device.open(EDU, env);
     const kvm = fake.createKvmVfioDevice();
     device.addToKvm(kvm.fd);
-    fake.close(kvm.fd); // the kernel drops every file with it
-    const error = thrownVfio(() => device.close());
-    expect(error).toMatchObject({ code: 'EBADF', operation: 'KVM_SET_DEVICE_ATTR(KVM_DEV_VFIO_FILE_DEL)' });
+    fake.close(kvm.fd);
+    // The KVM VFIO device lives on through the link's dup, the group still in it.
+    expect(kvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
+    device.close();
+    expect(kvm.files()).toEqual([]);
     expect(device.closed).toBe(true);
     expectNothingLeft(fake);
     expect(thrown(() => device.addToKvm(3))).toMatchObject({ code: 'ERR_VFIO_CLOSED' });
+  });
+
+  test('a reused fd number: a second device of the group added through it lands in the new KVM VFIO device, not the old entry', () => {
+    const { fake, env } = kernel([{ address: EDU, group: GROUP }, { address: EDU2, group: GROUP }]);
+    const first = Device.open(EDU, env);
+    const second = Device.open(EDU2, env);
+    const oldKvm = fake.createKvmVfioDevice();
+    const a = first.addToKvm(oldKvm.fd);
+    fake.close(oldKvm.fd);
+    const newKvm = fake.createKvmVfioDevice();
+    expect(newKvm.fd).toBe(oldKvm.fd); // the lowest free number, as in Linux
+    const b = second.addToKvm(newKvm.fd);
+    expect(oldKvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
+    expect(newKvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
+    a.close();
+    expect(oldKvm.files()).toEqual([]);
+    expect(newKvm.files()).toEqual([`${fake.devRoot}/${GROUP}`]);
+    b.close();
+    expect(newKvm.files()).toEqual([]);
+    first.close();
+    second.close();
+    fake.close(newKvm.fd);
+    expectNothingLeft(fake);
+  });
+
+  test('a failed dup undoes the add and leaves nothing', () => {
+    const { fake, env } = kernel();
+    const device = Device.open(EDU, env);
+    const kvm = fake.createKvmVfioDevice();
+    fake.failNext({ syscall: 'dup', errno: 'EMFILE' });
+    expect(thrownVfio(() => device.addToKvm(kvm.fd))).toMatchObject({ code: 'EMFILE', syscall: 'fcntl' });
+    expect(kvm.files()).toEqual([]);
+    device.close();
+    fake.close(kvm.fd);
+    expectNothingLeft(fake);
   });
 
   test('KvmVfioFile cannot be constructed from outside', () => {

@@ -55,6 +55,8 @@ export interface Backend {
   open(path: string, flags: number): number;
   /** close(2). */
   close(fd: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC): a second fd for the same open file. */
+  dup(fd: number): number;
   /**
    * ioctl(2). `arg` is an integer passed by value, or a byte buffer passed by
    * pointer that the kernel may read and write in place. Returns the

@@ -91,6 +91,7 @@ export const nativeBackend: Backend = {
   directMmio: true,
   open: (file: string, flags: number): number => native().open(file, flags),
   close: (fd: number): void => native().close(fd),
+  dup: (fd: number): number => native().dup(fd),
   ioctl: (fd: number, request: number, arg?: number | Uint8Array): number => native().ioctl(fd, request, arg),
   pread: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pread(fd, buffer, offset),
   pwrite: (fd: number, buffer: Uint8Array, offset: bigint): number => native().pwrite(fd, buffer, offset),

@@ -5,12 +5,17 @@
  * file is the IOMMU group's fd on the legacy container path, the device's
  * own fd on iommufd (a cdev). The kernel holds a reference to each file it
  * was given, so the library deletes the entry before it closes the file,
- * as rust-vmm's group does on drop.
+ * as rust-vmm's group does on drop. The library holds its own fd for the
+ * KVM VFIO device too (a dup, as rust-vmm's container holds an Arc of it):
+ * the caller may close theirs first, and a reused fd number never makes
+ * the delete land on another file.
  */
 import { withUserMemory } from '../abi/iommufd-args';
 import { KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL, KVM_SET_DEVICE_ATTR, kvmDeviceAttrArg } from '../abi/kvm-device-attr';
 import type { VfioContext } from '../core/context';
+import { kernelCall } from '../core/context';
 import { VfioError } from '../core/errors';
+import { runAll } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
 import { checkInteger } from '../core/validate';
 
@@ -34,9 +39,11 @@ export interface KvmVfioHost {
 interface Entry {
   source: KvmVfioFileSource;
   links: number;
+  /** The library's own fd for the KVM VFIO device, closed with the last link. */
+  ownFd: number;
 }
 
-/** Entries by owner (a group or a device), then by KVM VFIO device fd. */
+/** Entries by owner (a group or a device), then by the caller's KVM VFIO device fd. */
 const entries = new WeakMap<object, Map<number, Entry>>();
 
 const constructKey = Symbol('KvmVfioFile');
@@ -46,11 +53,12 @@ let construct: (host: KvmVfioHost, kvmVfioFd: number, entry: Entry, closed: (lin
  * A device's VFIO file added to a KVM VFIO device (Device.addToKvm).
  * close() (or the device's close) takes it out again; devices of one group
  * share the group's entry, which leaves KVM with the last link to it.
- * Close links (or their devices) before the KVM VFIO device fd: the kernel
- * drops every file when that fd closes, and a later delete is refused.
+ * A link holds its own fd for the KVM VFIO device, so the VM (which that
+ * device holds) lives on until the last link closes, whenever the caller
+ * closes their fds.
  */
 export class KvmVfioFile implements Disposable {
-  /** The KVM VFIO device fd (from KVM_CREATE_DEVICE with KVM_DEV_TYPE_VFIO). */
+  /** The KVM VFIO device fd the caller gave (from KVM_CREATE_DEVICE with KVM_DEV_TYPE_VFIO); the link uses a dup of it. */
   readonly kvmVfioFd: number;
   /** 'group' when the IOMMU group's fd was added (legacy container), 'device' for the device's own fd (iommufd cdev). */
   readonly kind: 'group' | 'device';
@@ -79,8 +87,9 @@ export class KvmVfioFile implements Disposable {
 
   /**
    * Drops this link; the last link to the file deletes it from the KVM VFIO
-   * device (KVM_DEV_VFIO_FILE_DEL). Idempotent.
-   * @throws VfioError when the kernel refuses the delete (the link counts as closed).
+   * device (KVM_DEV_VFIO_FILE_DEL) and closes the library's fd for that
+   * device. Idempotent.
+   * @throws VfioError when the kernel refuses the delete (the link counts as closed, its fd is closed).
    */
   close(): void {
     if (!this.#open) return;
@@ -89,9 +98,14 @@ export class KvmVfioFile implements Disposable {
     const entry = this.#entry;
     if (--entry.links > 0) return;
     const perKvm = entries.get(entry.source.owner);
-    perKvm?.delete(this.kvmVfioFd);
+    // A newer entry may have taken the key (the caller's fd number was reused: addToKvmVfio).
+    if (perKvm?.get(this.kvmVfioFd) === entry) perKvm.delete(this.kvmVfioFd);
     if (perKvm?.size === 0) entries.delete(entry.source.owner);
-    setFile(this.#host, this.kvmVfioFd, KVM_DEV_VFIO_FILE_DEL, entry.source);
+    const { backend } = this.#host.context;
+    runAll([
+      () => setFile(this.#host, entry.ownFd, KVM_DEV_VFIO_FILE_DEL, entry.source, this.kvmVfioFd),
+      () => kernelCall({ syscall: 'close', device: this.#host.name }, () => backend.close(entry.ownFd)),
+    ]);
   }
 
   [Symbol.dispose](): void {
@@ -109,9 +123,13 @@ export function addToKvmVfio(host: KvmVfioHost, kvmVfioFd: number, closed: (link
   const source = host.file();
   let perKvm = entries.get(source.owner);
   let entry = perKvm?.get(kvmVfioFd);
+  // The same number as an entry's may now name another KVM VFIO device
+  // (the caller closed theirs, the number came back): the kernel tells,
+  // EEXIST when the file is already in the device behind this number.
+  if (entry && !addedAlready(host, kvmVfioFd, source)) entry = undefined;
+  else if (!entry) setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_ADD, source, kvmVfioFd);
   if (!entry) {
-    setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_ADD, source);
-    entry = { source, links: 0 };
+    entry = { source, links: 0, ownFd: ownFdFor(host, kvmVfioFd, source) };
     if (!perKvm) entries.set(source.owner, (perKvm = new Map()));
     perKvm.set(kvmVfioFd, entry);
   }
@@ -119,14 +137,39 @@ export function addToKvmVfio(host: KvmVfioHost, kvmVfioFd: number, closed: (link
   return construct(host, kvmVfioFd, entry, closed);
 }
 
-/** KVM_SET_DEVICE_ATTR(KVM_DEV_VFIO_FILE, ADD or DEL) with a pointer to the file's fd. */
-function setFile(host: KvmVfioHost, kvmVfioFd: number, attr: number, source: KvmVfioFileSource): void {
+/** ADD of a file an entry says is in the device: false when it was not (it is now), true on EEXIST. */
+function addedAlready(host: KvmVfioHost, kvmVfioFd: number, source: KvmVfioFileSource): boolean {
+  try {
+    setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_ADD, source, kvmVfioFd);
+    return false;
+  } catch (error) {
+    if (error instanceof VfioError && error.code === 'EEXIST') return true;
+    throw error;
+  }
+}
+
+/** The library's dup of the caller's fd, just after the ADD through it; undoes the ADD when the dup fails. */
+function ownFdFor(host: KvmVfioHost, kvmVfioFd: number, source: KvmVfioFileSource): number {
+  try {
+    return kernelCall({ syscall: 'fcntl', operation: 'F_DUPFD_CLOEXEC', device: host.name }, () => host.context.backend.dup(kvmVfioFd));
+  } catch (error) {
+    try {
+      setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_DEL, source, kvmVfioFd);
+    } catch {
+      // The dup's failure is the one to report.
+    }
+    throw error;
+  }
+}
+
+/** KVM_SET_DEVICE_ATTR(KVM_DEV_VFIO_FILE, ADD or DEL) through `fd` with a pointer to the file's fd; errors name the caller's `kvmVfioFd`. */
+function setFile(host: KvmVfioHost, fd: number, attr: number, source: KvmVfioFileSource, kvmVfioFd: number): void {
   const { backend } = host.context;
   const operation = attr === KVM_DEV_VFIO_FILE_ADD ? 'KVM_DEV_VFIO_FILE_ADD' : 'KVM_DEV_VFIO_FILE_DEL';
   try {
     withUserMemory(backend, 4, (bytes, address) => {
       new DataView(bytes.buffer, bytes.byteOffset, 4).setInt32(0, source.fd, true);
-      backend.ioctl(kvmVfioFd, KVM_SET_DEVICE_ATTR, kvmDeviceAttrArg(KVM_DEV_VFIO_FILE, BigInt(attr), address));
+      backend.ioctl(fd, KVM_SET_DEVICE_ATTR, kvmDeviceAttrArg(KVM_DEV_VFIO_FILE, BigInt(attr), address));
     });
   } catch (error) {
     throw setFileError(error, host.name, kvmVfioFd, operation, source.kind);
@@ -140,7 +183,7 @@ function hints(kind: 'group' | 'device'): Record<string, string> {
     ENXIO: 'kvmVfioFd is a KVM device of another type: the VFIO file attributes belong to KVM_DEV_TYPE_VFIO',
     EINVAL: `the kernel does not take the ${kind} fd as a VFIO file`,
     EEXIST: `the ${kind} is already in this KVM VFIO device, added outside this library`,
-    ENOENT: `the ${kind} is not in this KVM VFIO device: was its fd closed (the kernel then drops every file) before the device?`,
+    ENOENT: `the ${kind} is not in this KVM VFIO device: deleted outside this library?`,
   };
 }
 

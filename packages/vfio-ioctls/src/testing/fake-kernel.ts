@@ -21,7 +21,7 @@ import type { FakeCall, FakeDeviceSpec, FakeDmaMapping, FakeKernelOptions } from
 
 // The real syscall behind each Backend method, for the errors' `syscall`.
 const SYSCALL_NAME: Record<string, string> = {
-  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', watchEventfds: 'epoll_ctl', memfd: 'memfd_create', memfdDup: 'fcntl',
+  eventfdRead: 'read', eventfdWrite: 'write', allocDma: 'mmap', freeDma: 'munmap', poll: 'uv_poll_init', watchEventfds: 'epoll_ctl', memfd: 'memfd_create', memfdDup: 'fcntl', dup: 'fcntl',
 };
 const INT32_MAX = 0x7fff_ffff;
 const OFF_T_MAX = (1n << 63n) - 1n;
@@ -251,6 +251,17 @@ export class FakeKernel implements Backend {
     integerArg(flags, 'flags', 0, INT32_MAX); // the access mode is not modelled: VFIO nodes are opened O_RDWR
     return this.syscall({ syscall: 'open', path }, () =>
       path === PAGEMAP_PATH ? this.machine.fds.install({ kind: 'pagemap', path }) : this.machine.openNode(path));
+  }
+
+  dup(fd: number): number {
+    fdArg(fd);
+    return this.syscall({ syscall: 'dup', fd }, () => {
+      const file = this.machine.file(fd);
+      // A memfd counts its fds itself (fake-memfd.ts), as memfdDup does.
+      if (file.kind !== 'memfd') return this.machine.fds.install(file);
+      file.memfd.fds++;
+      return this.machine.fds.install({ ...file });
+    });
   }
 
   close(fd: number): void {

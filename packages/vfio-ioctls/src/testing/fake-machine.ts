@@ -126,6 +126,7 @@ export class FakeMachine {
   close(fd: number): void {
     const file = this.fds.remove(fd);
     if (!file) throw new Errno('EBADF');
+    if (this.fds.refersTo(file)) return; // a dup's fd still holds it
     if (this.holds.has(file)) this.closedWhileHeld.add(file);
     else this.release(file);
   }

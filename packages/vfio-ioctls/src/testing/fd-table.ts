@@ -52,6 +52,12 @@ export class FdTable {
     return file;
   }
 
+  /** True when some fd still refers to `file` (dup gives a file a second fd). */
+  refersTo(file: OpenFile): boolean {
+    for (const open of this.files.values()) if (open === file) return true;
+    return false;
+  }
+
   fds(): number[] {
     return [...this.files.keys()].sort((a, b) => a - b);
   }

@@ -21,7 +21,7 @@ const bytes = new Uint8Array(8);
 
 describe('argument validation', () => {
   it('fd: a number, then a non-negative int32', () => {
-    for (const fn of ['close', 'eventfdRead']) {
+    for (const fn of ['close', 'eventfdRead', 'dup']) {
       expectTypeError(() => loose[fn]('3'), 'fd');
       expectTypeError(() => loose[fn](3n), 'fd');
       expectTypeError(() => loose[fn](), 'fd');

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE /* memfd_create, MFD_HUGETLB */
 #include "vfio_cdev.h"
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 
 /* edu BAR0 registers (QEMU docs/specs/edu.rst). */
@@ -31,6 +32,7 @@
 
 static struct vdev dev;
 static int irq_efd = -1;
+static int irq_epfd = -1; /* irq_efd in an epoll set: C's own event loop */
 static void *dma_4k, *dma_2m;
 
 static void op_region_info(void)
@@ -112,6 +114,22 @@ static void op_irq(void)
 {
 	uint64_t count;
 	vdev_write32(&dev, EDU_IRQ_RAISE, 1);
+	CHECK(read(irq_efd, &count, sizeof count));
+	vdev_write32(&dev, EDU_IRQ_ACK, 1);
+}
+
+/* The same as an event loop in C would take it: epoll_wait until the
+ * eventfd is readable, then read it (what libuv does for the library). */
+static void op_irq_epoll(void)
+{
+	uint64_t count;
+	struct epoll_event ready;
+	vdev_write32(&dev, EDU_IRQ_RAISE, 1);
+	while (epoll_wait(irq_epfd, &ready, 1, -1) < 0)
+		if (errno != EINTR) {
+			perror("epoll_wait");
+			exit(2);
+		}
 	CHECK(read(irq_efd, &count, sizeof count));
 	vdev_write32(&dev, EDU_IRQ_ACK, 1);
 }
@@ -224,6 +242,9 @@ static void setup_irq(void)
 		.fd = irq_efd,
 	};
 	CHECK(ioctl(dev.device, VFIO_DEVICE_SET_IRQS, &req));
+	struct epoll_event watch = { .events = EPOLLIN, .data.fd = irq_efd };
+	CHECK(irq_epfd = epoll_create1(EPOLL_CLOEXEC));
+	CHECK(epoll_ctl(irq_epfd, EPOLL_CTL_ADD, irq_efd, &watch));
 }
 
 /* Dirty page tracking (VFIO_IOMMU_DIRTY_PAGES, type1 only): 1 GiB mapped
@@ -316,6 +337,7 @@ static const struct bench_op ops[] = {
 	{ "pread-4", op_pread_4, NULL },         { "pwrite-4", op_pwrite_4, NULL },
 	{ "pread-4k", op_pread_4k, NULL },       { "pwrite-4k", op_pwrite_4k, NULL },
 	{ "irq-latency", op_irq, NULL },         { "irq-rate", op_irq, NULL },
+	{ "irq-latency-epoll", op_irq_epoll, NULL },
 	{ "gmem-1g-4k", op_gmem, gmem_4k_setup }, { "gmem-1g-2m", op_gmem, gmem_2m_setup },
 	{ "dirty-1g", op_dirty_count, dirty_setup }, { "dirty-1g-ioctl", op_dirty_ioctl, dirty_setup },
 };
@@ -337,6 +359,7 @@ int main(int argc, char **argv)
 		bench_run(argv[i], ops, sizeof ops / sizeof ops[0]);
 	dirty_teardown();
 	gmem_teardown();
+	close(irq_epfd);
 	close(irq_efd);
 	vdev_close(&dev);
 	return 0;

@@ -150,6 +150,7 @@ function rowFunctions(rig) {
     'addon-irq-info': () => native.ioctl(fd, b.VFIO_DEVICE_GET_IRQ_INFO, irqInfoArg),
     'addon-mmio-read32': () => (sink ^= native.mmioRead32(rawBar, edu.EDU_ID)),
     'irq-latency': interrupt,
+    'irq-latency-vs-epoll': interrupt,
     'addon-irq-latency': () => {
       mmio.write32(edu.EDU_IRQ_RAISE, 1);
       while (eventfdCount() === 0n);

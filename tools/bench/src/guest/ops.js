@@ -23,6 +23,9 @@ const GUEST_OPS = [
   // Issue 12 asks the same figure after the faster JS path (one drained
   // wake-up per interrupt, one poller per range): target on the minima there.
   { id: 'irq-latency', item: 5, label: 'interrupt latency, edu MSI raise -> JS listener', target: 'irqLatency', batch: 1, samplesFactor: 5, async: true },
+  // The same library path against C's own event loop (epoll_wait, then
+  // read: libuv's syscalls) instead of a read that finds the count there.
+  { id: 'irq-latency-vs-epoll', c: 'irq-latency-epoll', item: 12, label: 'interrupt latency, edu MSI raise -> JS listener, against C\'s own event loop (epoll_wait + read)', batch: 1, samplesFactor: 5, async: true },
   // Not in the issue: the raw addon call with no library code around it, on
   // the same ops as C. Splits a library/C ratio into what the JS-to-native
   // transition costs (addon/C) and what the safe API adds (library/addon).

@@ -4,7 +4,9 @@
 // count is taken back: in C by read(2) (c/eventfd_wake.c); in JavaScript by
 // the poller Interrupts uses (the addon's watchEventfds: the native poll
 // callback drains the count and calls JavaScript once, here resolving the
-// awaited promise) and, as the floor, by the addon's synchronous read.
+// awaited promise) and, as the floor, by the addon's synchronous read. The
+// listener is compared twice: with C's read, and with C's own event loop
+// (epoll_wait, then read), the same syscalls as libuv's.
 const cprog = require('../c-programs');
 const { measureAsync, measureSync } = require('../timing');
 const { alternate } = require('../alternate');
@@ -36,13 +38,13 @@ async function benchEventfdDelivery(backend, { rounds, samples, warmup, batch })
     return await alternate(
       rounds,
       () => {
-        const c = cprog.run('eventfd_wake', [batch, samples, warmup])['eventfd-wake'];
-        return { 'eventfd-listener': c, 'addon-eventfd-read': c };
+        const c = cprog.run('eventfd_wake', [batch, samples, warmup]);
+        return { 'eventfd-listener': c['eventfd-wake'], 'eventfd-listener-vs-epoll': c['eventfd-wake-epoll'], 'addon-eventfd-read': c['eventfd-wake'] };
       },
-      async () => ({
-        'eventfd-listener': { batch, samples: await measureAsync(toListener, { batch, samples, warmup }) },
-        'addon-eventfd-read': { batch, samples: measureSync(readBack, { batch, samples, warmup }) },
-      }),
+      async () => {
+        const listener = { batch, samples: await measureAsync(toListener, { batch, samples, warmup }) };
+        return { 'eventfd-listener': listener, 'eventfd-listener-vs-epoll': listener, 'addon-eventfd-read': { batch, samples: measureSync(readBack, { batch, samples, warmup }) } };
+      },
     );
   } finally {
     poller.close();

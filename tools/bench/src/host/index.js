@@ -34,6 +34,10 @@ async function runHost({ rounds, samples, warmup, log }) {
       c: e['eventfd-listener'].baseline, js: e['eventfd-listener'].library,
     }));
     out.push(compare({
+      id: 'eventfd-listener-vs-epoll', item: 12, label: 'eventfd +1 -> count in a JS callback, against C\'s own event loop (C: write + epoll_wait + read)', where: 'host',
+      c: e['eventfd-listener-vs-epoll'].baseline, js: e['eventfd-listener-vs-epoll'].library,
+    }));
+    out.push(compare({
       id: 'addon-eventfd-read', item: 12, label: 'floor: eventfd +1 -> count read back by the addon, synchronously (C: write + read)', where: 'host',
       c: e['addon-eventfd-read'].baseline, js: e['addon-eventfd-read'].library,
     }));

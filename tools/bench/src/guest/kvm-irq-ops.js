@@ -35,6 +35,7 @@ const cprog = require('../c-programs');
 const { REPO_ROOT } = require('../paths');
 const { measureSync } = require('../timing');
 const { openOnBackend, closeOnBackend } = require('./open-device');
+const { BENCH_CPU } = require('./interrupt-cpu');
 const edu = require('./edu');
 const tsc = require('./kvm-tsc-payload');
 
@@ -126,12 +127,9 @@ const hasKvm = () => fs.existsSync('/dev/kvm');
 /** The backend the rows run on: the container where asked for, else the first. */
 const kvmBackend = (backends) => (backends.includes('container') ? 'container' : backends[0]);
 
-/** The CPU both sides are pinned to: the last one (where, in the in-guest runs, edu's MSI was handled too: README). */
-const pinnedCpu = () => String(os.cpus().length - 1);
-
-/** Runs `argv` pinned to pinnedCpu() with `env` added; returns the JSON line it printed for `id`. */
+/** Runs `argv` pinned to BENCH_CPU (interrupt-cpu.js) with `env` added; returns the JSON line it printed for `id`. */
 function pinned(argv, id, env = {}) {
-  const stdout = execFileSync('taskset', ['-c', pinnedCpu(), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const stdout = execFileSync('taskset', ['-c', String(BENCH_CPU), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   for (const line of stdout.split('\n')) {
     if (!line.trim()) continue;
     const rec = JSON.parse(line);

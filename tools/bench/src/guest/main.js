@@ -16,6 +16,7 @@ const { hasMtty, createMtty, runMigrationCRound, runMigrationLibraryRound } = re
 const { derive } = require('./derive');
 const { runSoaks } = require('./soak');
 const { profiled } = require('./profiler');
+const { onBenchCpu, routeInterruptsToBenchCpu } = require('./interrupt-cpu');
 
 function args(argv) {
   const o = { rounds: 5, samples: 10, warmup: 2, soakCycles: 10000, soak: true, ops: true, backends: BACKENDS, soakBackends: BACKENDS };
@@ -91,6 +92,7 @@ async function main() {
   const backends = availableBackends(dev, o.backends);
   const soakBackends = availableBackends(dev, o.soakBackends);
   log(`edu at ${dev.address}, group ${dev.groupPath}, cdev ${dev.cdev}; ${o.rounds} rounds on ${backends.join(' and ')}`);
+  log(routeInterruptsToBenchCpu());
   // The migration rows' mtty device, made for this run and removed after it.
   let mttyOps = o.ops ? onlyRows(MTTY_OPS, o.only) : [];
   if (mttyOps.length && !hasMtty()) {
@@ -123,22 +125,22 @@ async function main() {
       async (r) => ({
         ...(await eachBackend(backends, o.only, (backend, ops) => {
           log(`round ${r + 1}: C, ${backend}`);
-          return runCRound(dev, o, backend, ops);
+          return onBenchCpu(() => runCRound(dev, o, backend, ops));
         })),
         ...(mtty ? (log(`round ${r + 1}: C, mtty`), runMigrationCRound(mtty, o, mttyOps)) : {}),
-        ...(stormOps.length ? (log(`round ${r + 1}: C, nvme storm`), runStormCRound(nvme, o, stormOps)) : {}),
+        ...(stormOps.length ? (log(`round ${r + 1}: C, nvme storm`), await onBenchCpu(() => runStormCRound(nvme, o, stormOps))) : {}),
         ...(kvmOn ? (log(`round ${r + 1}: C, nested KVM guest, ${kvmOn}`), runKvmCRound(dev, o, kvmOn, kvmOps)) : {}),
       }),
       async (r) => ({
         ...(await eachBackend(backends, o.only, (backend, ops) => {
           log(`round ${r + 1}: library, ${backend}`);
           const run = () => runLibraryRound(dev, o, backend, ops);
-          return o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run();
+          return onBenchCpu(() => (o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-${backend}`, run) : run()));
         })),
         ...(mtty ? (log(`round ${r + 1}: library, mtty`), await runMigrationLibraryRound(mtty, o, mttyOps)) : {}),
         ...(stormOps.length
           ? (log(`round ${r + 1}: library, nvme storm`),
-            await (o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-storm`, () => runStormLibraryRound(nvme, o, stormOps)) : runStormLibraryRound(nvme, o, stormOps)))
+            await onBenchCpu(() => (o.profileDir ? profiled(o.profileDir, `library-round-${r + 1}-storm`, () => runStormLibraryRound(nvme, o, stormOps)) : runStormLibraryRound(nvme, o, stormOps))))
           : {}),
         ...(kvmOn ? (log(`round ${r + 1}: library, nested KVM guest, ${kvmOn}`), await runKvmLibraryRound(dev, o, kvmOn, kvmOps)) : {}),
       }),

@@ -4,7 +4,7 @@
  * DMA-mapped at IOVA 0; BAR0 as a memory slot at 0xA0000; in-kernel
  * irqchip, the 8259 programmed by the guest). The payload, real-mode bytes,
  * comes from the file the JS driver writes (src/guest/kvm-tsc-payload.js
- * for irqfd/forward, kvm-irq-ops.js's PAYLOAD for exit), so both sides run
+ * for irqfd/forward, kvm-irq-ops.js's EXIT_PAYLOAD for exit), so both sides run
  * the same code.
  *   kvm-irqfd:   the guest times each interrupt itself: rdtsc, write edu
  *                0x60 (no exit), rdtsc at its handler's entry; edu's MSI
@@ -17,8 +17,8 @@
  *   kvm-forward: the same, the guest exiting on port 0x13 after each
  *                raise; the eventfd is the VMM's: it reads it (blocking)
  *                and injects with KVM_IRQ_LINE (5: 1 then 0).
- *   kvm-exit:    the guest entered at PAYLOAD's exit_loop (0x1072): port
- *                exits alone, timed in the VMM from one exit to the next.
+ *   kvm-exit:    the guest a loop of port exits (EXIT_PAYLOAD) and nothing
+ *                else, timed in the VMM from one exit to the next.
  * usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
  *        (irqfd and forward: one OP spec; the guest runs once)
  * With KVM_IRQ_BENCH_PKEY set in the environment (the bench's --c-pkey) it
@@ -38,7 +38,6 @@
 #define LOAD_AT 0x1000
 #define GSI 5
 #define WAIT_PORT 0x13
-#define EXIT_LOOP (LOAD_AT + 0x72)
 /* kvm-tsc-payload.js's layout and ports */
 #define N_AT 0x504
 #define FORWARD_AT 0x506
@@ -257,7 +256,7 @@ int main(int argc, char **argv)
 	sregs.cs.base = 0;
 	sregs.cs.selector = 0;
 	CHECK(ioctl(vcpu, KVM_SET_SREGS, &sregs));
-	struct kvm_regs regs = { .rip = exit_only ? EXIT_LOOP : LOAD_AT, .rsp = 0x8000, .rflags = 2 };
+	struct kvm_regs regs = { .rip = LOAD_AT, .rsp = 0x8000, .rflags = 2 };
 	CHECK(ioctl(vcpu, KVM_SET_REGS, &regs));
 
 	if (exit_only) {

@@ -5,8 +5,8 @@
 // file kvm-irq-ops.js writes, the library side from these bytes), so C and
 // the library run the same code and read the same results.
 //
-// Set up as kvm-irq-ops.js's PAYLOAD does (ES = edu's BAR0 at 0xA0000, 8259
-// vector base 0x20, only IRQ5 unmasked, handler at vector 0x25), FS = 0x1000
+// Set up: ES = edu's BAR0 at 0xA0000 (as the mini VMM's payload does), 8259
+// vector base 0x20, only IRQ5 unmasked, handler at vector 0x25, FS = 0x1000
 // for the deltas. Then [N_AT] interrupts, each: rdtsc into [0x510], edu
 // 0x60 written (the BAR memory slot: no exit), with [FORWARD_AT] set one OUT
 // to port 0x13 (the forwarder's cue), spin until the handler's count at

@@ -12,8 +12,7 @@
  */
 import { withUserMemory } from '../abi/iommufd-args';
 import { KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, KVM_DEV_VFIO_FILE_DEL, KVM_SET_DEVICE_ATTR, kvmDeviceAttrArg } from '../abi/kvm-device-attr';
-import type { VfioContext } from '../core/context';
-import { kernelCall } from '../core/context';
+import { kernelCall, type VfioContext } from '../core/context';
 import { VfioError } from '../core/errors';
 import { runAll } from '../core/handle';
 import { illegalConstructor } from '../core/illegal-constructor';
@@ -123,12 +122,12 @@ export function addToKvmVfio(host: KvmVfioHost, kvmVfioFd: number, closed: (link
   const source = host.file();
   let perKvm = entries.get(source.owner);
   let entry = perKvm?.get(kvmVfioFd);
-  // The same number as an entry's may now name another KVM VFIO device
-  // (the caller closed theirs, the number came back): the kernel tells,
-  // EEXIST when the file is already in the device behind this number.
-  if (entry && !addedAlready(host, kvmVfioFd, source)) entry = undefined;
-  else if (!entry) setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_ADD, source, kvmVfioFd);
-  if (!entry) {
+  // The ADD goes through the caller's fd every time: with an entry for this
+  // number, EEXIST says the file is in that entry's device (a device of the
+  // same group added it), and a success that the number now names another
+  // KVM VFIO device (the caller closed theirs and the number came back).
+  const alreadyIn = addFile(host, kvmVfioFd, source, entry !== undefined);
+  if (!alreadyIn || !entry) {
     entry = { source, links: 0, ownFd: ownFdFor(host, kvmVfioFd, source) };
     if (!perKvm) entries.set(source.owner, (perKvm = new Map()));
     perKvm.set(kvmVfioFd, entry);
@@ -137,13 +136,13 @@ export function addToKvmVfio(host: KvmVfioHost, kvmVfioFd: number, closed: (link
   return construct(host, kvmVfioFd, entry, closed);
 }
 
-/** ADD of a file an entry says is in the device: false when it was not (it is now), true on EEXIST. */
-function addedAlready(host: KvmVfioHost, kvmVfioFd: number, source: KvmVfioFileSource): boolean {
+/** FILE_ADD: false once added; true on EEXIST where `mayBeThere` (an entry says so), which is an error otherwise. */
+function addFile(host: KvmVfioHost, kvmVfioFd: number, source: KvmVfioFileSource, mayBeThere: boolean): boolean {
   try {
     setFile(host, kvmVfioFd, KVM_DEV_VFIO_FILE_ADD, source, kvmVfioFd);
     return false;
   } catch (error) {
-    if (error instanceof VfioError && error.code === 'EEXIST') return true;
+    if (mayBeThere && error instanceof VfioError && error.code === 'EEXIST') return true;
     throw error;
   }
 }

@@ -255,13 +255,7 @@ export class FakeKernel implements Backend {
 
   dup(fd: number): number {
     fdArg(fd);
-    return this.syscall({ syscall: 'dup', fd }, () => {
-      const file = this.machine.file(fd);
-      // A memfd counts its fds itself (fake-memfd.ts), as memfdDup does.
-      if (file.kind !== 'memfd') return this.machine.fds.install(file);
-      file.memfd.fds++;
-      return this.machine.fds.install({ ...file });
-    });
+    return this.syscall({ syscall: 'dup', fd }, () => this.machine.dup(fd));
   }
 
   close(fd: number): void {
@@ -456,9 +450,7 @@ export class FakeKernel implements Backend {
       // F_GET_SEALS on a file that is not shmem or hugetlbfs.
       if (file.kind !== 'memfd') throw new Errno('EINVAL');
       const { memfd } = file;
-      const copy = this.machine.fds.install({ ...file });
-      memfd.fds++;
-      return { fd: copy, size: memfd.size, pageSize: memfd.pageSize, seals: memfd.seals };
+      return { fd: this.machine.dup(fd), size: memfd.size, pageSize: memfd.pageSize, seals: memfd.seals };
     });
   }
 

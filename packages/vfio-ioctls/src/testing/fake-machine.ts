@@ -131,6 +131,15 @@ export class FakeMachine {
     else this.release(file);
   }
 
+  /** F_DUPFD_CLOEXEC: a second fd for the file at `fd`, which lives until its last fd closes (close). */
+  dup(fd: number): number {
+    const file = this.file(fd);
+    if (file.kind !== 'memfd') return this.fds.install(file);
+    // A memfd counts its fds itself (fake-memfd.ts: fdClosed), each fd its own entry.
+    file.memfd.fds++;
+    return this.fds.install({ ...file });
+  }
+
   /** get_file by another kernel object (a KVM VFIO device): the file outlives its fd. */
   hold(file: OpenFile): void {
     this.holds.set(file, (this.holds.get(file) ?? 0) + 1);

@@ -15,6 +15,12 @@ const LABELS = {
   'codec-region-info-plain-decode': 'decode region info, no capabilities',
 };
 
+const EVENTFD_LABELS = {
+  'eventfd-listener': 'eventfd +1 -> count in a JS callback (the poller Interrupts uses; C: write + read)',
+  'eventfd-listener-vs-epoll': 'eventfd +1 -> count in a JS callback, against C\'s own event loop (C: write + epoll_wait + read)',
+  'addon-eventfd-read': 'floor: eventfd +1 -> count read back by the addon, synchronously (C: write + read)',
+};
+
 async function runHost({ rounds, samples, warmup, log }) {
   const out = [];
   log('host: codecs (vfio-bindings vs hand-written DataView)');
@@ -29,18 +35,9 @@ async function runHost({ rounds, samples, warmup, log }) {
     out.push(compare({ id: 'fionread', item: 7, label: 'ioctl(FIONREAD) on a pipe', where: 'host', c: f.fionread.baseline, js: f.fionread.library }));
     log('host: eventfd count to JavaScript (the interrupt delivery path, no device; addon vs C)');
     const e = await benchEventfdDelivery(backend, { rounds, samples, warmup, batch: 1000 });
-    out.push(compare({
-      id: 'eventfd-listener', item: 12, label: 'eventfd +1 -> count in a JS callback (the poller Interrupts uses; C: write + read)', where: 'host',
-      c: e['eventfd-listener'].baseline, js: e['eventfd-listener'].library,
-    }));
-    out.push(compare({
-      id: 'eventfd-listener-vs-epoll', item: 12, label: 'eventfd +1 -> count in a JS callback, against C\'s own event loop (C: write + epoll_wait + read)', where: 'host',
-      c: e['eventfd-listener-vs-epoll'].baseline, js: e['eventfd-listener-vs-epoll'].library,
-    }));
-    out.push(compare({
-      id: 'addon-eventfd-read', item: 12, label: 'floor: eventfd +1 -> count read back by the addon, synchronously (C: write + read)', where: 'host',
-      c: e['addon-eventfd-read'].baseline, js: e['addon-eventfd-read'].library,
-    }));
+    for (const [id, p] of Object.entries(e)) {
+      out.push(compare({ id, item: 12, label: EVENTFD_LABELS[id], where: 'host', c: p.baseline, js: p.library }));
+    }
   } else {
     log('host: the native addon is not built; FIONREAD skipped');
   }

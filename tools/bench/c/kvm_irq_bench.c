@@ -19,7 +19,15 @@
  *                and injects with KVM_IRQ_LINE (5: 1 then 0).
  *   kvm-exit:    the guest a loop of port exits (EXIT_PAYLOAD) and nothing
  *                else, timed in the VMM from one exit to the next.
- * usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
+ *   kvm-irqfd-msi, kvm-forward-msi: the same two with edu's interrupt
+ *                routed as an MSI (KVM_SET_GSI_ROUTING: GSI MSI_GSI ->
+ *                vector 0x40 of the local APIC), as VMMs route a passed-
+ *                through MSI; the forwarder injects with KVM_SIGNAL_MSI.
+ *                The payload is kvm-tsc-payload.js's MSI variant (local
+ *                APIC, EOI to the APIC). KVM injects an MSI route from the
+ *                irqfd's wake-up itself, where an irqchip pin (GSI 5) goes
+ *                through a kworker and two context switches.
+ * usage: kvm_irq_bench irqfd|forward|exit|irqfd-msi|forward-msi container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
  *        (irqfd and forward: one OP spec; the guest runs once)
  * With KVM_IRQ_BENCH_PKEY set in the environment (the bench's --c-pkey) it
  * first allocates one protection key, write-disabled, as Node 20's V8 does
@@ -37,6 +45,10 @@
 #define BAR_WINDOW 0x10000
 #define LOAD_AT 0x1000
 #define GSI 5
+/* The MSI route's GSI (above the IOAPIC's 24 pins) and its message: local APIC 0, vector 0x40, fixed, edge. */
+#define MSI_GSI 24
+#define MSI_ADDRESS 0xfee00000u
+#define MSI_DATA 0x40u
 #define WAIT_PORT 0x13
 /* kvm-tsc-payload.js's layout and ports */
 #define N_AT 0x504
@@ -49,7 +61,7 @@
 #define CLOCK_PORT 0x14
 
 static struct vdev dev;
-static int kvm, vm, vcpu, efd, forward, exit_only;
+static int kvm, vm, vcpu, efd, forward, exit_only, msi;
 static struct kvm_run *run;
 static uint8_t *ram;
 
@@ -84,12 +96,17 @@ static const struct bench_op ops[] = {
 	{ "kvm-exit", op_exit, NULL },
 };
 
-/* The forwarder's work at each port 0x13 exit: the eventfd, then the line. */
+/* The forwarder's work at each port 0x13 exit: the eventfd, then the line (or the MSI). */
 static void forward_one(void)
 {
 	uint64_t count;
 	struct kvm_irq_level line = { .irq = GSI, .level = 1 };
 	CHECK(read(efd, &count, sizeof count));
+	if (msi) {
+		struct kvm_msi message = { .address_lo = MSI_ADDRESS, .data = MSI_DATA };
+		CHECK(ioctl(vm, KVM_SIGNAL_MSI, &message));
+		return;
+	}
 	CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
 	line.level = 0;
 	CHECK(ioctl(vm, KVM_IRQ_LINE, &line));
@@ -103,12 +120,12 @@ static void forward_one(void)
 static void run_timed(const char *spec)
 {
 	char name[64];
+	const char *want = forward ? (msi ? "kvm-forward-msi" : "kvm-forward") : (msi ? "kvm-irqfd-msi" : "kvm-irqfd");
 	unsigned batch, nsamples, warmup;
 	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch || !nsamples ||
 	    (uint64_t)batch * (warmup + nsamples) > MAX_INTERRUPTS ||
-	    strcmp(name, forward ? "kvm-forward" : "kvm-irqfd")) {
-		fprintf(stderr, "bad op spec %s (want %s:BATCH:SAMPLES:WARMUP, at most %u interrupts)\n", spec,
-			forward ? "kvm-forward" : "kvm-irqfd", MAX_INTERRUPTS);
+	    strcmp(name, want)) {
+		fprintf(stderr, "bad op spec %s (want %s:BATCH:SAMPLES:WARMUP, at most %u interrupts)\n", spec, want, MAX_INTERRUPTS);
 		exit(1);
 	}
 	unsigned n = batch * (warmup + nsamples);
@@ -163,6 +180,16 @@ static void map_ram(void *ram)
 	}
 }
 
+/* Replaces the irqchip's routes with the one MSI route the -msi modes use. */
+static void route_gsi_as_msi(void)
+{
+	struct { struct kvm_irq_routing head; struct kvm_irq_routing_entry entry; } table = {
+		.head = { .nr = 1 },
+		.entry = { .gsi = MSI_GSI, .type = KVM_IRQ_ROUTING_MSI, .u.msi = { .address_lo = MSI_ADDRESS, .data = MSI_DATA } },
+	};
+	CHECK(ioctl(vm, KVM_SET_GSI_ROUTING, &table));
+}
+
 /* MSI vector 0 signals `fd`; -1 turns MSI off (DATA_NONE, count 0). */
 static void route_msi(int fd)
 {
@@ -181,8 +208,13 @@ static void route_msi(int fd)
 
 int main(int argc, char **argv)
 {
-	if (argc < 7 || (strcmp(argv[1], "irqfd") && strcmp(argv[1], "forward") && strcmp(argv[1], "exit"))) {
-		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
+	static const char *const modes[] = { "irqfd", "forward", "exit", "irqfd-msi", "forward-msi" };
+	int mode = -1;
+	for (int i = 0; argc >= 2 && i < 5; i++)
+		if (!strcmp(argv[1], modes[i]))
+			mode = i;
+	if (argc < 7 || mode < 0) {
+		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit|irqfd-msi|forward-msi container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
 	if (getenv("KVM_IRQ_BENCH_PKEY") && pkey_alloc(0, PKEY_DISABLE_WRITE) < 0) {
@@ -194,8 +226,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvm_irq_bench %s: PKRU 0x%08x\n", argv[1], pkru);
 	else
 		fprintf(stderr, "kvm_irq_bench %s: no protection keys (OSPKE off)\n", argv[1]);
-	forward = !strcmp(argv[1], "forward");
-	exit_only = !strcmp(argv[1], "exit");
+	forward = mode == 1 || mode == 4;
+	exit_only = mode == 2;
+	msi = mode >= 3;
 	if (!strcmp(argv[2], "container"))
 		vdev_open(&dev, argv[3], argv[4]);
 	else
@@ -227,10 +260,12 @@ int main(int argc, char **argv)
 	set_slot(0, 0, RAM_SIZE, ram);
 	set_slot(1, BAR_GPA, BAR_WINDOW, (void *)dev.bar0);
 	CHECK(ioctl(vm, KVM_CREATE_IRQCHIP, 0));
+	if (msi)
+		route_gsi_as_msi();
 	/* Blocking, for the forwarder's read; KVM's irqfd does not care. */
 	CHECK(efd = eventfd(0, EFD_CLOEXEC));
 	if (!forward) {
-		struct kvm_irqfd irqfd = { .fd = efd, .gsi = GSI };
+		struct kvm_irqfd irqfd = { .fd = efd, .gsi = msi ? MSI_GSI : GSI };
 		CHECK(ioctl(vm, KVM_IRQFD, &irqfd));
 	}
 	route_msi(efd);

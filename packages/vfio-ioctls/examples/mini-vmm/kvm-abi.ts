@@ -1,5 +1,6 @@
 /**
- * The few pieces of <linux/kvm.h> (x86-64) the mini VMM uses: ioctl request
+ * The few pieces of <linux/kvm.h> (x86-64) the mini VMM uses (and the
+ * bench's nested-guest rows, which add the MSI route): ioctl request
  * numbers, constants and struct layouts, written out by hand and checked
  * against the C compiler by test/kvm-layout.test.ts (which compiles a
  * program printing sizeof/offsetof/values for every key of KVM_LAYOUT and
@@ -41,6 +42,22 @@ export const KVM_LAYOUT = {
   'kvm_create_device.type': 0,
   'kvm_create_device.fd': 4,
   'kvm_create_device.flags': 8,
+  'sizeof kvm_irq_routing': 8,
+  'kvm_irq_routing.nr': 0,
+  'kvm_irq_routing.flags': 4,
+  'kvm_irq_routing.entries': 8,
+  'sizeof kvm_irq_routing_entry': 48,
+  'kvm_irq_routing_entry.gsi': 0,
+  'kvm_irq_routing_entry.type': 4,
+  'kvm_irq_routing_entry.flags': 8,
+  'kvm_irq_routing_entry.u.msi.address_lo': 16,
+  'kvm_irq_routing_entry.u.msi.address_hi': 20,
+  'kvm_irq_routing_entry.u.msi.data': 24,
+  'sizeof kvm_msi': 32,
+  'kvm_msi.address_lo': 0,
+  'kvm_msi.address_hi': 4,
+  'kvm_msi.data': 8,
+  'kvm_msi.flags': 12,
 } as const;
 
 /** Request numbers (unsigned) and constants, keyed by their C names. */
@@ -54,6 +71,9 @@ export const KVM_CONSTANTS = {
   KVM_CREATE_IRQCHIP: 0xae60,
   KVM_IRQ_LINE: 0x4008ae61,
   KVM_IRQFD: 0x4020ae76,
+  KVM_SET_GSI_ROUTING: 0x4008ae6a,
+  KVM_SIGNAL_MSI: 0x4020aea5,
+  KVM_IRQ_ROUTING_MSI: 2,
   KVM_CREATE_DEVICE: 0xc00caee0,
   KVM_RUN: 0xae80,
   KVM_GET_REGS: 0x8090ae81,
@@ -105,6 +125,30 @@ export function irqLevel(gsi: number, level: 0 | 1): Uint8Array {
   const { bytes, view } = struct(L['sizeof kvm_irq_level']);
   view.setUint32(L['kvm_irq_level.irq'], gsi, true);
   view.setUint32(L['kvm_irq_level.level'], level, true);
+  return bytes;
+}
+
+/**
+ * struct kvm_irq_routing with one MSI entry, for KVM_SET_GSI_ROUTING: GSI
+ * `gsi` becomes the message (`address`, `data`). The table replaces every
+ * route the in-kernel irqchip had, its 8259 and IOAPIC pins included.
+ */
+export function msiRouting(gsi: number, address: number, data: number): Uint8Array {
+  const entry = L['kvm_irq_routing.entries'];
+  const { bytes, view } = struct(entry + L['sizeof kvm_irq_routing_entry']);
+  view.setUint32(L['kvm_irq_routing.nr'], 1, true);
+  view.setUint32(entry + L['kvm_irq_routing_entry.gsi'], gsi, true);
+  view.setUint32(entry + L['kvm_irq_routing_entry.type'], KVM_CONSTANTS.KVM_IRQ_ROUTING_MSI, true);
+  view.setUint32(entry + L['kvm_irq_routing_entry.u.msi.address_lo'], address, true);
+  view.setUint32(entry + L['kvm_irq_routing_entry.u.msi.data'], data, true);
+  return bytes;
+}
+
+/** struct kvm_msi for KVM_SIGNAL_MSI: the message injected once, from userspace. */
+export function msiMessage(address: number, data: number): Uint8Array {
+  const { bytes, view } = struct(L['sizeof kvm_msi']);
+  view.setUint32(L['kvm_msi.address_lo'], address, true);
+  view.setUint32(L['kvm_msi.data'], data, true);
   return bytes;
 }
 

@@ -15,6 +15,12 @@
 //                'interrupt' event and injects with KVM_IRQ_LINE.
 //   kvm-exit:    EXIT_PAYLOAD below: port exits alone,
 //                timed in the VMM from one exit to the next (the floor).
+//   kvm-irqfd-msi, kvm-forward-msi: the first two with edu's interrupt
+//                routed as an MSI to the nested guest's local APIC
+//                (KVM_SET_GSI_ROUTING; the forwarder injects with
+//                KVM_SIGNAL_MSI), as VMMs route a passed-through MSI; the
+//                payload's MSI variant. KVM injects an MSI route in the
+//                irqfd's wake-up; a pin (GSI 5) goes through a kworker.
 // Ticks become ns on each side the same way: the guest brackets its run
 // with rdtsc, each followed by a port 0x14 exit at which the VMM reads
 // CLOCK_MONOTONIC (C clock_gettime, here process.hrtime), ticks per ns =
@@ -56,8 +62,14 @@ const EXIT_PAYLOAD = Uint8Array.from([
   0xeb, 0xfd,       // 0004 jmp 3
 ]);
 
-/** The guest a mode runs: the timing one, or EXIT_PAYLOAD for the exit floor. */
-const payloadOf = (mode) => (mode === 'exit' ? EXIT_PAYLOAD : tsc.TSC_PAYLOAD);
+/** The -msi modes route edu's interrupt as an MSI (GSI tsc.MSI_GSI) instead of the 8259's pin GSI. */
+const isMsi = (mode) => mode.endsWith('-msi');
+
+/** The guest a mode runs: the timing one (its MSI variant for -msi), or EXIT_PAYLOAD for the exit floor. */
+function payloadOf(mode) {
+  if (mode === 'exit') return EXIT_PAYLOAD;
+  return isMsi(mode) ? tsc.TSC_MSI_PAYLOAD : tsc.TSC_PAYLOAD;
+}
 
 /** Where the C program reads a mode's payload from (written per run). */
 function payloadFile(mode) {
@@ -82,7 +94,7 @@ function pinned(argv, id, env = {}) {
   throw new Error(`${argv[0]} printed no samples for ${id}`);
 }
 
-const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit' })[op.id] ?? 'irqfd';
+const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit', 'kvm-irqfd-msi': 'irqfd-msi', 'kvm-forward-msi': 'forward-msi' })[op.id] ?? 'irqfd';
 
 /** One C process per mode (each sets up its own VM); with o.cPkey (--c-pkey) holding a protection key as Node does. */
 function runKvmCRound(dev, o, backend, ops) {
@@ -97,9 +109,10 @@ function runKvmCRound(dev, o, backend, ops) {
 
 /** The VM for one mode, set up as the C program does; returns the op and close(). */
 function setUp(dev, backend, mode) {
-  const forward = mode === 'forward';
+  const forward = mode.startsWith('forward');
+  const msi = isMsi(mode);
   const { Vm } = require(path.join(MINI_VMM, 'kvm.js'));
-  const { KVM_CONSTANTS: K, irqLevel } = require(path.join(MINI_VMM, 'kvm-abi.js'));
+  const { KVM_CONSTANTS: K, irqLevel, msiRouting, msiMessage } = require(path.join(MINI_VMM, 'kvm-abi.js'));
   const opened = openOnBackend(dev, backend);
   const { device, iommu } = opened;
   const config = device.config;
@@ -112,6 +125,8 @@ function setUp(dev, backend, mode) {
   const bar = unsafe.mmap(device.fd, BAR_WINDOW, unsafe.PROT_READ | unsafe.PROT_WRITE, device.region(b.VFIO_PCI_BAR0_REGION_INDEX).offset);
   vm.setMemory(1, BigInt(BAR_GPA), BigInt(BAR_WINDOW), unsafe.addressOf(bar));
   vm.createIrqchip();
+  if (msi) unsafe.ioctl(vm.fd, K.KVM_SET_GSI_ROUTING, msiRouting(tsc.MSI_GSI, tsc.MSI_ADDRESS, tsc.MSI_VECTOR));
+  const gsi = msi ? tsc.MSI_GSI : GSI;
   let irqfd;
   let irqs;
   let wake = null;
@@ -124,16 +139,21 @@ function setUp(dev, backend, mode) {
     });
   } else {
     irqfd = EventFd.create();
-    vm.addIrqfd(irqfd.fd, GSI);
+    vm.addIrqfd(irqfd.fd, gsi);
     irqs = device.enableIrq(b.VFIO_PCI_MSI_IRQ_INDEX, { eventfds: [irqfd] });
   }
   const link = device.addToKvm(vm.createVfioDevice());
   const vcpu = vm.createVcpu(LOAD_AT, 0x8000);
   const raise = irqLevel(GSI, 1);
   const lower = irqLevel(GSI, 0);
+  const message = msiMessage(tsc.MSI_ADDRESS, tsc.MSI_VECTOR);
   const forwardOne = async () => {
     // The MSI came while the vCPU ran; its poller runs once we yield.
     await new Promise((resolve) => (wake = resolve));
+    if (msi) {
+      unsafe.ioctl(vm.fd, K.KVM_SIGNAL_MSI, message);
+      return;
+    }
     unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, raise);
     unsafe.ioctl(vm.fd, K.KVM_IRQ_LINE, lower);
   };

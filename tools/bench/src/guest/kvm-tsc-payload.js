@@ -94,6 +94,89 @@ const TSC_PAYLOAD = Uint8Array.from([
   0xcf,                                             // 00ba iret
 ]);
 
+// TSC_MSI_PAYLOAD: the same run with edu's interrupt routed as an MSI to
+// the local APIC (kvm-irqfd-msi, kvm-forward-msi: KVM_SET_GSI_ROUTING,
+// GSI MSI_GSI -> vector MSI_VECTOR), as a VMM routes a passed-through MSI.
+// Only three things differ: the set-up moves the APIC to APIC_BASE (WRMSR
+// 0x1B: below 1 MiB, so real mode reaches it through GS, and outside both
+// memory slots, so its accesses exit to KVM's in-kernel APIC) and enables
+// it (SVR 0x1FF: software enable, spurious vector 0xFF); the handler is
+// vector 0x40's (IVT 0x100); its EOI is a write to the APIC's EOI register
+// (GS:0xB0) instead of OUT 0x20. The 8259 is left alone (no route reaches it).
+const TSC_MSI_PAYLOAD = Uint8Array.from([
+  // start:
+  0xfa,                                             // 0000 cli
+  0x31, 0xc0,                                       // 0001 xor ax,ax
+  0x8e, 0xd8,                                       // 0003 mov ds,ax
+  0x8e, 0xd0,                                       // 0005 mov ss,ax
+  0xbc, 0x00, 0x80,                                 // 0007 mov sp,0x8000
+  0xb8, 0x00, 0xa0,                                 // 000a mov ax,0xa000
+  0x8e, 0xc0,                                       // 000d mov es,ax
+  0xb8, 0x00, 0x10,                                 // 000f mov ax,0x1000
+  0x8e, 0xe0,                                       // 0012 mov fs,ax
+  0x66, 0xb9, 0x1b, 0x00, 0x00, 0x00,               // 0014 mov ecx,0x1b
+  0x66, 0xb8, 0x00, 0x09, 0x0c, 0x00,               // 001a mov eax,0xc0900 (APIC_BASE | enable | BSP)
+  0x66, 0x31, 0xd2,                                 // 0020 xor edx,edx
+  0x0f, 0x30,                                       // 0023 wrmsr
+  0xb8, 0x00, 0xc0,                                 // 0025 mov ax,0xc000
+  0x8e, 0xe8,                                       // 0028 mov gs,ax
+  0x65, 0x66, 0xc7, 0x06, 0xf0, 0x00, 0xff, 0x01, 0x00, 0x00, // 002a mov dword gs:0xf0,0x1ff
+  0xc7, 0x06, 0x00, 0x01, 0x9e, 0x10,               // 0034 mov word ds:0x100,0x109e
+  0xc7, 0x06, 0x02, 0x01, 0x00, 0x00,               // 003a mov word ds:0x102,0x0
+  0xc7, 0x06, 0x00, 0x05, 0x00, 0x00,               // 0040 mov word ds:0x500,0x0
+  0x31, 0xff,                                       // 0046 xor di,di
+  0xfb,                                             // 0048 sti
+  0xba, 0x14, 0x00,                                 // 0049 mov dx,0x14
+  0xee,                                             // 004c out dx,al
+  0x0f, 0x31,                                       // 004d rdtsc
+  0x66, 0xa3, 0x18, 0x05,                           // 004f mov ds:0x518,eax
+  0x66, 0x89, 0x16, 0x1c, 0x05,                     // 0053 mov dword ds:0x51c,edx
+  0xba, 0x14, 0x00,                                 // 0058 mov dx,0x14
+  0xee,                                             // 005b out dx,al
+  0x8b, 0x0e, 0x04, 0x05,                           // 005c mov cx,word ds:0x504
+  // one:
+  0x8b, 0x1e, 0x00, 0x05,                           // 0060 mov bx,word ds:0x500
+  0x0f, 0x31,                                       // 0064 rdtsc
+  0x66, 0xa3, 0x10, 0x05,                           // 0066 mov ds:0x510,eax
+  0x66, 0x89, 0x16, 0x14, 0x05,                     // 006a mov dword ds:0x514,edx
+  0x26, 0x66, 0xc7, 0x06, 0x60, 0x00, 0x01, 0x00, 0x00, 0x00, // 006f mov dword es:0x60,0x1
+  0x80, 0x3e, 0x06, 0x05, 0x00,                     // 0079 cmp byte ds:0x506,0x0
+  0x74, 0x04,                                       // 007e je wait
+  0xba, 0x13, 0x00,                                 // 0080 mov dx,0x13
+  0xee,                                             // 0083 out dx,al
+  // wait:
+  0x39, 0x1e, 0x00, 0x05,                           // 0084 cmp word ds:0x500,bx
+  0x74, 0xfa,                                       // 0088 je wait
+  0xe2, 0xd4,                                       // 008a loop one
+  0x0f, 0x31,                                       // 008c rdtsc
+  0x66, 0xa3, 0x20, 0x05,                           // 008e mov ds:0x520,eax
+  0x66, 0x89, 0x16, 0x24, 0x05,                     // 0092 mov dword ds:0x524,edx
+  0xba, 0x14, 0x00,                                 // 0097 mov dx,0x14
+  0xee,                                             // 009a out dx,al
+  0xfa,                                             // 009b cli
+  // done:
+  0xeb, 0xfe,                                       // 009c jmp done
+  // handler:
+  0x66, 0x50,                                       // 009e push eax
+  0x66, 0x52,                                       // 00a0 push edx
+  0x0f, 0x31,                                       // 00a2 rdtsc
+  0x66, 0x2b, 0x06, 0x10, 0x05,                     // 00a4 sub eax,dword ds:0x510
+  0x64, 0x66, 0x89, 0x05,                           // 00a9 mov dword fs:[di],eax
+  0x83, 0xc7, 0x04,                                 // 00ad add di,0x4
+  0x26, 0x66, 0xa1, 0x24, 0x00,                     // 00b0 mov eax,es:0x24
+  0x26, 0x66, 0xa3, 0x64, 0x00,                     // 00b5 mov es:0x64,eax
+  0xff, 0x06, 0x00, 0x05,                           // 00ba inc word ds:0x500
+  0x65, 0x66, 0xc7, 0x06, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x00, // 00be mov dword gs:0xb0,0x0 (EOI)
+  0x66, 0x5a,                                       // 00c8 pop edx
+  0x66, 0x58,                                       // 00ca pop eax
+  0xcf,                                             // 00cc iret
+]);
+/** The MSI the -msi rows route and signal: local APIC 0, vector 0x40, fixed, edge. */
+const MSI_ADDRESS = 0xfee00000;
+const MSI_VECTOR = 0x40;
+/** The -msi rows' GSI: above the IOAPIC's 24 pins (their routes are replaced anyway). */
+const MSI_GSI = 24;
+
 /** Guest physical layout the VMM writes and reads (little-endian). */
 const N_AT = 0x504; // u16: interrupts in the run
 const FORWARD_AT = 0x506; // u8: 1 = OUT to FORWARD_PORT after each raise
@@ -105,4 +188,4 @@ const MAX_INTERRUPTS = 0x4000;
 const FORWARD_PORT = 0x13;
 const CLOCK_PORT = 0x14;
 
-module.exports = { TSC_PAYLOAD, N_AT, FORWARD_AT, TSC_START_AT, TSC_END_AT, DELTAS_AT, MAX_INTERRUPTS, FORWARD_PORT, CLOCK_PORT };
+module.exports = { TSC_PAYLOAD, TSC_MSI_PAYLOAD, MSI_ADDRESS, MSI_VECTOR, MSI_GSI, N_AT, FORWARD_AT, TSC_START_AT, TSC_END_AT, DELTAS_AT, MAX_INTERRUPTS, FORWARD_PORT, CLOCK_PORT };

@@ -29,10 +29,10 @@
  *                through a kworker and two context switches.
  * usage: kvm_irq_bench irqfd|forward|exit|irqfd-msi|forward-msi container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...
  *        (irqfd and forward: one OP spec; the guest runs once)
- * With KVM_IRQ_BENCH_PKEY set in the environment (the bench's --c-pkey) it
- * first allocates one protection key, write-disabled, as Node 20's V8 does
- * at start-up, so that its PKRU is the library's VMM's (c/pkru.h). Either
- * way it prints its PKRU on stderr.
+ * With BENCH_C_PKEY set in the environment (the bench's --c-pkey) it first
+ * allocates one protection key, write-disabled, as Node 20's V8 does at
+ * start-up, so that its PKRU is the library's VMM's (c/pkru.h). Either way
+ * it prints its PKRU on stderr.
  */
 #define _GNU_SOURCE /* pkey_alloc, PKEY_DISABLE_WRITE */
 #include "pkru.h"
@@ -217,15 +217,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit|irqfd-msi|forward-msi container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
-	if (getenv("KVM_IRQ_BENCH_PKEY") && pkey_alloc(0, PKEY_DISABLE_WRITE) < 0) {
-		perror("pkey_alloc");
-		return 2;
-	}
-	uint32_t pkru;
-	if (pkru_read(&pkru) == 0)
-		fprintf(stderr, "kvm_irq_bench %s: PKRU 0x%08x\n", argv[1], pkru);
-	else
-		fprintf(stderr, "kvm_irq_bench %s: no protection keys (OSPKE off)\n", argv[1]);
+	char who[64];
+	snprintf(who, sizeof who, "kvm_irq_bench %s", argv[1]);
+	pkru_as_node_if_asked(who);
 	forward = mode == 1 || mode == 4;
 	exit_only = mode == 2;
 	msi = mode >= 3;

@@ -4,6 +4,7 @@
  * library's VMM prints it next to C's (c/pkru.h says why it matters). Not
  * part of the library: the bench compiles it next to the C programs.
  */
+#define _GNU_SOURCE /* pkru.h's pkey_alloc, unused here */
 #include "pkru.h"
 #include <node_api.h>
 

@@ -15,6 +15,7 @@
  * Prints one JSON line per OP (see bench.h); ns per operation.
  */
 #define _GNU_SOURCE /* memfd_create, MFD_HUGETLB */
+#include "pkru.h"
 #include "vfio_cdev.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: vfio_bench container|iommufd GROUP_PATH|CDEV_PATH BDF OP:BATCH:SAMPLES:WARMUP...\n");
 		return 1;
 	}
+	pkru_as_node_if_asked("vfio_bench");
 	if (!strcmp(argv[1], "container"))
 		vdev_open(&dev, argv[2], argv[3]);
 	else

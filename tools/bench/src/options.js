@@ -24,9 +24,10 @@ const USAGE = `usage: node tools/bench/src/cli.js [options]
   --out FILE          results JSON (default: tools/bench/results/latest.json for a
                       full run, .cache/bench/partial.json otherwise)
   --no-readme         do not rewrite the results section of tools/bench/README.md
-  --c-pkey            the C VMM of the nested-guest rows (kvm) first allocates
-                      one protection key, as Node 20's V8 does, so both VMMs
-                      run with the same PKRU (README: the irqfd analysis)`;
+  --c-pkey            the guest's C programs of the device and nested-guest
+                      rows (vfio_bench, kvm_irq_bench) first allocate one
+                      protection key, as Node 20's V8 does, so both sides run
+                      with the same PKRU (README: the irqfd analysis)`;
 
 function parseOptions(argv) {
   const o = {

@@ -83,9 +83,9 @@ const hasKvm = () => fs.existsSync('/dev/kvm');
 /** The backend the rows run on: the container where asked for, else the first. */
 const kvmBackend = (backends) => (backends.includes('container') ? 'container' : backends[0]);
 
-/** Runs `argv` pinned to BENCH_CPU (interrupt-cpu.js) with `env` added; returns the JSON line it printed for `id`. */
-function pinned(argv, id, env = {}) {
-  const stdout = execFileSync('taskset', ['-c', String(BENCH_CPU), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+/** Runs `argv` pinned to BENCH_CPU (interrupt-cpu.js); returns the JSON line it printed for `id`. */
+function pinned(argv, id) {
+  const stdout = execFileSync('taskset', ['-c', String(BENCH_CPU), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   for (const line of stdout.split('\n')) {
     if (!line.trim()) continue;
     const rec = JSON.parse(line);
@@ -96,13 +96,12 @@ function pinned(argv, id, env = {}) {
 
 const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit', 'kvm-irqfd-msi': 'irqfd-msi', 'kvm-forward-msi': 'forward-msi' })[op.id] ?? 'irqfd';
 
-/** One C process per mode (each sets up its own VM); with o.cPkey (--c-pkey) holding a protection key as Node does. */
+/** One C process per mode (each sets up its own VM; with --c-pkey, BENCH_C_PKEY in the environment, holding a protection key as Node does). */
 function runKvmCRound(dev, o, backend, ops) {
   const node = backend === 'container' ? dev.groupPath : dev.cdev;
-  const env = o.cPkey ? { KVM_IRQ_BENCH_PKEY: '1' } : {};
   const out = {};
   for (const op of ops) {
-    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(modeOf(op)), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id, env);
+    out[op.id] = pinned([cprog.binaryPath('kvm_irq_bench'), modeOf(op), backend, node, dev.address, payloadFile(modeOf(op)), `${op.id}:${op.batch}:${o.samples}:${o.warmup}`], op.id);
   }
   return out;
 }

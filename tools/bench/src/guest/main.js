@@ -35,7 +35,7 @@ function args(argv) {
     else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--malloc-stats') process.env.BENCH_MALLOC_STATS = argv[++i];
     else if (a === '--pkru-probe') process.env.BENCH_PKRU_PROBE = argv[++i];
-    else if (a === '--c-pkey') o.cPkey = true;
+    else if (a === '--c-pkey') process.env.BENCH_C_PKEY = '1'; // every C program inherits it (c/pkru.h)
     else throw new Error(`guest: unknown argument ${a}`);
   }
   if (!o.out) throw new Error('guest: --out is required');

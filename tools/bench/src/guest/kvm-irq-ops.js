@@ -49,7 +49,7 @@ const MINI_VMM = path.join(REPO_ROOT, 'packages/vfio-ioctls/dist-guest/examples/
 const RAM_SIZE = 0xa0000;
 const BAR_GPA = 0xa0000;
 const BAR_WINDOW = 0x10000;
-const LOAD_AT = 0x1000;
+const { LOAD_AT } = tsc; // where both payloads are entered
 const GSI = 5;
 const WAIT_PORT = 0x13;
 // The kvm-exit row's guest: port exits alone, the cost of the exit each

@@ -10,7 +10,7 @@ import { VfioError } from './core/errors';
 import { checkInstance, checkOptions, checkString, checkUuid, parsePciAddress, rangeError } from './core/validate';
 import { adoptDevice, Device, installCdevAdopter, installDeviceOpener } from './device/device';
 import { cdevOf } from './discovery/cdev';
-import { groupOf, groupOfSysfsPath, isVfioDriver, pciDevice } from './discovery/sysfs';
+import { groupOf, groupOfSysfsPath, isVfioDriver, pciDevice, pciDeviceDir } from './discovery/sysfs';
 import { Container } from './iommu/container/container';
 import { Group, installDeviceWrapper } from './iommu/container/group';
 import { openSharedDevice } from './iommu/container/shared-groups';
@@ -72,7 +72,7 @@ export function openDevice(target: string, options?: DeviceOpenOptions): Device 
     const address = parsePciAddress(target);
     if (!address) throw rangeError('target', `must be a PCI address or a sysfs path, got ${JSON.stringify(target)}`, 'ERR_INVALID_ARG_VALUE');
     name = address;
-    sysfsPath = `${context.sysfsRoot}/bus/pci/devices/${address}`;
+    sysfsPath = pciDeviceDir(context.sysfsRoot, address);
   }
   // 'container' goes straight to the group; the others look for a cdev first.
   const cdev = choice === 'container' ? undefined : cdevOf(sysfsPath);

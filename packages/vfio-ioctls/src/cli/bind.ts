@@ -6,7 +6,7 @@
  * took the device from (driver-record.ts) and unbind gives it back.
  */
 import { existsSync } from 'node:fs';
-import { blocksGroup, groupDevices, isVfioDriver, type PciDeviceInfo } from '../discovery/sysfs';
+import { blocksGroup, groupDevices, isVfioDriver, pciDeviceDir, type PciDeviceInfo } from '../discovery/sysfs';
 import { CliError, describeError, type Command, type CommandEnv, type OptionSpec } from './command';
 import { forgetRecord, loadRecord, saveRecord, type DriverRecord } from './driver-record';
 import { json } from './format';
@@ -18,7 +18,7 @@ import { findDevice, groupMembers, oneArgument, pciAddress, requireSysfs } from 
 /** The sysfs attributes the rebinding writes, for one device. */
 export function sysfsPaths(sysfsRoot: string, address: string, driver?: string) {
   return {
-    driverOverride: `${sysfsRoot}/bus/pci/devices/${address}/driver_override`,
+    driverOverride: `${pciDeviceDir(sysfsRoot, address)}/driver_override`,
     unbind: driver === undefined ? undefined : `${sysfsRoot}/bus/pci/drivers/${driver}/unbind`,
     driversProbe: `${sysfsRoot}/bus/pci/drivers_probe`,
     vfioDriver: `${sysfsRoot}/bus/pci/drivers/vfio-pci`,

@@ -8,6 +8,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import type { InterfaceLister } from './command';
+import { pciDeviceDir } from '../discovery/sysfs';
 
 export interface HostView {
   sysfsRoot: string;
@@ -20,7 +21,7 @@ export interface HostView {
  * ('/dev/nvme0n1p1 is mounted on /mnt'); empty when it is free to take.
  */
 export function hostUses(address: string, view: HostView): string[] {
-  const device = realpathSync(`${view.sysfsRoot}/bus/pci/devices/${address}`);
+  const device = realpathSync(pciDeviceDir(view.sysfsRoot, address));
   return [...blockUses(device, view), ...shareUses(device, view), ...networkUses(device, view), ...displayUses(device, view)];
 }
 

@@ -1,7 +1,7 @@
 /** `vfio list`: every IOMMU group, its devices, and whether VFIO can use it. */
 import { existsSync } from 'node:fs';
 import { cdevOf } from '../discovery/cdev';
-import { blocksGroup, isVfioDriver, listIommuGroups, type PciDeviceInfo } from '../discovery/sysfs';
+import { blocksGroup, isVfioDriver, listIommuGroups, pciDeviceDir, type PciDeviceInfo } from '../discovery/sysfs';
 import { usageError, type Command, type CommandEnv } from './command';
 import { className, hex, json, table } from './format';
 import { listSchema } from './schemas/list';
@@ -14,7 +14,7 @@ import { requireSysfs } from './target';
  * (and /dev/vfio/devices/vfioN).
  */
 export function deviceCdev(address: string, sysfsRoot: string): string | undefined {
-  const dir = `${sysfsRoot}/bus/pci/devices/${address}`;
+  const dir = pciDeviceDir(sysfsRoot, address);
   const name = cdevOf(dir);
   return name !== undefined && existsSync(`${dir}/vfio-dev/${name}/dev`) ? name : undefined;
 }

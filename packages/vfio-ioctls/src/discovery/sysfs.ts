@@ -46,6 +46,11 @@ function sysfsRootOf(options?: SysfsOptions): string {
   return root.length > 1 ? root.replace(/\/+$/, '') : root;
 }
 
+/** The sysfs folder of the PCI device at full address `address` under sysfs mount `sysfsRoot`. */
+export function pciDeviceDir(sysfsRoot: string, address: string): string {
+  return `${sysfsRoot}/bus/pci/devices/${address}`;
+}
+
 function checkAddress(address: unknown): string {
   const full = parsePciAddress(checkString('address', address));
   if (!full) throw rangeError('address', `must be a PCI address like '0000:00:03.0', got ${JSON.stringify(address)}`, 'ERR_INVALID_ARG_VALUE');
@@ -98,7 +103,7 @@ export function describeSysfsDevice(dir: string, address: string): PciDeviceInfo
  */
 export function pciDevice(address: string, options?: SysfsOptions): PciDeviceInfo {
   const full = checkAddress(address);
-  return describeSysfsDevice(`${sysfsRootOf(options)}/bus/pci/devices/${full}`, full);
+  return describeSysfsDevice(pciDeviceDir(sysfsRootOf(options), full), full);
 }
 
 /**
@@ -107,7 +112,7 @@ export function pciDevice(address: string, options?: SysfsOptions): PciDeviceInf
  */
 export function groupOf(address: string, options?: SysfsOptions): number {
   const full = checkAddress(address);
-  return groupOfSysfsPath(`${sysfsRootOf(options)}/bus/pci/devices/${full}`);
+  return groupOfSysfsPath(pciDeviceDir(sysfsRootOf(options), full));
 }
 
 /** The IOMMU group number of the device in sysfs folder `dir`. */

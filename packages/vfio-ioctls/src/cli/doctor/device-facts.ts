@@ -1,7 +1,7 @@
 /** The device `vfio doctor <address>` looks at, and its IOMMU group, read once. */
 import { basename } from 'node:path';
 import { cdevOf } from '../../discovery/cdev';
-import { groupDevices, pciDevice, type PciDeviceInfo } from '../../discovery/sysfs';
+import { groupDevices, pciDevice, pciDeviceDir, type PciDeviceInfo } from '../../discovery/sysfs';
 import type { DoctorContext } from './context';
 import { noiommuMode } from './facts';
 
@@ -13,7 +13,7 @@ export function deviceInfo(ctx: DoctorContext): PciDeviceInfo | undefined {
     try {
       return pciDevice(address, { sysfsRoot: ctx.sys });
     } catch (error) {
-      if ((error as { code?: string }).code === 'ENOENT' && !ctx.exists(`${ctx.sys}/bus/pci/devices/${address}`)) return undefined;
+      if ((error as { code?: string }).code === 'ENOENT' && !ctx.exists(pciDeviceDir(ctx.sys, address))) return undefined;
       throw error;
     }
   });
@@ -48,7 +48,7 @@ export function groupFacts(ctx: DoctorContext): GroupFacts | undefined {
 
 /** The node of a device's cdev ('/dev/vfio/devices/vfio0'), undefined when it has none. */
 export function cdevNode(ctx: DoctorContext, address: string): string | undefined {
-  const name = cdevOf(`${ctx.sys}/bus/pci/devices/${address}`);
+  const name = cdevOf(pciDeviceDir(ctx.sys, address));
   return name && `${ctx.options.devRoot}/devices/${name}`;
 }
 

@@ -208,10 +208,12 @@ static void route_msi(int fd)
 
 int main(int argc, char **argv)
 {
-	static const char *const modes[] = { "irqfd", "forward", "exit", "irqfd-msi", "forward-msi" };
+	static const struct { const char *name; int forward, exit_only, msi; } modes[] = {
+		{ "irqfd", 0, 0, 0 }, { "forward", 1, 0, 0 }, { "exit", 0, 1, 0 }, { "irqfd-msi", 0, 0, 1 }, { "forward-msi", 1, 0, 1 },
+	};
 	int mode = -1;
-	for (int i = 0; argc >= 2 && i < 5; i++)
-		if (!strcmp(argv[1], modes[i]))
+	for (int i = 0; argc >= 2 && i < (int)(sizeof modes / sizeof modes[0]); i++)
+		if (!strcmp(argv[1], modes[i].name))
 			mode = i;
 	if (argc < 7 || mode < 0) {
 		fprintf(stderr, "usage: kvm_irq_bench irqfd|forward|exit|irqfd-msi|forward-msi container|iommufd GROUP|CDEV BDF PAYLOAD OP:BATCH:SAMPLES:WARMUP...\n");
@@ -220,9 +222,9 @@ int main(int argc, char **argv)
 	char who[64];
 	snprintf(who, sizeof who, "kvm_irq_bench %s", argv[1]);
 	pkru_as_node_if_asked(who);
-	forward = mode == 1 || mode == 4;
-	exit_only = mode == 2;
-	msi = mode >= 3;
+	forward = modes[mode].forward;
+	exit_only = modes[mode].exit_only;
+	msi = modes[mode].msi;
 	if (!strcmp(argv[2], "container"))
 		vdev_open(&dev, argv[3], argv[4]);
 	else

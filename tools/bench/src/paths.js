@@ -14,4 +14,7 @@ module.exports = {
   RESULTS_JSON: path.join(BENCH_DIR, 'results', 'latest.json'),
   README: path.join(BENCH_DIR, 'README.md'),
   VM_CLI: path.join(REPO_ROOT, 'tools', 'vm', 'bin', 'vm.js'),
+  // examples/mini-vmm compiled for the guest (`pnpm --filter vfio-ioctls build:guest`):
+  // the nested-guest rows' VMM toolkit and the 8259 set-up bytes.
+  MINI_VMM: path.join(REPO_ROOT, 'packages', 'vfio-ioctls', 'dist-guest', 'examples', 'mini-vmm'),
 };

@@ -29,6 +29,26 @@ export const IRQ_RAISED = 0x2a;
 /** The answers on ANSWER_PORT, in order. */
 export const ANSWERS = ['identification', 'liveness', 'factorial', 'interrupts handled', 'DMA round trip (first dword)'] as const;
 
+/**
+ * Programs the 8259 (ICW1 edge + ICW4, ICW2 vector base 0x20, ICW3 slave on
+ * IRQ2, ICW4 8086 mode), then masks every line but IRQ5 (OCW1 0xDF).
+ * Position-independent; the bench's nested-guest payloads use it too
+ * (tools/bench/src/guest/kvm-tsc-payload.js).
+ */
+// prettier-ignore
+export const PIC_SETUP: readonly number[] = [
+  0xb0, 0x11,                                      // 0000 mov al,0x11
+  0xe6, 0x20,                                      // 0002 out 0x20,al
+  0xb0, 0x20,                                      // 0004 mov al,0x20
+  0xe6, 0x21,                                      // 0006 out 0x21,al
+  0xb0, 0x04,                                      // 0008 mov al,0x4
+  0xe6, 0x21,                                      // 000a out 0x21,al
+  0xb0, 0x01,                                      // 000c mov al,0x1
+  0xe6, 0x21,                                      // 000e out 0x21,al
+  0xb0, 0xdf,                                      // 0010 mov al,0xdf
+  0xe6, 0x21,                                      // 0012 out 0x21,al
+];
+
 // prettier-ignore
 export const PAYLOAD = Uint8Array.from([
   // Real mode, CS = 0, loaded at 0x1000. Interrupts off; DS = SS = 0, stack below 0x8000;
@@ -56,18 +76,9 @@ export const PAYLOAD = Uint8Array.from([
   0x75, 0xf7,                                      // 003b jne 34 <wait_fact>
   0x26, 0x66, 0xa1, 0x08, 0x00,                    // 003d mov eax,es:0x8
   0x66, 0xef,                                      // 0042 out dx,eax
-  // Program the 8259 (ICW1 edge + ICW4, ICW2 vector base 0x20, ICW3 slave on IRQ2, ICW4 8086 mode),
-  // then mask every line but IRQ5 (OCW1 0xDF): GSI 5 is where the VMM's irqfd injects.
-  0xb0, 0x11,                                      // 0044 mov al,0x11
-  0xe6, 0x20,                                      // 0046 out 0x20,al
-  0xb0, 0x20,                                      // 0048 mov al,0x20
-  0xe6, 0x21,                                      // 004a out 0x21,al
-  0xb0, 0x04,                                      // 004c mov al,0x4
-  0xe6, 0x21,                                      // 004e out 0x21,al
-  0xb0, 0x01,                                      // 0050 mov al,0x1
-  0xe6, 0x21,                                      // 0052 out 0x21,al
-  0xb0, 0xdf,                                      // 0054 mov al,0xdf
-  0xe6, 0x21,                                      // 0056 out 0x21,al
+  // Program the 8259 (PIC_SETUP below, 0044-0057), then mask every line but IRQ5: GSI 5 is where
+  // the VMM's irqfd injects.
+  ...PIC_SETUP,
   // Vector 0x25 (IRQ5) -> `handler` (IVT entry at 0x94: offset, segment); clear the counter at 0x500.
   0xc7, 0x06, 0x94, 0x00, 0xf4, 0x10,              // 0058 mov WORD PTR ds:0x94,0x10f4
   0xc7, 0x06, 0x96, 0x00, 0x00, 0x00,              // 005e mov WORD PTR ds:0x96,0x0

@@ -38,14 +38,13 @@ const b = require('vfio-bindings');
 const { DmaBuffer, EventFd } = require('vfio-ioctls');
 const unsafe = require('vfio-ioctls/unsafe');
 const cprog = require('../c-programs');
-const { REPO_ROOT } = require('../paths');
+const { MINI_VMM } = require('../paths');
 const { measureSync } = require('../timing');
 const { openOnBackend, closeOnBackend } = require('./open-device');
 const { BENCH_CPU } = require('./interrupt-cpu');
 const edu = require('./edu');
 const tsc = require('./kvm-tsc-payload');
 
-const MINI_VMM = path.join(REPO_ROOT, 'packages/vfio-ioctls/dist-guest/examples/mini-vmm');
 const RAM_SIZE = 0xa0000;
 const BAR_GPA = 0xa0000;
 const BAR_WINDOW = 0x10000;
@@ -68,7 +67,7 @@ const isMsi = (mode) => mode.endsWith('-msi');
 /** The guest a mode runs: the timing one (its MSI variant for -msi), or EXIT_PAYLOAD for the exit floor. */
 function payloadOf(mode) {
   if (mode === 'exit') return EXIT_PAYLOAD;
-  return isMsi(mode) ? tsc.TSC_MSI_PAYLOAD : tsc.TSC_PAYLOAD;
+  return isMsi(mode) ? tsc.tscMsiPayload() : tsc.tscPayload();
 }
 
 /** Where the C program reads a mode's payload from (written per run). */

@@ -1,7 +1,7 @@
 'use strict';
 // The nested guest that times its own interrupts (issue 12's kvm-irqfd and
 // kvm-forward rows and their -msi twins; bench-only: examples/mini-vmm
-// keeps its own payload). Real mode at 0000:1000, loaded by both VMMs
+// keeps its own payload, whose 8259 set-up, PIC_SETUP, this one uses). Real mode at 0000:1000, loaded by both VMMs
 // (c/kvm_irq_bench.c from the file kvm-irq-ops.js writes, the library side
 // from these bytes), so C and the library run the same code and read the
 // same results.
@@ -23,9 +23,10 @@
 // guest spins with interrupts off (not entered again).
 //
 // Two controllers, one payload each, built from the same pieces below:
-// - TSC_PAYLOAD (kvm-irqfd, kvm-forward): the 8259, vector base 0x20, only
-//   IRQ5 unmasked, the handler at vector 0x25, EOI by OUT 0x20.
-// - TSC_MSI_PAYLOAD (kvm-irqfd-msi, kvm-forward-msi; the VMM routes GSI
+// - tscPayload() (kvm-irqfd, kvm-forward): the 8259, programmed by the mini
+//   VMM's PIC_SETUP (vector base 0x20, only IRQ5 unmasked), the handler at
+//   vector 0x25, EOI by OUT 0x20.
+// - tscMsiPayload() (kvm-irqfd-msi, kvm-forward-msi; the VMM routes GSI
 //   MSI_GSI as an MSI to vector MSI_VECTOR, as VMMs route a passed-through
 //   MSI): the local APIC, moved to 0xC0000 (WRMSR 0x1B: below 1 MiB, so
 //   real mode reaches it through GS, and outside both memory slots, so its
@@ -35,7 +36,9 @@
 // Each piece was assembled once with GNU as (.code16, Intel syntax); the
 // offsets are within the piece. Only relative jumps are inside a piece,
 // so the pieces run wherever they land; the one absolute address, the
-// handler's in the vector table, is computed by tscPayload().
+// handler's in the vector table, is computed by payloadFor().
+const path = require('node:path');
+const { MINI_VMM } = require('../paths');
 
 const LOAD_AT = 0x1000;
 
@@ -50,20 +53,6 @@ const ENTRY = [
   0x8e, 0xc0,                                       // 000d mov es,ax
   0xb8, 0x00, 0x10,                                 // 000f mov ax,0x1000
   0x8e, 0xe0,                                       // 0012 mov fs,ax
-];
-
-/** The 8259: ICW1-4 (vector base 0x20), then only IRQ5 unmasked. */
-const PIC_SETUP = [
-  0xb0, 0x11,                                       // 0000 mov al,0x11
-  0xe6, 0x20,                                       // 0002 out 0x20,al
-  0xb0, 0x20,                                       // 0004 mov al,0x20
-  0xe6, 0x21,                                       // 0006 out 0x21,al
-  0xb0, 0x04,                                       // 0008 mov al,0x4
-  0xe6, 0x21,                                       // 000a out 0x21,al
-  0xb0, 0x01,                                       // 000c mov al,0x1
-  0xe6, 0x21,                                       // 000e out 0x21,al
-  0xb0, 0xdf,                                       // 0010 mov al,0xdf
-  0xe6, 0x21,                                       // 0012 out 0x21,al
 ];
 
 /** The local APIC moved to 0xC0000 (enabled, BSP), GS on it, then software-enabled. */
@@ -149,7 +138,7 @@ const HANDLER_RETURN = [
 ];
 
 /** The payload for one controller: its set-up, the handler at `vector`, its EOI. */
-function tscPayload(setup, vector, eoi) {
+function payloadFor(setup, vector, eoi) {
   const head = [...ENTRY, ...setup];
   const handlerAt = LOAD_AT + head.length + vectorEntry(0, 0).length + RUN.length;
   return Uint8Array.from([...head, ...vectorEntry(vector, handlerAt), ...RUN, ...HANDLER, ...eoi, ...HANDLER_RETURN]);
@@ -161,8 +150,10 @@ const MSI_VECTOR = 0x40;
 /** The -msi rows' GSI: above the IOAPIC's 24 pins (their routes are replaced anyway). */
 const MSI_GSI = 24;
 
-const TSC_PAYLOAD = tscPayload(PIC_SETUP, 0x25, PIC_EOI);
-const TSC_MSI_PAYLOAD = tscPayload(APIC_SETUP, MSI_VECTOR, APIC_EOI);
+/** The 8259 payload; its set-up bytes come from the compiled mini VMM, as the VM class does (read when first asked). */
+const tscPayload = () => payloadFor(require(path.join(MINI_VMM, 'payload.js')).PIC_SETUP, 0x25, PIC_EOI);
+/** The local-APIC payload. */
+const tscMsiPayload = () => payloadFor(APIC_SETUP, MSI_VECTOR, APIC_EOI);
 
 /** Guest physical layout the VMM writes and reads (little-endian). */
 const N_AT = 0x504; // u16: interrupts in the run
@@ -175,4 +166,4 @@ const MAX_INTERRUPTS = 0x4000;
 const FORWARD_PORT = 0x13;
 const CLOCK_PORT = 0x14;
 
-module.exports = { LOAD_AT, TSC_PAYLOAD, TSC_MSI_PAYLOAD, MSI_ADDRESS, MSI_VECTOR, MSI_GSI, N_AT, FORWARD_AT, TSC_START_AT, TSC_END_AT, DELTAS_AT, MAX_INTERRUPTS, FORWARD_PORT, CLOCK_PORT };
+module.exports = { LOAD_AT, tscPayload, tscMsiPayload, MSI_ADDRESS, MSI_VECTOR, MSI_GSI, N_AT, FORWARD_AT, TSC_START_AT, TSC_END_AT, DELTAS_AT, MAX_INTERRUPTS, FORWARD_PORT, CLOCK_PORT };

@@ -62,6 +62,7 @@
 
 static struct vdev dev;
 static int kvm, vm, vcpu, efd, forward, exit_only, msi;
+static const char *mode_name; /* argv[1]: the timed run's op is kvm-MODE */
 static struct kvm_run *run;
 static uint8_t *ram;
 
@@ -120,7 +121,8 @@ static void forward_one(void)
 static void run_timed(const char *spec)
 {
 	char name[64];
-	const char *want = forward ? (msi ? "kvm-forward-msi" : "kvm-forward") : (msi ? "kvm-irqfd-msi" : "kvm-irqfd");
+	char want[32];
+	snprintf(want, sizeof want, "kvm-%s", mode_name);
 	unsigned batch, nsamples, warmup;
 	if (sscanf(spec, "%63[^:]:%u:%u:%u", name, &batch, &nsamples, &warmup) != 4 || !batch || !nsamples ||
 	    (uint64_t)batch * (warmup + nsamples) > MAX_INTERRUPTS ||
@@ -222,6 +224,7 @@ int main(int argc, char **argv)
 	char who[64];
 	snprintf(who, sizeof who, "kvm_irq_bench %s", argv[1]);
 	pkru_as_node_if_asked(who);
+	mode_name = modes[mode].name;
 	forward = modes[mode].forward;
 	exit_only = modes[mode].exit_only;
 	msi = modes[mode].msi;

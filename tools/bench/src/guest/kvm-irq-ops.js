@@ -93,7 +93,8 @@ function pinned(argv, id) {
   throw new Error(`${argv[0]} printed no samples for ${id}`);
 }
 
-const modeOf = (op) => ({ 'kvm-forward': 'forward', 'kvm-exit': 'exit', 'kvm-irqfd-msi': 'irqfd-msi', 'kvm-forward-msi': 'forward-msi' })[op.id] ?? 'irqfd';
+/** A row's mode is its id after 'kvm-' (kvm-irqfd-msi -> irqfd-msi), as kvm_irq_bench names its modes. */
+const modeOf = (op) => op.id.slice('kvm-'.length);
 
 /** One C process per mode (each sets up its own VM; with --c-pkey, BENCH_C_PKEY in the environment, holding a protection key as Node does). */
 function runKvmCRound(dev, o, backend, ops) {
